@@ -1,0 +1,112 @@
+"""The cost of WAS in a training step: step time with and without drawing and applying Shadow Weights.
+
+Two copies of the same model (same weights, same batch, same optimizer settings) train side by side,
+steps interleaved A B A B ... so that machine drift hits both alike; the overhead is the ratio of the
+median step times. Because a difference of two noisy ~seconds-long steps is coarse, the cost of WAS
+alone (drawing the SW of every layer plus computing SW and its gradient, without the convolutions) is
+also timed directly and reported as a share of the plain step.
+
+    python benchmarks/bench_was_overhead.py            # resnet18, width 1, batch 128 (~6 min here)
+    python benchmarks/bench_was_overhead.py --quick    # resnet18, width 0.25 (~1 min)
+
+Last line: ``was_step_overhead_pct: X`` (target <= 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import interleaved_times, machine, median, today  # noqa: E402
+
+from wascompress.device import flush_denormals  # noqa: E402
+from wascompress.models import create_model  # noqa: E402
+from wascompress.train.step import training_step  # noqa: E402
+from wascompress.was import WASConfig, apply_was_, resample_, was_layers  # noqa: E402
+
+
+def isolated_was_cost(model: torch.nn.Module, generator: torch.Generator, repeats: int) -> float:
+    """Median seconds to draw SW for all layers and push a gradient through every SW computation."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        resample_(model, generator)
+        total = sum(model.get_submodule(name).weight.sum() for name in was_layers(model))
+        total.backward()
+        times.append(time.perf_counter() - start)
+    model.zero_grad(set_to_none=True)
+    return median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="width 0.25, fewer repeats (~1 min)")
+    parser.add_argument("--model", default="resnet18")
+    parser.add_argument("--width", type=float, default=None, help="default 1 (0.25 with --quick)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=None, help="timed steps per variant")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures to this JSON file")
+    args = parser.parse_args()
+    width = args.width if args.width is not None else (0.25 if args.quick else 1.0)
+    repeats = args.repeats if args.repeats is not None else (30 if args.quick else 9)
+
+    flush_denormals()  # as the trainer does
+    torch.manual_seed(0)
+    plain = create_model(args.model, width=width)
+    was = copy.deepcopy(plain)
+    config = WASConfig(crop=(0.4, 0.6), translate=0.3)
+    apply_was_(was, config)
+    plain.train(), was.train()
+    images = torch.randn(args.batch_size, 3, 32, 32)
+    labels = torch.randint(0, 10, (args.batch_size,))
+    opt_plain = torch.optim.SGD(plain.parameters(), lr=0.01, momentum=0.9)
+    opt_was = torch.optim.SGD(was.parameters(), lr=0.01, momentum=0.9)
+    generator = torch.Generator().manual_seed(0)
+
+    times = interleaved_times(
+        {
+            "plain": lambda: training_step(plain, images, labels, opt_plain, None),
+            "was": lambda: training_step(was, images, labels, opt_was, generator),
+        },
+        repeats=repeats,
+    )
+    plain_s, was_s = median(times["plain"]), median(times["was"])
+    overhead = (was_s / plain_s - 1) * 100
+    isolated = isolated_was_cost(was, generator, repeats=50)
+    result = {
+        "benchmark": "was_overhead",
+        "date": today(),
+        "machine": machine(),
+        "command": "python benchmarks/bench_was_overhead.py" + (" --quick" if args.quick else ""),
+        "model": args.model,
+        "width": width,
+        "batch_size": args.batch_size,
+        "was": config.describe(),
+        "was_layers": len(was_layers(was)),
+        "repeats": repeats,
+        "plain_step_s_median": plain_s,
+        "was_step_s_median": was_s,
+        "was_step_overhead_pct": overhead,
+        "isolated_was_cost_ms_median": isolated * 1e3,
+        "isolated_was_cost_pct_of_step": isolated / plain_s * 100,
+    }
+    print(f"{args.model} width {width} batch {args.batch_size}, WAS {config.describe()} on "
+          f"{result['was_layers']} layers, {repeats} interleaved steps each")
+    print(f"plain step median {plain_s:.3f} s, WAS step median {was_s:.3f} s")
+    print(f"WAS alone (draw + SW + its gradient): {isolated * 1e3:.2f} ms "
+          f"= {result['isolated_was_cost_pct_of_step']:.3f} % of a plain step")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"was_step_overhead_pct: {overhead:.2f}")
+
+
+if __name__ == "__main__":
+    main()

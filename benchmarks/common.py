@@ -1,0 +1,44 @@
+"""Shared helpers of the benchmark scripts: machine facts, interleaved timing, medians."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+
+def machine() -> str:
+    """One line naming the machine, for RESULTS.md."""
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), Python {platform.python_version()}"
+    )
+
+
+def today() -> str:
+    return datetime.date.today().isoformat()
+
+
+def interleaved_times(
+    runs: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Time each callable ``repeats`` times, alternating A B A B ... so that drift hits all alike."""
+    for _ in range(warmup):
+        for fn in runs.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

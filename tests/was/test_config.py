@@ -1,0 +1,53 @@
+"""WASConfig validation: bad settings fail at once with a message naming the value."""
+
+from __future__ import annotations
+
+import pytest
+
+from wascompress.errors import ConfigError
+from wascompress.was import WASConfig
+
+
+@pytest.mark.parametrize(
+    "kwargs,fragment",
+    [
+        ({"crop": (0.0, 0.5)}, "(0, 0.5)"),
+        ({"crop": (0.5, 1.2)}, "1.2"),
+        ({"crop": (0.7, 0.4)}, "LO <= HI"),
+        ({"crop": (0.4,)}, "(0.4,)"),
+        ({"translate": 1.0}, "1.0"),
+        ({"translate": -0.1}, "-0.1"),
+        ({"filter": (0.5, 1.5)}, "1.5"),
+        ({"crop": (0.4, 0.6), "crop_mode": "blur"}, "'blur'"),
+        ({"crop": (0.4, 0.6), "policy": "random"}, "'random'"),
+        ({"crop": (0.4, 0.6), "prob": 1.5}, "1.5"),
+    ],
+)
+def test_bad_values_raise_naming_the_value(kwargs, fragment):
+    with pytest.raises(ConfigError) as err:
+        WASConfig(**kwargs)
+    assert fragment in str(err.value)
+
+
+def test_unknown_transform_in_dict_is_named():
+    with pytest.raises(ConfigError, match="shear"):
+        WASConfig.from_dict({"shear": 0.2})
+
+
+def test_round_trip_through_dict():
+    config = WASConfig(crop=(0.4, 0.6), translate=0.3, filter=(0.5, 1.0), policy="choice", prob=0.5,
+                       exclude=("layer4.*",))
+    assert WASConfig.from_dict(config.to_dict()) == config
+
+
+def test_transforms_in_fixed_order():
+    config = WASConfig(filter=(0.5, 1.0), rotate=True, translate=0.3, crop=(0.4, 0.6))
+    assert config.transforms == ("crop", "translate", "rotate", "filter")
+    assert config.describe() == "crop(0.4,0.6,zero)+translate(0.3)+rotate+filter(0.5,1)"
+
+
+def test_zero_crop_range_without_window_names_layer():
+    config = WASConfig(crop=(0.5, 0.6))  # 3x3: fractions 4/9 and 6/9 straddle the range
+    with pytest.raises(ConfigError, match="block.conv"):
+        config.check_kernel("block.conv", (3, 3))
+    config.check_kernel("big", (5, 5))  # 3x5 = 15/25 = 0.6 lies in the range

@@ -1,0 +1,128 @@
+"""``wascompress train``: train a zoo model (or a user's) with crop / translate / filter / rotate WAS.
+
+No WAS flag at all trains the plain baseline with the same trainer. Run under
+``torchrun --nproc_per_node=N -m wascompress train ...`` for DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from wascompress.data import DATASETS
+from wascompress.train.config import PROTOCOLS, SCHEDULES, SELECT_MODES, resolve_config
+from wascompress.train.trainer import LogReporter, config_for_resume, format_metrics, train
+from wascompress.was.config import CROP_MODES, POLICIES
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("train", help="train a model with Weight Augmentation (or the plain baseline)",
+                            description=__doc__.splitlines()[0])
+    run = p.add_argument_group("run")
+    run.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (config, metrics, checkpoints)")
+    run.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from last.pt")
+    run.add_argument("--overwrite", action="store_true", help="replace a previous run in RUN_DIR")
+    run.add_argument("--config", metavar="FILE", help="JSON or TOML file of default settings")
+    run.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    run.add_argument("--save-every", type=int, metavar="STEPS", help="also checkpoint every STEPS steps")
+    run.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                     help="mixed precision (default: on for CUDA)")
+    model = p.add_argument_group("model and data")
+    model.add_argument("--model", help="zoo name (see `wascompress models`) or package.module:factory")
+    model.add_argument("--num-classes", type=int, help="default: from the data set")
+    model.add_argument("--width", type=float, help="channel multiplier of zoo models (default 1)")
+    model.add_argument("--dataset", choices=DATASETS, help="default cifar10")
+    model.add_argument("--data-dir", help="data folder (default: $WASCOMPRESS_DATA_DIR)")
+    model.add_argument("--download", action="store_true", default=None, help="download CIFAR if missing")
+    model.add_argument("--val-size", type=int, help="validation images held out of training (default 10 %%)")
+    model.add_argument("--limit-train", type=int, metavar="N", help="use only N training images")
+    model.add_argument("--limit-test", type=int, metavar="N", help="use only N test images")
+    opt = p.add_argument_group("optimisation (defaults from --protocol)")
+    opt.add_argument("--protocol", choices=list(PROTOCOLS),
+                     help="paper: SGD 0.01, no decay/schedule/augmentation; standard: crop+flip, wd 5e-4, cosine")
+    opt.add_argument("--epochs", type=int)
+    opt.add_argument("--batch-size", type=int, help="per process")
+    opt.add_argument("--lr", type=float)
+    opt.add_argument("--momentum", type=float)
+    opt.add_argument("--weight-decay", type=float)
+    opt.add_argument("--schedule", choices=SCHEDULES)
+    opt.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                     help="random crop + flip")
+    opt.add_argument("--seed", type=int, help="seed of everything random in the run (default 0)")
+    was = p.add_argument_group("weight augmentation (none given: plain baseline)")
+    was.add_argument("--crop", nargs=2, type=float, metavar=("LO", "HI"), help="kernel crop, area fraction range")
+    was.add_argument("--crop-mode", choices=CROP_MODES, help="zero (default) or resize (the reference code)")
+    was.add_argument("--translate", type=float, metavar="FRAC", help="kernel shift, fraction of the kernel size")
+    was.add_argument("--filter", nargs=2, type=float, metavar=("LO", "HI"), help="fraction of filters kept")
+    was.add_argument("--rotate", action="store_true", default=None, help="random multiples of 90 degrees")
+    was.add_argument("--was-policy", choices=POLICIES, help="compose (default) or choice (one per draw)")
+    was.add_argument("--was-prob", type=float, metavar="P", help="chance a step uses SW (default 1)")
+    was.add_argument("--was-include", nargs="+", metavar="GLOB", help="only these conv layers (name globs)")
+    was.add_argument("--was-exclude", nargs="+", metavar="GLOB", help="leave these conv layers alone")
+    ev = p.add_argument_group("evaluation")
+    ev.add_argument("--eval-seed", type=int, help="DOM seed evaluated each epoch (default 0)")
+    ev.add_argument("--bn-batches", type=int, help="batches for BatchNorm re-estimation (default 4)")
+    ev.add_argument("--select-mode", choices=SELECT_MODES, help="validation accuracy that picks best.pt")
+    p.set_defaults(run=run_train)
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line (None: not given)."""
+    keys = ("model", "num_classes", "width", "dataset", "data_dir", "download", "epochs", "batch_size", "lr",
+            "momentum", "weight_decay", "schedule", "augment", "seed", "val_size", "limit_train", "limit_test",
+            "eval_seed", "bn_batches", "select_mode", "save_every", "device", "amp", "protocol")
+    values = {k: getattr(args, k) for k in keys}
+    was = {"crop": args.crop, "crop_mode": args.crop_mode, "translate": args.translate, "filter": args.filter,
+           "rotate": args.rotate, "policy": args.was_policy, "prob": args.was_prob,
+           "include": args.was_include, "exclude": args.was_exclude}
+    values["was"] = {k: v for k, v in was.items() if v is not None}
+    return values
+
+
+class BarReporter:
+    """A tqdm progress bar per epoch on a terminal."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int, first_step: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=steps, initial=first_step, desc=f"epoch {epoch}/{epochs}", leave=False,
+                        dynamic_ncols=True)
+
+    def step(self, loss: float) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+    def epoch_end(self, metrics: dict[str, Any]) -> None:
+        self.bar.close()
+        print(format_metrics(metrics), file=sys.stderr, flush=True)
+
+
+class QuietReporter(LogReporter):
+    def epoch_end(self, metrics: dict[str, Any]) -> None:
+        pass
+
+
+def run_train(args: argparse.Namespace) -> int:
+    overrides = overrides_from_args(args)
+    if args.resume:
+        if args.config:
+            print("wascompress train: note: --config is ignored with --resume (the run's own config is used)",
+                  file=sys.stderr)
+        config = config_for_resume(args.out, overrides)
+    else:
+        protocol = overrides.pop("protocol")
+        config = resolve_config(overrides, args.config, protocol)
+    rank = int(os.environ.get("RANK", "0"))
+    reporter = QuietReporter() if rank else (BarReporter() if sys.stderr.isatty() else LogReporter())
+    results = train(config, args.out, resume=args.resume, overwrite=args.overwrite, reporter=reporter)
+    if rank == 0:
+        dom = (f", DOM seed {results['dom_seed']} {results['test_acc_dom'] * 100:.2f}%"
+               if results["test_acc_dom"] is not None else "")
+        print(f"test accuracy (best.pt, epoch {results['best']['epoch']}): AOM {results['test_acc_aom'] * 100:.2f}%"
+              f"{dom}; run folder {args.out}")
+    return 0

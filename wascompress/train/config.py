@@ -1,0 +1,150 @@
+"""The training configuration: one frozen dataclass, built from a protocol preset, a config file and
+command-line overrides, in that order of precedence (later wins).
+
+Two presets: ``paper`` (the reference code's protocol: SGD lr 0.01, momentum 0.9, batch 128, no weight
+decay, no schedule, no data augmentation) and ``standard`` (random crop + flip, weight decay 5e-4,
+cosine schedule, lr 0.1).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from wascompress.errors import ConfigError
+from wascompress.was import WASConfig
+
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "paper": {"lr": 0.01, "momentum": 0.9, "batch_size": 128, "weight_decay": 0.0, "schedule": "none",
+              "augment": False},
+    "standard": {"lr": 0.1, "momentum": 0.9, "batch_size": 128, "weight_decay": 5e-4, "schedule": "cosine",
+                 "augment": True},
+}
+SCHEDULES = ("none", "cosine")
+SELECT_MODES = ("aom", "dom")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (together with the data)."""
+
+    model: str = "resnet18"  # zoo name, or "package.module:factory" for a user's model
+    num_classes: int | None = None  # None: from the data set
+    width: float = 1.0  # channel multiplier of zoo models
+    dataset: str = "cifar10"
+    data_dir: str | None = None  # None: $WASCOMPRESS_DATA_DIR
+    download: bool = False  # fetch CIFAR when missing (needs internet)
+    protocol: str = "paper"
+    epochs: int = 10
+    batch_size: int = 128  # per process
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "none"  # "none" or "cosine" (per epoch, to 0 at the last epoch)
+    augment: bool = False  # random crop (4 px padding) + horizontal flip
+    seed: int = 0  # data order, augmentation, WAS draws, initial weights, validation split
+    val_size: int | None = None  # images held out of training for model selection; None: 10 %
+    limit_train: int | None = None  # use only this many training images (before the split)
+    limit_test: int | None = None
+    was: WASConfig | None = None  # None: the plain baseline
+    eval_seed: int = 0  # the DOM seed evaluated each epoch
+    bn_batches: int = 4  # calibration batches for BatchNorm re-estimation
+    select_mode: str = "aom"  # which validation accuracy picks best.pt
+    save_every: int = 0  # also write last.pt every N steps within an epoch (0: once per epoch)
+    device: str = "auto"
+    amp: bool | None = None  # mixed precision; None: on for CUDA
+    channels_last: bool | None = None  # None: on for CUDA
+    deterministic: bool = True  # deterministic algorithms (bit-identical resume on the CPU)
+
+    def __post_init__(self) -> None:
+        def positive_int(name: str, allow_none: bool = False, minimum: int = 1) -> None:
+            value = getattr(self, name)
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(f"{name.replace('_', '-')} must be an integer >= {minimum}, got {value!r}")
+
+        positive_int("epochs")
+        positive_int("batch_size")
+        positive_int("num_classes", allow_none=True)
+        positive_int("val_size", allow_none=True, minimum=0)
+        positive_int("limit_train", allow_none=True)
+        positive_int("limit_test", allow_none=True)
+        positive_int("seed", minimum=0)
+        positive_int("eval_seed", minimum=0)
+        positive_int("bn_batches")
+        positive_int("save_every", minimum=0)
+        for name in ("lr", "momentum", "weight_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name.replace('_', '-')} must be a non-negative number, got {value!r}")
+        if self.lr == 0:
+            raise ConfigError("lr must be > 0")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"unknown protocol {self.protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+        if self.select_mode not in SELECT_MODES:
+            raise ConfigError(f"select mode must be one of {SELECT_MODES}, got {self.select_mode!r}")
+        if self.select_mode == "dom" and self.was is None:
+            raise ConfigError("select mode 'dom' needs WAS settings (there is no DOM without WAS)")
+        if isinstance(self.width, bool) or not isinstance(self.width, (int, float)) or not 0 < self.width <= 4:
+            raise ConfigError(f"width must be in (0, 4], got {self.width!r}")
+        if self.was is not None and not self.was.enabled:
+            object.__setattr__(self, "was", None)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["was"] = self.was.to_dict() if self.was is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+        values = dict(data)
+        if isinstance(values.get("was"), dict):
+            values["was"] = WASConfig.from_dict(values["was"])
+        return cls(**values)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Settings from a JSON or TOML file (a ``was`` table holds the WAS settings)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        data = json.loads(text)
+    except (ValueError, ImportError) as err:
+        raise ConfigError(f"cannot parse config file {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a table of settings")
+    return data
+
+
+def resolve_config(
+    overrides: dict[str, Any], config_file: str | Path | None = None, protocol: str | None = None
+) -> TrainConfig:
+    """Protocol preset <- config file <- ``overrides`` (None values are ignored)."""
+    file_values = read_config_file(config_file) if config_file else {}
+    was_values = dict(file_values.pop("was", None) or {})
+    was_values.update(overrides.pop("was", None) or {})
+    chosen = protocol or overrides.get("protocol") or file_values.get("protocol") or "paper"
+    if chosen not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {chosen!r}; choose one of: {', '.join(PROTOCOLS)}")
+    values: dict[str, Any] = {"protocol": chosen, **PROTOCOLS[chosen]}
+    values.update(file_values)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["protocol"] = chosen
+    values["was"] = WASConfig.from_dict(was_values) if was_values else None
+    return TrainConfig.from_dict(values)

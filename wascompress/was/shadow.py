@@ -1,0 +1,263 @@
+"""Shadow weights: WAS attached to a model's conv layers through ``torch.nn.utils.parametrize``.
+
+A :class:`ShadowWeight` parametrization sits on each selected conv's ``weight``. It stores the Plain
+Weight (PW) as ``parametrizations.weight.original`` and returns either PW (no draw: AOM) or the Shadow
+Weight that its current draw makes of PW. It never draws inside ``forward``: draws are made explicitly
+by :func:`resample_` (training, from the run's generator) or :func:`use_dom_` (DOM seed N: a fresh
+generator seeded with N, layers in module order), so the same checkpoint and seed give bit-identical SW
+on any machine. Life cycle: :func:`apply_was_` -> train with :func:`resample_` -> :func:`use_pw_` /
+:func:`use_dom_` to evaluate -> :func:`strip_was_` (plain model with PW) or :func:`freeze_dom_` (plain
+model whose weights are the SW of a seed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import logging
+from typing import Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from wascompress.errors import ConfigError
+from wascompress.was.config import WASConfig
+from wascompress.was.transforms import Draw, apply_draws
+
+log = logging.getLogger(__name__)
+
+LayerFilter = Callable[[str, nn.Conv2d], bool]
+Draws = dict[str, tuple[Draw, ...]]
+
+
+class ShadowWeight(nn.Module):
+    """Parametrization of one conv weight: PW when ``draws`` is None, else the SW those draws make.
+
+    The draws are small tuples of integers kept as a plain attribute (not a buffer), so applying them
+    needs no device synchronisation, and a checkpoint holds PW only: a DOM SW is named by its seed.
+    """
+
+    def __init__(self, config: WASConfig, kernel: tuple[int, int], out_channels: int) -> None:
+        super().__init__()
+        self.config = config
+        self.kernel = kernel
+        self.out_channels = out_channels
+        self.draws: tuple[Draw, ...] | None = None
+
+    def forward(self, weight: Tensor) -> Tensor:
+        return weight if self.draws is None else apply_draws(weight, self.draws)
+
+    def sample(self, generator: torch.Generator) -> tuple[Draw, ...]:
+        """Draw this layer's transforms from ``generator`` (does not change the current draw)."""
+        return self.config.sample(generator, self.kernel, self.out_channels)
+
+    def extra_repr(self) -> str:
+        return f"{self.config.describe()}, kernel={self.kernel}, draws={self.draws}"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Selecting and attaching
+
+
+def default_layer_rule(config: WASConfig) -> LayerFilter:
+    """The default selection: convs whose larger kernel side is >= ``min_kernel``."""
+    return lambda name, conv: max(conv.kernel_size) >= config.min_kernel
+
+
+def select_layers(
+    model: nn.Module, config: WASConfig, layer_filter: LayerFilter | None = None
+) -> list[tuple[str, nn.Conv2d]]:
+    """The conv layers WAS applies to, in module order.
+
+    ``config.include`` globs (if any) replace the default rule (kernel >= ``min_kernel``, not the
+    first conv when ``skip_first``); ``config.exclude`` globs and ``layer_filter`` then remove layers.
+    A selection that is empty, or an include pattern that matches no conv, raises :class:`ConfigError`.
+    """
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ConfigError("the model has no Conv2d layer for WAS to transform")
+    if config.include:
+        names = [n for n, _ in convs]
+        for pattern in config.include:
+            if not fnmatch.filter(names, pattern):
+                raise ConfigError(f"include pattern {pattern!r} matches no conv layer")
+        chosen = [(n, m) for n, m in convs if any(fnmatch.fnmatchcase(n, p) for p in config.include)]
+    else:
+        rule = default_layer_rule(config)
+        chosen = [(n, m) for i, (n, m) in enumerate(convs) if rule(n, m) and not (config.skip_first and i == 0)]
+    chosen = [(n, m) for n, m in chosen if not any(fnmatch.fnmatchcase(n, p) for p in config.exclude)]
+    if layer_filter is not None:
+        chosen = [(n, m) for n, m in chosen if layer_filter(n, m)]
+    if not chosen:
+        raise ConfigError(
+            f"the layer filter selects no conv layer (include={list(config.include)}, "
+            f"exclude={list(config.exclude)}, min_kernel={config.min_kernel})"
+        )
+    return chosen
+
+
+def apply_was_(model: nn.Module, config: WASConfig, layer_filter: LayerFilter | None = None) -> list[str]:
+    """Attach a :class:`ShadowWeight` to each selected conv of ``model`` in place; returns their names.
+
+    The model starts in AOM (every layer runs PW), so its output is unchanged until a draw is made.
+    """
+    if not config.enabled:
+        raise ConfigError("WAS needs at least one transform (crop, translate, filter or rotate)")
+    if has_was(model):
+        raise ConfigError("the model already has WAS applied; strip it first")
+    layers = select_layers(model, config, layer_filter)
+    for name, conv in layers:
+        kernel = (int(conv.kernel_size[0]), int(conv.kernel_size[1]))
+        config.check_kernel(name, kernel)
+        parametrize.register_parametrization(conv, "weight", ShadowWeight(config, kernel, conv.out_channels))
+    log.info("WAS %s on %d conv layers", config.describe(), len(layers))
+    return [name for name, _ in layers]
+
+
+def was_layers(model: nn.Module) -> dict[str, ShadowWeight]:
+    """The model's shadow-weight parametrizations by layer name, in module order."""
+    found: dict[str, ShadowWeight] = {}
+    for name, module in model.named_modules():
+        if parametrize.is_parametrized(module, "weight"):
+            for p in module.parametrizations.weight:
+                if isinstance(p, ShadowWeight):
+                    found[name] = p
+    return found
+
+
+def has_was(model: nn.Module) -> bool:
+    return bool(was_layers(model))
+
+
+def was_config(model: nn.Module) -> WASConfig:
+    """The configuration the model's WAS was applied with."""
+    layers = was_layers(model)
+    if not layers:
+        raise ConfigError("the model has no WAS applied")
+    return next(iter(layers.values())).config
+
+
+# ----------------------------------------------------------------------------------------------------
+# Drawing: training steps, AOM, DOM
+
+
+def resample_(model: nn.Module, generator: torch.Generator) -> bool:
+    """Draw new SW for every WAS layer; with probability ``1 - prob`` run PW instead.
+
+    Returns whether this step uses SW. Call once per training step, before the forward pass.
+    """
+    layers = was_layers(model)
+    if not layers:
+        return False
+    prob = next(iter(layers.values())).config.prob
+    if prob < 1 and torch.rand((), generator=generator, dtype=torch.float64).item() >= prob:
+        use_pw_(model)
+        return False
+    for layer in layers.values():
+        layer.draws = layer.sample(generator)
+    return True
+
+
+def use_pw_(model: nn.Module) -> None:
+    """AOM: every WAS layer runs its Plain Weight."""
+    for layer in was_layers(model).values():
+        layer.draws = None
+
+
+def check_seed(seed: object) -> int:
+    """A DOM seed is a non-negative integer."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"DOM seed must be a non-negative integer, got {seed!r}")
+    return seed
+
+
+def dom_draws(model: nn.Module, seed: int) -> Draws:
+    """The draws DOM seed ``seed`` makes: a fresh generator, layers in module order."""
+    generator = torch.Generator().manual_seed(check_seed(seed))
+    draws = {name: layer.sample(generator) for name, layer in was_layers(model).items()}
+    if not draws:
+        raise ConfigError("DOM needs a model with WAS applied")
+    return draws
+
+
+def use_dom_(model: nn.Module, seed: int) -> Draws:
+    """DOM: every WAS layer runs the SW that ``seed`` draws. Returns the draws."""
+    draws = dom_draws(model, seed)
+    set_draws_(model, draws)
+    return draws
+
+
+def current_draws(model: nn.Module) -> dict[str, tuple[Draw, ...] | None]:
+    return {name: layer.draws for name, layer in was_layers(model).items()}
+
+
+def set_draws_(model: nn.Module, draws: dict[str, tuple[Draw, ...] | None]) -> None:
+    for name, layer in was_layers(model).items():
+        layer.draws = draws[name]
+
+
+@contextlib.contextmanager
+def shadow_mode(model: nn.Module, mode: str, seed: int | None = None) -> Iterator[nn.Module]:
+    """Temporarily run ``mode`` ("aom", or "dom" with ``seed``); the previous draws come back after."""
+    saved = current_draws(model)
+    try:
+        if mode == "aom":
+            use_pw_(model)
+        elif mode == "dom":
+            if seed is None:
+                raise ConfigError("DOM mode needs a seed")
+            use_dom_(model, seed)
+        else:
+            raise ConfigError(f"mode must be 'aom' or 'dom', got {mode!r}")
+        yield model
+    finally:
+        set_draws_(model, saved)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Leaving WAS: plain models and plain state dicts
+
+
+def _remove_all(model: nn.Module) -> None:
+    """Remove every ShadowWeight parametrization, keeping the weight each currently computes."""
+    for module in list(model.modules()):
+        if parametrize.is_parametrized(module, "weight") and any(
+            isinstance(p, ShadowWeight) for p in module.parametrizations.weight
+        ):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+
+
+def strip_was_(model: nn.Module) -> nn.Module:
+    """Remove WAS in place, leaving a plain model with the Plain Weights."""
+    use_pw_(model)
+    _remove_all(model)
+    return model
+
+
+def freeze_dom_(model: nn.Module, seed: int) -> nn.Module:
+    """Remove WAS in place, leaving a plain model whose conv weights are the SW that ``seed`` draws."""
+    use_dom_(model, seed)
+    _remove_all(model)
+    return model
+
+
+_ORIGINAL = ".parametrizations.weight.original"
+
+
+def plain_state_dict(model: nn.Module) -> dict[str, Tensor]:
+    """The model's state dict with PW under the plain names (``conv.weight``), as a stripped model has."""
+    return {
+        (k[: -len(_ORIGINAL)] + ".weight" if k.endswith(_ORIGINAL) else k): v.detach().clone()
+        for k, v in model.state_dict().items()
+    }
+
+
+def load_plain_state_dict(model: nn.Module, state: dict[str, Tensor]) -> None:
+    """Load a plain state dict (PW under ``conv.weight``) into a model with or without WAS."""
+    renamed = {f"{name}{_ORIGINAL}" for name in was_layers(model)}
+    mapped = {}
+    for k, v in state.items():
+        candidate = k[: -len(".weight")] + _ORIGINAL if k.endswith(".weight") else None
+        mapped[candidate if candidate in renamed else k] = v
+    model.load_state_dict(mapped)

@@ -1,0 +1,219 @@
+"""Weight transforms: how a Shadow Weight (SW) is made from a Plain Weight (PW).
+
+Each transform comes in two halves (METHOD.md §3, STYLE.md §1): a *sampler* that draws the
+transform's parameters from a ``torch.Generator``, and a *pure function* that applies drawn parameters
+to a conv weight ``[out, in/groups, kH, kW]``. One draw is shared by every filter of a layer, so the
+zeroed rows/columns of a zero-mode crop or a translate are the same in every filter, which is what lets
+a frozen SW be exported as a physically smaller convolution. All functions are differentiable in the
+weight: the gradient of a loss computed with SW flows back into PW, and zeroed taps get zero gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# ----------------------------------------------------------------------------------------------------
+# Drawn parameters (one frozen dataclass per transform)
+
+
+@dataclass(frozen=True)
+class CropWindow:
+    """A kernel window: rows ``top:top+height``, columns ``left:left+width``."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+    resize: bool = False  # True: window resized back to k x k (reference); False: taps outside zeroed
+
+
+@dataclass(frozen=True)
+class Shift:
+    """An integer shift of the kernel taps, ``dy`` rows down and ``dx`` columns right, zero fill."""
+
+    dy: int
+    dx: int
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """A rotation of the kernel by ``quarter_turns`` x 90 degrees (counter-clockwise)."""
+
+    quarter_turns: int
+
+
+@dataclass(frozen=True)
+class FilterKeep:
+    """The output filters kept (sorted indices); every other filter is zeroed."""
+
+    kept: tuple[int, ...]
+
+
+Draw = CropWindow | Shift | Rotation | FilterKeep
+
+# ----------------------------------------------------------------------------------------------------
+# Pure functions
+
+
+def crop_window(weight: Tensor, box: CropWindow) -> Tensor:
+    """Keep the taps inside ``box`` (zero the rest), or resize the window back to k x k bilinearly."""
+    kh, kw = weight.shape[-2:]
+    window = weight[..., box.top : box.top + box.height, box.left : box.left + box.width]
+    if box.resize:
+        if (box.height, box.width) == (kh, kw):
+            return weight
+        flat = window.reshape(-1, 1, box.height, box.width)
+        resized = F.interpolate(flat, size=(kh, kw), mode="bilinear", align_corners=False)
+        return resized.reshape(weight.shape)
+    pads = (box.left, kw - box.left - box.width, box.top, kh - box.top - box.height)
+    return F.pad(window, pads)
+
+
+def translate_kernel(weight: Tensor, shift: Shift) -> Tensor:
+    """Shift the taps by ``(dy, dx)``; taps shifted in from outside are zero."""
+    kh, kw = weight.shape[-2:]
+    dy, dx = shift.dy, shift.dx
+    if abs(dy) >= kh or abs(dx) >= kw:
+        return torch.zeros_like(weight)
+    kept = weight[..., max(0, -dy) : kh - max(0, dy), max(0, -dx) : kw - max(0, dx)]
+    return F.pad(kept, (max(0, dx), max(0, -dx), max(0, dy), max(0, -dy)))
+
+
+def rotate_kernel(weight: Tensor, rotation: Rotation) -> Tensor:
+    """Rotate each kernel by a multiple of 90 degrees (exact on square kernels)."""
+    turns = rotation.quarter_turns % 4
+    return torch.rot90(weight, turns, dims=(-2, -1)) if turns else weight
+
+
+def keep_filters(weight: Tensor, keep: FilterKeep) -> Tensor:
+    """Zero every output filter not in ``keep.kept``."""
+    mask = torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device)
+    mask[list(keep.kept)] = 1
+    return weight * mask.view(-1, *([1] * (weight.dim() - 1)))
+
+
+def apply_draw(weight: Tensor, draw: Draw) -> Tensor:
+    """Apply one drawn transform to ``weight``."""
+    if isinstance(draw, CropWindow):
+        return crop_window(weight, draw)
+    if isinstance(draw, Shift):
+        return translate_kernel(weight, draw)
+    if isinstance(draw, Rotation):
+        return rotate_kernel(weight, draw)
+    if isinstance(draw, FilterKeep):
+        return keep_filters(weight, draw)
+    raise TypeError(f"not a weight-transform draw: {draw!r}")
+
+
+def apply_draws(weight: Tensor, draws: tuple[Draw, ...]) -> Tensor:
+    """Apply several draws in order (the composition of transforms)."""
+    for draw in draws:
+        weight = apply_draw(weight, draw)
+    return weight
+
+
+# ----------------------------------------------------------------------------------------------------
+# Samplers
+
+
+def _uniform(generator: torch.Generator, lo: float, hi: float) -> float:
+    return lo + (hi - lo) * torch.rand((), generator=generator, dtype=torch.float64).item()
+
+
+def _randint(generator: torch.Generator, lo: int, hi: int) -> int:
+    """An integer in [lo, hi] inclusive."""
+    return int(torch.randint(lo, hi + 1, (), generator=generator).item())
+
+
+def zero_crop_shapes(kernel: tuple[int, int], scale: tuple[float, float]) -> list[tuple[int, int]]:
+    """Window shapes (height, width) of a ``kernel`` whose area fraction lies in ``scale``."""
+    kh, kw = kernel
+    lo, hi = scale
+    eps = 1e-9
+    return [
+        (h, w)
+        for h in range(1, kh + 1)
+        for w in range(1, kw + 1)
+        if lo - eps <= h * w / (kh * kw) <= hi + eps
+    ]
+
+
+def sample_crop(
+    generator: torch.Generator,
+    kernel: tuple[int, int],
+    scale: tuple[float, float],
+    resize: bool = False,
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> CropWindow:
+    """Draw a crop window of a ``kernel``-sized weight.
+
+    The area fraction is drawn uniformly from ``scale`` and the aspect ratio log-uniformly from
+    ``ratio``, as ``RandomResizedCrop`` does. In ``resize`` mode the rounded window is taken as is (10
+    tries, then the whole kernel: the reference's behaviour). In zero mode the window's area fraction
+    must lie in ``scale``: a draw whose rounded shape falls outside it is replaced by the admissible
+    shape nearest in area (ties drawn at random).
+    """
+    kh, kw = kernel
+    area = kh * kw
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    shape: tuple[int, int] | None = None
+    target = 1.0
+    for _ in range(10):
+        target = _uniform(generator, *scale)
+        aspect = math.exp(_uniform(generator, log_lo, log_hi))
+        w = int(round(math.sqrt(target * area * aspect)))
+        h = int(round(math.sqrt(target * area / aspect)))
+        if 0 < w <= kw and 0 < h <= kh:
+            shape = (h, w)
+            break
+    if resize:
+        h, w = shape if shape is not None else (kh, kw)
+    else:
+        admissible = zero_crop_shapes(kernel, scale)
+        if not admissible:
+            raise ValueError(f"crop scale {scale} admits no window of a {kh}x{kw} kernel")
+        if shape not in admissible:
+            best = min(abs(a * b / area - target) for a, b in admissible)
+            nearest = [s for s in admissible if abs(s[0] * s[1] / area - target) <= best + 1e-12]
+            shape = nearest[_randint(generator, 0, len(nearest) - 1)]
+        h, w = shape
+    return CropWindow(_randint(generator, 0, kh - h), _randint(generator, 0, kw - w), h, w, resize)
+
+
+def max_shift(kernel_size: int, fraction: float) -> int:
+    """The largest shift in taps along an axis of ``kernel_size`` taps: ``round(fraction * k)``."""
+    return int(round(fraction * kernel_size))
+
+
+def sample_shift(generator: torch.Generator, kernel: tuple[int, int], fraction: float) -> Shift:
+    """Draw an integer shift per axis as ``RandomAffine(translate=fraction)`` does on a kernel image.
+
+    Each axis draws ``round(u)`` with ``u`` uniform in ``[-fraction*k, fraction*k]``, so a 3x3 kernel
+    with fraction 0.3 shifts by -1, 0 or +1 taps with P(0) = 0.556.
+    """
+    kh, kw = kernel
+    dx = int(round(_uniform(generator, -fraction * kw, fraction * kw)))
+    dy = int(round(_uniform(generator, -fraction * kh, fraction * kh)))
+    return Shift(dy, dx)
+
+
+def sample_rotation(generator: torch.Generator, kernel: tuple[int, int]) -> Rotation:
+    """Draw 0-3 quarter turns (0 or 2 on a non-square kernel, where 90 degrees changes the shape)."""
+    if kernel[0] == kernel[1]:
+        return Rotation(_randint(generator, 0, 3))
+    return Rotation(2 * _randint(generator, 0, 1))
+
+
+def sample_filters(
+    generator: torch.Generator, out_channels: int, fraction: tuple[float, float]
+) -> FilterKeep:
+    """Draw a random subset of ``round(f * out_channels)`` filters (at least one), f uniform in range."""
+    f = _uniform(generator, *fraction)
+    n_keep = min(out_channels, max(1, int(round(f * out_channels))))
+    chosen = torch.randperm(out_channels, generator=generator)[:n_keep]
+    return FilterKeep(tuple(sorted(int(i) for i in chosen)))
