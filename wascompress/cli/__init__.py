@@ -25,6 +25,11 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def one_line(message: str) -> str:
+    """Collapse a (possibly multi-line) message into one line."""
+    return " ".join(message.split())
+
+
 def build_parser() -> argparse.ArgumentParser:
     from wascompress.cli import models_cmd, train_cmd
 
@@ -49,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except WascompressError as err:
-        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except OSError as err:  # unreadable / unwritable paths given by the user
         print(f"{PROG} {args.command}: error: {err.strerror or err}: {err.filename or ''}".rstrip(": "),

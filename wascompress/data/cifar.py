@@ -154,7 +154,8 @@ def _read_archive(archive: Path, layout: CifarLayout, wanted: tuple[str, ...]) -
     except DataError:
         raise
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise DataError(f"{layout.name} archive {archive} is truncated or corrupt: {exc}") from exc
+        reason = str(exc).splitlines()[0].rstrip(":") if str(exc) else type(exc).__name__
+        raise DataError(f"{layout.name} archive {archive} is truncated or corrupt ({reason})") from exc
     missing = [f"{layout.folder}/{m}" for m in wanted if m not in found]
     if missing:
         raise DataError(f"{layout.name} archive {archive} has no member {', '.join(missing)}")

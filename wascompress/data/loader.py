@@ -69,6 +69,10 @@ class BatchLoader:
         self._labels = data.labels.to(self.device)
         self._offset = torch.tensor(data.mean, device=self.device).view(1, 3, 1, 1) * 255.0
         self._scale = 1.0 / (torch.tensor(data.std, device=self.device).view(1, 3, 1, 1) * 255.0)
+        logger.debug(
+            "BatchLoader: %d images, batch %d, rank %d/%d, %d batches per epoch on %s",
+            self._size, batch_size, rank, world_size, len(self), self.device,
+        )
 
     @property
     def samples_per_rank(self) -> int:

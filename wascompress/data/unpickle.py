@@ -56,6 +56,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             module, name = _compat_pickle.NAME_MAPPING[(module, name)]
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) not in ALLOWED_GLOBALS:
+            logger.warning("refused pickle global %s.%s", module, name)
             raise DataError(
                 f"refusing to unpickle global {module}.{name}: only numpy arrays and plain containers are allowed"
             )

@@ -353,7 +353,9 @@ def _train(
         ctx.barrier()
 
     # --- the test set, once, for the reported numbers (best.pt)
+    fingerprints = _gather_fingerprints(ctx, core)  # the trained replicas, before best.pt is loaded
     results = _final_test(config, run, ctx, core, splits, calibration, device, state)
+    results["last_weights_sha256_per_rank"] = fingerprints
     if ctx.is_main:
         atomic_write_text(run.results, json.dumps(results, indent=2) + "\n")
     ctx.barrier()
@@ -363,6 +365,29 @@ def _train(
 def _reduced(ctx: DistContext, accuracy: Accuracy) -> Accuracy:
     correct, total = ctx.all_reduce_sum([float(accuracy.correct), float(accuracy.total)])
     return Accuracy(int(correct), int(total))
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """sha256 of the model's Plain Weights and buffers, in state-dict order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in plain_state_dict(model).items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _gather_fingerprints(ctx: DistContext, model: nn.Module) -> list[str]:
+    """Every rank's weights fingerprint (they must agree: DDP keeps replicas identical)."""
+    mine = weights_fingerprint(model)
+    if not ctx.distributed:
+        return [mine]
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(gathered, mine)
+    return [str(g) for g in gathered]
 
 
 def _final_test(config: TrainConfig, run: RunFolder, ctx: DistContext, core: nn.Module, splits: Splits,

@@ -1,0 +1,228 @@
+"""The trainer end to end: run files, determinism, kill-and-resume, torchrun, and bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO, run_cli
+from wascompress.checkpoint import build_model, load_checkpoint
+from wascompress.data import load_dataset, split_validation
+from wascompress.evaluate import count_correct
+from wascompress.train.config import TrainConfig, resolve_config
+from wascompress.train.trainer import train
+from wascompress.was import WASConfig
+
+TINY = dict(model="tiny", dataset="synthetic", lr=0.05, batch_size=64, bn_batches=2)
+WAS = WASConfig(crop=(0.4, 0.6), translate=0.3)
+
+
+def files_of(run: Path) -> set[str]:
+    return {p.name for p in run.iterdir()}
+
+
+def test_synthetic_run_writes_everything_and_learns(tmp_path):
+    config = TrainConfig(**TINY, epochs=4, was=WAS)
+    results = train(config, tmp_path / "run")
+    run = tmp_path / "run"
+    assert files_of(run) == {"config.json", "metrics.jsonl", "last.pt", "best.pt", "results.json"}
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
+    for m in metrics:
+        for key in ("train_loss", "train_acc", "val_acc_aom", "val_acc_dom", "lr", "images_per_s"):
+            assert isinstance(m[key], float) and m[key] == m[key] and abs(m[key]) != float("inf"), key
+    assert metrics[-1]["val_acc_aom"] > 0.3 and results["test_acc_aom"] > 0.3  # chance is 0.1
+    assert results["test_acc_dom"] > 0.2
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["config"]["was"]["crop"] == [0.4, 0.6] and stored["versions"]["torch"]
+    checkpoint = torch.load(run / "best.pt", weights_only=True)
+    assert checkpoint["model"] == {"name": "tiny", "num_classes": 10, "width": 1.0}
+    assert checkpoint["was"]["translate"] == 0.3 and checkpoint["best"]["mode"] == "aom"
+    assert {"optimizer", "rng", "train_config"} <= checkpoint.keys()
+
+
+def test_checkpoint_keeps_aom_statistics(tmp_path):
+    """best.pt's stored BN statistics reproduce the validation accuracy measured after re-estimation."""
+    config = TrainConfig(**TINY, epochs=2, was=WAS)
+    train(config, tmp_path / "run")
+    checkpoint = load_checkpoint(tmp_path / "run" / "best.pt")
+    model = build_model(checkpoint)
+    pool = load_dataset("synthetic", None, train=True, seed=0)
+    _, val = split_validation(pool, len(pool) // 10, seed=0)
+    assert count_correct(model, val).top1 == checkpoint["best"]["val_acc"]
+
+
+def test_real_cifar10_short_run(tmp_path, cifar_dir):
+    config = TrainConfig(model="tiny", dataset="cifar10", data_dir=str(cifar_dir), epochs=1, batch_size=50,
+                         limit_train=400, limit_test=200, bn_batches=2, was=WAS)
+    results = train(config, tmp_path / "run")
+    assert files_of(tmp_path / "run") >= {"config.json", "metrics.jsonl", "last.pt", "best.pt", "results.json"}
+    assert results["sizes"] == {"train": 360, "val": 40, "test": 200}
+    assert 0 <= results["test_acc_aom"] <= 1
+
+
+def state_of(path: Path) -> dict:
+    checkpoint = torch.load(path, weights_only=True)
+    return {"weights": checkpoint["state_dict"], "optimizer": checkpoint["optimizer"]["state"],
+            "rng": checkpoint["rng"], "epoch": checkpoint["epoch"]}
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a["epoch"] == b["epoch"]
+    assert a["weights"].keys() == b["weights"].keys()
+    for key in a["weights"]:
+        assert torch.equal(a["weights"][key], b["weights"][key]), key
+    for index, buffers in a["optimizer"].items():
+        assert torch.equal(buffers["momentum_buffer"], b["optimizer"][index]["momentum_buffer"])
+    assert torch.equal(a["rng"]["was"], b["rng"]["was"]) and torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+
+
+def test_same_seed_gives_identical_last_checkpoint(tmp_path):
+    config = TrainConfig(**TINY, epochs=2, limit_train=600, augment=True, was=WASConfig(filter=(0.5, 1.0)))
+    train(config, tmp_path / "a")
+    train(config, tmp_path / "b")
+    assert_same_state(state_of(tmp_path / "a" / "last.pt"), state_of(tmp_path / "b" / "last.pt"))
+    other = TrainConfig(**{**TINY, "seed": 1}, epochs=2, limit_train=600, augment=True, was=WASConfig(filter=(0.5, 1.0)))
+    train(other, tmp_path / "c")
+    with pytest.raises(AssertionError):
+        assert_same_state(state_of(tmp_path / "a" / "last.pt"), state_of(tmp_path / "c" / "last.pt"))
+
+
+TRAIN_ARGS = ["train", "--model", "tiny", "--dataset", "synthetic", "--epochs", "3", "--batch-size", "32",
+              "--lr", "0.05", "--crop", "0.4", "0.6", "--translate", "0.3", "--augment", "--bn-batches", "2",
+              "--limit-train", "1000", "--save-every", "5"]
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path):
+    reference = run_cli(*TRAIN_ARGS, "--out", str(tmp_path / "ref"))
+    assert reference.returncode == 0, reference.stderr
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "wascompress", *TRAIN_ARGS, "--out", str(run)],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "last.pt").exists():
+        time.sleep(0.05)
+    time.sleep(0.3)  # let it get further into training
+    killed_at = load_checkpoint(run / "last.pt")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (killed_at["epoch"], killed_at["step_in_epoch"]) < (3, 0), "the run finished before it was killed"
+    resumed = run_cli(*TRAIN_ARGS, "--out", str(run), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_state(state_of(tmp_path / "ref" / "last.pt"), state_of(run / "last.pt"))
+    assert (tmp_path / "ref" / "metrics.jsonl").read_text().count("\n") == (run / "metrics.jsonl").read_text().count("\n")
+
+
+def test_torchrun_two_processes_on_cpu(tmp_path):
+    run = tmp_path / "ddp"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "wascompress", *TRAIN_ARGS[:-2], "--epochs", "2", "--device", "cpu", "--out", str(run)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((run / "results.json").read_text())
+    hashes = results["last_weights_sha256_per_rank"]
+    assert len(hashes) == 2 and hashes[0] == hashes[1]
+    assert files_of(run) == {"config.json", "metrics.jsonl", "last.pt", "best.pt", "results.json"}
+    assert json.loads((run / "config.json").read_text())["world_size"] == 2
+    assert result.stdout.count("test accuracy") == 1  # only rank 0 reports
+
+
+def test_protocol_presets_and_config_file(tmp_path):
+    paper = resolve_config({"model": "tiny"}, protocol="paper")
+    assert (paper.lr, paper.weight_decay, paper.schedule, paper.augment) == (0.01, 0.0, "none", False)
+    standard = resolve_config({"model": "tiny", "lr": 0.05}, protocol="standard")
+    assert (standard.lr, standard.weight_decay, standard.schedule, standard.augment) == (0.05, 5e-4, "cosine", True)
+    file = tmp_path / "run.json"
+    file.write_text(json.dumps({"epochs": 7, "width": 0.5, "was": {"translate": 0.2}}))
+    from_file = resolve_config({"model": "tiny", "was": {"crop": [0.4, 0.6]}, "epochs": None}, config_file=file)
+    assert from_file.epochs == 7 and from_file.width == 0.5
+    assert from_file.was == WASConfig(crop=(0.4, 0.6), translate=0.2)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bad input: one clear line, exit code 2, nothing touched
+
+
+def digest_folder(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "WAS " not in line]
+    assert len(lines) == 1 and "error" in lines[0] and "Traceback" not in result.stderr, result.stderr
+    assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "done"
+    train(TrainConfig(**TINY, epochs=1, limit_train=300, was=WAS), run)
+    return run
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--dataset", "cifar10", "--data-dir", "/nonexistent/data"], "/nonexistent/data"),
+        (["--crop", "0.5", "1.5"], "1.5"),
+        (["--translate", "1.0"], "translate"),
+        (["--model", "resnet99"], "resnet99"),
+        (["--epochs", "0"], "epochs"),
+    ],
+)
+def test_bad_training_input(tmp_path, args, fragment):
+    result = run_cli("train", "--model", "tiny", "--dataset", "synthetic", "--out", str(tmp_path / "r"),
+                     *[a for a in args if a])
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "r").exists()
+
+
+def test_corrupt_archive_is_refused(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b\x08\x00 this is not a tar archive")
+    result = run_cli("train", "--model", "tiny", "--data-dir", str(data), "--out", str(tmp_path / "r"))
+    assert_one_line_error(result, "cifar-10-python.tar.gz")
+    assert not (tmp_path / "r").exists()
+
+
+def test_existing_run_needs_resume_or_overwrite(finished_run):
+    before = digest_folder(finished_run)
+    result = run_cli("train", "--model", "tiny", "--dataset", "synthetic", "--out", str(finished_run))
+    assert_one_line_error(result, "--resume")
+    assert digest_folder(finished_run) == before
+
+
+def test_resume_without_checkpoint(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run_cli("train", "--model", "tiny", "--out", str(tmp_path / "empty"), "--resume")
+    assert_one_line_error(result, "no checkpoint")
+
+
+def test_resume_with_checkpoint_of_another_model(finished_run):
+    before = digest_folder(finished_run)
+    result = run_cli("train", "--model", "vgg16", "--dataset", "synthetic", "--out", str(finished_run), "--resume")
+    assert_one_line_error(result, "vgg16")
+    assert digest_folder(finished_run) == before
+
+
+def test_resume_with_truncated_checkpoint(tmp_path, finished_run):
+    run = tmp_path / "trunc"
+    run.mkdir()
+    data = (finished_run / "last.pt").read_bytes()
+    (run / "last.pt").write_bytes(data[: len(data) // 2])
+    result = run_cli("train", "--out", str(run), "--resume")
+    assert_one_line_error(result, "last.pt")
