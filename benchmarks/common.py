@@ -27,13 +27,16 @@ def today() -> str:
 def interleaved_times(
     runs: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
 ) -> dict[str, list[float]]:
-    """Time each callable ``repeats`` times, alternating A B A B ... so that drift hits all alike."""
+    """Time each callable ``repeats`` times, interleaved A B, B A, A B ... so that drift and the position
+    within a round hit every variant alike."""
     for _ in range(warmup):
         for fn in runs.values():
             fn()
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, fn in runs.items():
+    names = list(runs)
+    for round_ in range(repeats):
+        for name in names if round_ % 2 == 0 else reversed(names):
+            fn = runs[name]
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)

@@ -137,3 +137,36 @@ def test_samplers_are_deterministic_per_generator_seed():
 
     assert draws(5) == draws(5)
     assert draws(5) != draws(6)
+
+
+def random_draws(generator: torch.Generator, kernel: tuple[int, int], out_channels: int) -> tuple:
+    """A random composition of crops, shifts, filter keeps and (sometimes) rotation or resize."""
+    draws = []
+    for _ in range(int(torch.randint(1, 5, (), generator=generator))):
+        kind = int(torch.randint(0, 6, (), generator=generator))
+        if kind <= 1:
+            draws.append(T.sample_crop(generator, kernel, (0.1, 1.0)))
+        elif kind == 2:
+            draws.append(T.sample_shift(generator, kernel, 0.45))
+        elif kind == 3:
+            draws.append(T.sample_filters(generator, out_channels, (0.3, 1.0)))
+        elif kind == 4:
+            draws.append(T.sample_rotation(generator, kernel))
+        else:
+            draws.append(T.sample_crop(generator, kernel, (0.3, 1.0), resize=True))
+    return tuple(draws)
+
+
+@pytest.mark.parametrize("kernel", [(3, 3), (5, 5), (3, 5)])
+def test_fused_draws_equal_sequential_application_exactly(kernel):
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(6, 4, *kernel, requires_grad=True)
+    for _ in range(300):
+        draws = random_draws(g, kernel, 6)
+        fused = T.FusedDraws(draws, kernel)
+        out_fused, out_seq = fused(w), T.apply_draws(w, draws)
+        assert torch.equal(out_fused, out_seq), draws
+        upstream = torch.randn_like(w)
+        (grad_fused,) = torch.autograd.grad(out_fused, w, upstream)
+        (grad_seq,) = torch.autograd.grad(out_seq, w, upstream)
+        assert torch.equal(grad_fused, grad_seq), draws

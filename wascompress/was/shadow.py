@@ -23,7 +23,7 @@ from torch.nn.utils import parametrize
 
 from wascompress.errors import ConfigError
 from wascompress.was.config import WASConfig
-from wascompress.was.transforms import Draw, apply_draws
+from wascompress.was.transforms import Draw, FusedDraws
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,21 @@ class ShadowWeight(nn.Module):
         self.config = config
         self.kernel = kernel
         self.out_channels = out_channels
-        self.draws: tuple[Draw, ...] | None = None
+        self._draws: tuple[Draw, ...] | None = None
+        self._fused: FusedDraws | None = None
+
+    @property
+    def draws(self) -> tuple[Draw, ...] | None:
+        """The current draws (None: PW)."""
+        return self._draws
+
+    @draws.setter
+    def draws(self, draws: tuple[Draw, ...] | None) -> None:
+        self._draws = draws
+        self._fused = FusedDraws(draws, self.kernel) if draws is not None else None
 
     def forward(self, weight: Tensor) -> Tensor:
-        return weight if self.draws is None else apply_draws(weight, self.draws)
+        return weight if self._fused is None else self._fused(weight)
 
     def sample(self, generator: torch.Generator) -> tuple[Draw, ...]:
         """Draw this layer's transforms from ``generator`` (does not change the current draw)."""

@@ -79,7 +79,7 @@ def translate_kernel(weight: Tensor, shift: Shift) -> Tensor:
     kh, kw = weight.shape[-2:]
     dy, dx = shift.dy, shift.dx
     if abs(dy) >= kh or abs(dx) >= kw:
-        return torch.zeros_like(weight)
+        return weight * 0  # every tap shifted out (zero gradient, but still a function of PW)
     kept = weight[..., max(0, -dy) : kh - max(0, dy), max(0, -dx) : kw - max(0, dx)]
     return F.pad(kept, (max(0, dx), max(0, -dx), max(0, dy), max(0, -dy)))
 
@@ -115,6 +115,99 @@ def apply_draws(weight: Tensor, draws: tuple[Draw, ...]) -> Tensor:
     for draw in draws:
         weight = apply_draw(weight, draw)
     return weight
+
+
+# ----------------------------------------------------------------------------------------------------
+# Fusing a layer's draws into one operation (the training hot path)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """SW = the PW window at rows ``src_top:src_top+height`` (cols likewise) placed at ``dst_top``,
+    ``dst_left``, every other tap zero. Zero-mode crops and shifts compose into one placement."""
+
+    src_top: int
+    src_left: int
+    dst_top: int
+    dst_left: int
+    height: int
+    width: int
+
+    @classmethod
+    def whole(cls, kernel: tuple[int, int]) -> "Placement":
+        return cls(0, 0, 0, 0, kernel[0], kernel[1])
+
+    def then_crop(self, box: CropWindow) -> "Placement":
+        """Keep only the placed taps that fall inside ``box``."""
+        top = max(self.dst_top, box.top)
+        left = max(self.dst_left, box.left)
+        bottom = min(self.dst_top + self.height, box.top + box.height)
+        right = min(self.dst_left + self.width, box.left + box.width)
+        return Placement(self.src_top + top - self.dst_top, self.src_left + left - self.dst_left, top, left,
+                         max(0, bottom - top), max(0, right - left))
+
+    def then_shift(self, shift: Shift, kernel: tuple[int, int]) -> "Placement":
+        """Move the placed taps by ``shift``; taps leaving the kernel are dropped."""
+        moved = Placement(self.src_top, self.src_left, self.dst_top + shift.dy, self.dst_left + shift.dx,
+                          self.height, self.width)
+        return moved.then_crop(CropWindow(0, 0, kernel[0], kernel[1]))
+
+
+class FusedDraws:
+    """A layer's draws compiled into the fewest tensor operations, equal to :func:`apply_draws`.
+
+    Zero-mode crops, shifts and filter keeps fuse into a single multiplication by a mask (when the
+    taps do not move) or one slice-and-pad plus a filter mask; draws with rotation or a resizing crop
+    are applied one by one. Masks are built once per draw and device, not in every forward.
+    """
+
+    def __init__(self, draws: tuple[Draw, ...], kernel: tuple[int, int]) -> None:
+        self.draws = draws
+        self.kernel = kernel
+        self.placement: Placement | None = Placement.whole(kernel)
+        self.kept: tuple[int, ...] | None = None
+        for draw in draws:
+            if isinstance(draw, CropWindow) and not draw.resize and self.placement is not None:
+                self.placement = self.placement.then_crop(draw)
+            elif isinstance(draw, Shift) and self.placement is not None:
+                self.placement = self.placement.then_shift(draw, kernel)
+            elif isinstance(draw, FilterKeep):
+                self.kept = draw.kept if self.kept is None else tuple(sorted(set(self.kept) & set(draw.kept)))
+            else:
+                self.placement = None  # rotation or resize: no fusion
+        self._mask_key: tuple | None = None
+        self._mask: Tensor | None = None
+
+    def _mask_for(self, weight: Tensor, taps: bool) -> Tensor | None:
+        key = (weight.device, weight.dtype, weight.shape[0], taps)
+        if key != self._mask_key:
+            kh, kw = self.kernel
+            p = self.placement
+            shape = (weight.shape[0] if self.kept is not None else 1, 1, kh if taps else 1, kw if taps else 1)
+            mask = torch.zeros(shape, dtype=weight.dtype) if taps else torch.ones(shape, dtype=weight.dtype)
+            if taps:
+                mask[:, :, p.dst_top : p.dst_top + p.height, p.dst_left : p.dst_left + p.width] = 1
+            if self.kept is not None:
+                dropped = torch.ones(shape[0], dtype=torch.bool)
+                dropped[list(self.kept)] = False
+                mask[dropped] = 0
+            self._mask_key, self._mask = key, mask.to(weight.device)
+        return self._mask
+
+    def __call__(self, weight: Tensor) -> Tensor:
+        p = self.placement
+        if p is None:
+            return apply_draws(weight, self.draws)
+        if (p.src_top, p.src_left) == (p.dst_top, p.dst_left):  # taps stay where they are
+            if (p.height, p.width) == self.kernel and self.kept is None:
+                return weight
+            return weight * self._mask_for(weight, taps=True)
+        kh, kw = self.kernel
+        if p.height == 0 or p.width == 0:
+            return weight * 0
+        window = weight[..., p.src_top : p.src_top + p.height, p.src_left : p.src_left + p.width]
+        placed = F.pad(window, (p.dst_left, kw - p.dst_left - p.width, p.dst_top, kh - p.dst_top - p.height))
+        return placed if self.kept is None else placed * self._mask_for(weight, taps=False)
 
 
 # ----------------------------------------------------------------------------------------------------
