@@ -7,6 +7,7 @@ from wascompress.was.config import WASConfig
 from wascompress.was.shadow import (
     ShadowWeight,
     apply_was_,
+    check_seed,
     dom_draws,
     freeze_dom_,
     has_was,
@@ -26,6 +27,7 @@ __all__ = [
     "ShadowWeight",
     "WASConfig",
     "apply_was_",
+    "check_seed",
     "dom_draws",
     "freeze_dom_",
     "has_was",

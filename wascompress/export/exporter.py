@@ -1,0 +1,179 @@
+"""Export AOM or DOM models to verified ONNX files (the Python API under ``wascompress export``).
+
+AOM runs the Plain Weights with the checkpoint's (AOM) BatchNorm statistics. DOM seed N freezes the
+Shadow Weights that seed N draws (METHOD.md §3.7) after re-estimating BatchNorm for them. The
+``sparse`` format keeps the SW's zeros in dense Conv ops; ``pruned`` makes the graph physically
+smaller: zero filters are removed (:mod:`.filters`) and zero kernel borders shrink the kernels
+(:mod:`.shrink`). Every file is verified against the PyTorch model of the same mode before it is
+written, atomically, with a JSON report beside it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from wascompress.errors import ConfigError
+from wascompress.export.filters import remove_zero_filters
+from wascompress.export.onnx_graph import (
+    OPSET,
+    ExportError,
+    onnx_bytes,
+    set_metadata,
+    store_sparse_,
+    to_onnx,
+    verify,
+)
+from wascompress.export.shrink import shrink_kernels_
+from wascompress.fileio import atomic_write_bytes, atomic_write_text
+from wascompress.models.cost import count_macs, count_parameters, layer_costs
+from wascompress.was import check_seed, freeze_dom_, has_was, recalibrate_bn_, strip_was_, use_dom_, was_config
+
+log = logging.getLogger(__name__)
+
+MODES = ("aom", "dom")
+FORMATS = ("sparse", "pruned")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What to export and how."""
+
+    mode: str = "aom"  # "aom": PW; "dom": the SW of ``seed``
+    seed: int | None = None  # DOM seed
+    format: str | None = None  # "sparse" or "pruned"; None: pruned for DOM, sparse for AOM
+    sparse_storage: bool = False  # store initializers as COO sparse_initializer (smaller file only)
+    recalibrate_bn: bool = True  # re-estimate BatchNorm for the DOM SW (needs calibration batches)
+    tolerance: float = 1e-4  # max |ONNX Runtime - PyTorch| / max(1, max |PyTorch|)
+    input_shape: tuple[int, int, int] = (3, 32, 32)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.mode == "dom":
+            if self.seed is None:
+                raise ConfigError("--mode dom needs --seed N")
+            check_seed(self.seed)
+        elif self.seed is not None:
+            raise ConfigError("--seed applies to --mode dom only")
+        fmt = self.format or ("pruned" if self.mode == "dom" else "sparse")
+        if fmt not in FORMATS:
+            raise ConfigError(f"format must be one of {FORMATS}, got {self.format!r}")
+        object.__setattr__(self, "format", fmt)
+
+
+def mode_model(model: nn.Module, config: ExportConfig, calibration: list[Tensor] | None) -> nn.Module:
+    """A plain PyTorch model (eval, CPU) that computes what the export must: PW, or the frozen DOM SW."""
+    model = copy.deepcopy(model).cpu().eval()
+    if config.mode == "aom":
+        return strip_was_(model) if has_was(model) else model
+    if not has_was(model):
+        raise ConfigError("--mode dom needs a model trained with WAS (this one has no WAS settings)")
+    use_dom_(model, config.seed)
+    if config.recalibrate_bn:
+        if not calibration:
+            raise ConfigError("DOM export re-estimates BatchNorm and needs training data: pass --data-dir, "
+                              "or --no-recalibrate-bn to keep the stored statistics")
+        recalibrate_bn_(model, calibration)
+    return freeze_dom_(model, config.seed).eval()
+
+
+def verification_inputs(input_shape: tuple[int, int, int], images: Tensor | None) -> list[Tensor]:
+    """Seeded random batches of two sizes (the batch axis must be dynamic) plus real images, if any."""
+    generator = torch.Generator().manual_seed(1234)
+    batches = [torch.randn(2, *input_shape, generator=generator), torch.randn(3, *input_shape, generator=generator)]
+    if images is not None and len(images):
+        batches.append(images.cpu().float())
+    return batches
+
+
+def cost_summary(model: nn.Module, input_shape: tuple[int, int, int]) -> dict[str, Any]:
+    layers = layer_costs(model, input_shape)
+    dense = count_macs(model, input_shape)
+    zero_macs = sum(layer.macs - layer.nonzero_macs for layer in layers)
+    return {"macs": dense, "effective_macs": dense - zero_macs, "params": count_parameters(model),
+            "nonzero_params": count_parameters(model, nonzero=True),
+            "layers": [asdict(layer) for layer in layers]}
+
+
+def export_model(
+    model: nn.Module,
+    out: str | Path,
+    config: ExportConfig,
+    *,
+    calibration: list[Tensor] | None = None,
+    images: Tensor | None = None,
+    overwrite: bool = False,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Export ``model`` (with or without WAS) to ``out`` and write ``out`` with suffix .json beside it.
+
+    ``calibration``: training batches for the DOM BatchNorm re-estimation; ``images``: a batch of real
+    (normalised) images added to the verification. Returns the report.
+    """
+    out = Path(out)
+    report_path = out.with_suffix(".json")
+    if not out.parent.is_dir():
+        raise ConfigError(f"output folder {out.parent} does not exist")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} exists; pass --overwrite to replace it")
+    reference = mode_model(model, config, calibration)
+    deployed = copy.deepcopy(reference)
+    kernel_changes: list[dict[str, Any]] = []
+    filter_changes: list[dict[str, Any]] = []
+    if config.format == "pruned":
+        probe = torch.randn(2, *config.input_shape, generator=torch.Generator().manual_seed(99))
+        deployed, filters = remove_zero_filters(deployed, probe, tolerance=config.tolerance)
+        filter_changes = [asdict(c) for c in filters]
+        kernel_changes = [asdict(c) for c in shrink_kernels_(deployed)]
+    before = cost_summary(reference, config.input_shape)
+    after = cost_summary(deployed, config.input_shape)
+    was = was_config(model).to_dict() if has_was(model) else None
+    props = {"wascompress.mode": config.mode, "wascompress.seed": "" if config.seed is None else str(config.seed),
+             "wascompress.format": config.format, "wascompress.was": was,
+             "wascompress.macs": str(after["macs"]), "wascompress.effective_macs": str(after["effective_macs"]),
+             "wascompress.bn": bn_note(config, calibration)}
+    props.update({f"wascompress.{k}": v for k, v in (metadata or {}).items()})
+    proto = to_onnx(deployed, config.input_shape)
+    set_metadata(proto, props)
+    sparse_names = store_sparse_(proto) if config.sparse_storage else []
+    data = onnx_bytes(proto)
+    try:
+        verification = verify(data, reference, verification_inputs(config.input_shape, images), config.tolerance)
+    except ExportError:
+        if overwrite:  # the user asked to replace the old file: leave no stale copy that looks current
+            out.unlink(missing_ok=True)
+            report_path.unlink(missing_ok=True)
+        raise
+    report = {
+        "file": out.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "opset": OPSET,
+        "mode": config.mode, "seed": config.seed, "format": config.format, "was": was,
+        "bn": props["wascompress.bn"], "metadata": {k: v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+                                                     for k, v in props.items()},
+        "sparse_storage": {"enabled": config.sparse_storage, "initializers": sparse_names,
+                           "note": "ONNX Runtime densifies sparse initializers at load: smaller file, same speed"},
+        "cost_before_pruning": before, "cost": after,
+        "mac_ratio_vs_dense": after["macs"] / before["macs"],
+        "kernel_changes": kernel_changes, "filter_changes": filter_changes, "verification": verification,
+    }
+    atomic_write_bytes(out, data)
+    atomic_write_text(report_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
+    log.info("wrote %s (%s MACs, %.1f%% of the unpruned %s model)", out, f"{after['macs']:,}",
+             100 * report["mac_ratio_vs_dense"], config.mode.upper())
+    return report
+
+
+def bn_note(config: ExportConfig, calibration: list[Tensor] | None) -> str:
+    if config.mode == "aom":
+        return "stored (AOM statistics of the checkpoint)"
+    if not config.recalibrate_bn:
+        return "stored (not re-estimated for this SW: --no-recalibrate-bn)"
+    return f"re-estimated for this SW on {sum(len(b) for b in calibration or [])} training images"

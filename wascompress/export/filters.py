@@ -1,0 +1,157 @@
+"""Filter removal: whole zero filters of a frozen Shadow Weight become physically missing channels.
+
+torch-pruning's DependencyGraph removes a conv's zero output filters together with everything coupled
+to them (its BatchNorm, the next layers' input channels, depthwise partners, concatenations). A zero
+filter does not make its channel zero, though: after BatchNorm and the activation it is a constant,
+and the layers that consumed it saw that constant. So each consumer is compensated exactly: the
+constant's contribution through the consumer (computed from the unpruned model) becomes a bias, or,
+where zero padding makes it vary at the borders, a constant map added to the consumer's output.
+Every removal is verified on random inputs against the model before it, and undone if it does not
+match (a channel that meets a residual addition is not constant downstream, for instance).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
+
+
+class CompensatedConv2d(nn.Module):
+    """A conv plus a constant map: the contribution of removed input channels that were constant."""
+
+    def __init__(self, conv: nn.Conv2d, offset: Tensor) -> None:
+        super().__init__()
+        self.conv = conv
+        self.register_buffer("offset", offset.detach().clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x) + self.offset
+
+
+@dataclass(frozen=True)
+class FilterChange:
+    layer: str
+    filters_before: int
+    filters_after: int
+    removed: bool
+    reason: str
+
+
+def zero_filters(conv: nn.Conv2d) -> list[int]:
+    """Indices of the output filters whose weights are all zero."""
+    weight = conv.weight.detach()
+    return [int(i) for i in torch.nonzero(weight.flatten(1).abs().sum(dim=1) == 0).flatten()]
+
+
+def _index(i: object) -> int:
+    return int(getattr(i, "idx", i))
+
+
+def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, module)
+
+
+def _capture_inputs(model: nn.Module, modules: list[nn.Module], probe: Tensor) -> dict[nn.Module, Tensor]:
+    captured: dict[nn.Module, Tensor] = {}
+    hooks = [m.register_forward_pre_hook(lambda mod, args: captured.__setitem__(mod, args[0].detach()))
+             for m in modules]
+    try:
+        with torch.no_grad():
+            model(probe)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return captured
+
+
+def _try_remove(model: nn.Module, name: str, filters: list[int], probe: Tensor, reference: Tensor,
+                tolerance: float) -> tuple[nn.Module | None, str]:
+    import torch_pruning as tp
+
+    trial = copy.deepcopy(model)
+    graph = tp.DependencyGraph().build_dependency(trial, example_inputs=probe[:1], verbose=False)
+    group = graph.get_pruning_group(trial.get_submodule(name), tp.prune_conv_out_channels, idxs=filters)
+    if not graph.check_pruning_group(group):
+        return None, "torch-pruning refused the group"
+    pruned_out = {dep.target.module for dep, _ in group if dep.handler.__name__ == "prune_out_channels"}
+    consumers = [(dep.target.module, [_index(i) for i in idxs]) for dep, idxs in group
+                 if dep.handler.__name__ == "prune_in_channels" and dep.target.module not in pruned_out]
+    for module, _ in consumers:
+        if not isinstance(module, (nn.Conv2d, nn.Linear)):
+            return None, f"consumer {type(module).__name__} is not a conv or linear layer"
+        if isinstance(module, nn.Conv2d) and (module.groups > 1 or module.padding_mode != "zeros"):
+            return None, "consumer is a grouped or non-zero-padded conv"
+    inputs = _capture_inputs(trial, [m for m, _ in consumers], probe)
+    names = {m: n for n, m in trial.named_modules()}
+    compensations = []
+    for module, idxs in consumers:
+        removed = inputs[module][:, idxs]
+        if not (removed == removed[:1]).all():
+            return None, "removed channels are not constant where they are consumed"
+        kept_only = torch.zeros_like(inputs[module][:1])
+        kept_only[:, idxs] = removed[:1]
+        with torch.no_grad():
+            if isinstance(module, nn.Linear):
+                contribution = F.linear(kept_only, module.weight)[0]
+            else:
+                contribution = F.conv2d(kept_only, module.weight, None, module.stride, module.padding,
+                                        module.dilation, module.groups)[0]
+        compensations.append((module, contribution))
+    group.prune()
+    for module, contribution in compensations:
+        uniform = contribution if contribution.dim() == 1 else contribution.flatten(1)
+        if contribution.dim() == 1 or (uniform == uniform[:, :1]).all():
+            bias = uniform if contribution.dim() == 1 else uniform[:, 0]
+            if module.bias is None:
+                module.bias = nn.Parameter(bias.clone())
+            else:
+                with torch.no_grad():
+                    module.bias.add_(bias)
+        else:
+            _set_module(trial, names[module], CompensatedConv2d(module, contribution))
+    with torch.no_grad():
+        output = trial(probe)
+    error = float((output - reference).abs().max())
+    if error > tolerance:
+        return None, f"output changed by {error:.2e}"
+    return trial, f"removed {len(filters)} zero filters (max output change {error:.1e})"
+
+
+def remove_zero_filters(model: nn.Module, probe: Tensor, tolerance: float = 1e-4) -> tuple[nn.Module, list[FilterChange]]:
+    """A copy of ``model`` (eval mode) without its removable zero filters, and what was done per layer.
+
+    ``probe`` is a batch of at least two inputs of the deployment shape; ``tolerance`` bounds the change
+    of the output on it (relative to the output's largest magnitude).
+    """
+    model = model.eval()
+    with torch.no_grad():
+        reference = model(probe)
+    limit = tolerance * max(1.0, float(reference.abs().max()))
+    changes = []
+    conv_count = sum(isinstance(m, nn.Conv2d) for m in model.modules())
+    for position in range(conv_count):
+        # names are looked up afresh: compensating a consumer wraps it, which renames it
+        name, conv = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)][position]
+        filters = zero_filters(conv)
+        if not filters:
+            continue
+        before = conv.out_channels
+        if len(filters) == before:
+            changes.append(FilterChange(name, before, before, False, "every filter is zero"))
+            continue
+        trial, reason = _try_remove(model, name, filters, probe, reference, limit)
+        if trial is None:
+            changes.append(FilterChange(name, before, before, False, f"kept zeros: {reason}"))
+            log.debug("%s: %s", name, reason)
+            continue
+        model = trial
+        changes.append(FilterChange(name, before, before - len(filters), True, reason))
+    return model, changes

@@ -1,0 +1,133 @@
+"""PyTorch model -> ONNX bytes, deterministically, with metadata, optional sparse storage, and checks.
+
+The same model always gives the same bytes: the TorchScript exporter at a fixed opset (17), fixed
+input/output names, a dynamic batch axis, metadata written in sorted order and nothing time-dependent.
+``sparse_storage`` moves initializers that get smaller as COO (int64 linear indices) into
+``sparse_initializer``: a smaller file only — ONNX Runtime densifies them when it loads the model.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from onnx import helper, numpy_helper
+from torch import nn
+
+from wascompress.errors import WascompressError
+
+OPSET = 17
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+class ExportError(WascompressError):
+    """An export that could not be made or did not pass verification."""
+
+
+def to_onnx(model: nn.Module, input_shape: tuple[int, int, int]) -> onnx.ModelProto:
+    """Export ``model`` (eval mode, CPU) with a dynamic batch axis."""
+    model = model.eval().cpu()
+    example = torch.zeros(1, *input_shape)
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (example,), buffer, dynamo=False, opset_version=OPSET, input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            do_constant_folding=True,
+        )
+    proto = onnx.load_from_string(buffer.getvalue())
+    proto.producer_name = "wascompress"
+    from wascompress import __version__
+
+    proto.producer_version = __version__
+    return proto
+
+
+def set_metadata(proto: onnx.ModelProto, metadata: dict[str, Any]) -> None:
+    """Replace the model's ``metadata_props`` with ``metadata`` (values as strings, keys sorted)."""
+    del proto.metadata_props[:]
+    for key in sorted(metadata):
+        value = metadata[key]
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value if isinstance(value, str) else _json(value)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def store_sparse_(proto: onnx.ModelProto) -> list[str]:
+    """Move each initializer that is smaller in COO form (int64 linear indices) to ``sparse_initializer``."""
+    moved = []
+    graph = proto.graph
+    for init in list(graph.initializer):
+        array = numpy_helper.to_array(init)
+        if array.dtype != np.float32 or array.size < 16:
+            continue
+        flat = array.reshape(-1)
+        nonzero = np.flatnonzero(flat)
+        if nonzero.size * (4 + 8) >= flat.size * 4:
+            continue
+        values = numpy_helper.from_array(flat[nonzero].astype(np.float32), init.name)
+        indices = numpy_helper.from_array(nonzero.astype(np.int64), f"{init.name}_indices")
+        graph.sparse_initializer.append(helper.make_sparse_tensor(values, indices, list(array.shape)))
+        graph.initializer.remove(init)
+        moved.append(init.name)
+    return moved
+
+
+def onnx_bytes(proto: onnx.ModelProto) -> bytes:
+    return proto.SerializeToString(deterministic=True)
+
+
+def check_graph(data: bytes) -> None:
+    """``onnx.checker`` full check (with shape inference); raises :class:`ExportError`."""
+    try:
+        onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
+        raise ExportError(f"the exported graph fails onnx.checker: {str(err).splitlines()[0]}") from None
+
+
+def run_onnx(data: bytes, inputs: np.ndarray, threads: int = 0) -> np.ndarray:
+    """Run the model on ONNX Runtime's CPU execution provider."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    return session.run(None, {INPUT_NAME: inputs})[0]
+
+
+def verify(data: bytes, reference: nn.Module, inputs: list[torch.Tensor], tolerance: float = 1e-4) -> dict[str, Any]:
+    """Compare ONNX Runtime against ``reference`` on each batch of ``inputs`` (batch sizes may differ:
+    the batch axis must be dynamic). Max abs difference after dividing by the output scale
+    (max(1, max |reference|)) must be <= ``tolerance`` and top-1 must agree; else :class:`ExportError`."""
+    check_graph(data)
+    reference = reference.eval()
+    worst, checked = 0.0, 0
+    for batch in inputs:
+        with torch.no_grad():
+            expected = reference(batch).numpy()
+        got = run_onnx(data, batch.numpy())
+        if got.shape != expected.shape:
+            raise ExportError(f"verification failed: ONNX output shape {got.shape} != PyTorch {expected.shape}")
+        scale = max(1.0, float(np.abs(expected).max()))
+        difference = float(np.abs(got - expected).max()) / scale
+        worst = max(worst, difference)
+        if difference > tolerance:
+            raise ExportError(f"verification failed: ONNX Runtime differs from PyTorch by {difference:.2e} "
+                              f"(> {tolerance:g}, after output scale {scale:.3g})")
+        mismatched = int((got.argmax(1) != expected.argmax(1)).sum())
+        if mismatched:
+            raise ExportError(f"verification failed: top-1 differs on {mismatched} of {len(batch)} inputs")
+        checked += len(batch)
+    return {"max_abs_diff_scaled": worst, "tolerance": tolerance, "inputs_checked": checked,
+            "batch_sizes": sorted({len(b) for b in inputs}), "top1_identical": True, "onnx_checker": "full"}

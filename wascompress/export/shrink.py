@@ -1,0 +1,154 @@
+"""Kernel shrinking: a conv whose kernel has layer-wide zero border rows/columns becomes a smaller conv.
+
+A zero-mode crop or a translate leaves the same rows and columns zero in every filter of a layer
+(METHOD.md §4). Taps ``top:top+h, left:left+w`` of a k×k kernel are exactly an h×w conv whose input
+is padded by ``pad - top·dilation`` before and ``pad - (k - top - h)·dilation`` after along each axis;
+a negative amount crops the input instead. :class:`ShrunkConv2d` is that conv; the ONNX export folds
+its non-negative pads into the Conv node's own (asymmetric) ``pads``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+DEPTHWISE_FAST_PATH = (3, 3)
+"""ONNX Runtime's CPU EP has a dedicated 3×3 depthwise kernel; a shrunk depthwise conv falls off it
+and runs slower than the zero-padded 3×3 (benchmarks/bench_export_latency.py measures it)."""
+
+
+@dataclass(frozen=True)
+class KernelWindow:
+    """The part of a kernel that holds every non-zero tap."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+    @property
+    def area(self) -> int:
+        return self.height * self.width
+
+
+def nonzero_window(weight: Tensor) -> KernelWindow | None:
+    """The smallest window of ``weight`` [out, in, kh, kw] outside which every tap of every filter is
+    zero; None if the whole weight is zero."""
+    taps = (weight != 0).flatten(0, 1).any(dim=0)  # [kh, kw]
+    rows = torch.nonzero(taps.any(dim=1)).flatten()
+    cols = torch.nonzero(taps.any(dim=0)).flatten()
+    if rows.numel() == 0:
+        return None
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    left, right = int(cols[0]), int(cols[-1]) + 1
+    return KernelWindow(top, left, bottom - top, right - left)
+
+
+def explicit_padding(conv: nn.Conv2d) -> tuple[int, int]:
+    """The conv's symmetric padding as numbers (``'valid'`` is 0; ``'same'`` is refused by the caller)."""
+    if conv.padding == "valid":
+        return 0, 0
+    return int(conv.padding[0]), int(conv.padding[1])
+
+
+class _PaddedConv(torch.autograd.Function):
+    """conv2d of an input padded (or cropped) by (left, right, top, bottom), exported to ONNX as one
+    Conv node with asymmetric ``pads`` (after a Slice where an amount is negative)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, pads, stride, dilation, groups):  # type: ignore[override]
+        return F.conv2d(F.pad(x, pads) if any(pads) else x, weight, bias, stride, 0, dilation, groups)
+
+    @staticmethod
+    def symbolic(g, x, weight, bias, pads, stride, dilation, groups):  # type: ignore[no-untyped-def]
+        left, right, top, bottom = pads
+        if min(pads) < 0:
+            crop_top, crop_left = max(0, -top), max(0, -left)
+            ends = [-max(0, -bottom) or 2**62, -max(0, -right) or 2**62]
+            x = g.op("Slice", x, g.op("Constant", value_t=torch.tensor([crop_top, crop_left])),
+                     g.op("Constant", value_t=torch.tensor(ends)), g.op("Constant", value_t=torch.tensor([2, 3])))
+        kernel = weight.type().sizes()[2:]
+        return g.op("Conv", x, weight, bias, kernel_shape_i=kernel, strides_i=list(stride),
+                    dilations_i=list(dilation), group_i=groups,
+                    pads_i=[max(0, top), max(0, left), max(0, bottom), max(0, right)])
+
+
+class ShrunkConv2d(nn.Module):
+    """An h×w conv on an input padded (or cropped, for negative amounts) by ``pads`` =
+    (left, right, top, bottom): equal to the original k×k conv whose taps outside the window are zero."""
+
+    def __init__(self, conv: nn.Conv2d, window: KernelWindow) -> None:
+        super().__init__()
+        kh, kw = conv.kernel_size
+        dh, dw = conv.dilation
+        ph, pw = explicit_padding(conv)
+        self.pads = (
+            pw - window.left * dw,
+            pw - (kw - window.left - window.width) * dw,
+            ph - window.top * dh,
+            ph - (kh - window.top - window.height) * dh,
+        )
+        self.conv = nn.Conv2d(
+            conv.in_channels, conv.out_channels, (window.height, window.width), stride=conv.stride,
+            padding=0, dilation=conv.dilation, groups=conv.groups, bias=True,
+        )
+        with torch.no_grad():  # a missing bias becomes a zero bias: the exported Conv always has one
+            self.conv.weight.copy_(conv.weight[:, :, window.top : window.top + window.height,
+                                               window.left : window.left + window.width])
+            self.conv.bias.copy_(conv.bias if conv.bias is not None else torch.zeros(conv.out_channels))
+        self.original_kernel = (kh, kw)
+
+    def forward(self, x: Tensor) -> Tensor:
+        c = self.conv
+        if torch.onnx.is_in_onnx_export():  # one Conv node with asymmetric pads
+            return _PaddedConv.apply(x, c.weight, c.bias, self.pads, c.stride, c.dilation, c.groups)
+        return c(F.pad(x, self.pads) if any(self.pads) else x)  # hooks (MAC counters) see the inner conv
+
+    def extra_repr(self) -> str:
+        return f"from {self.original_kernel}, pads(l,r,t,b)={self.pads}"
+
+
+def shrink_decision(conv: nn.Conv2d, window: KernelWindow | None) -> tuple[bool, str]:
+    """Whether to replace ``conv`` by a :class:`ShrunkConv2d` of ``window``, and why."""
+    kh, kw = conv.kernel_size
+    if window is None:
+        return False, "all-zero weight"
+    if window.area == kh * kw:
+        return False, "no zero border"
+    if conv.padding == "same" or conv.padding_mode != "zeros":
+        return False, f"padding {conv.padding!r}/{conv.padding_mode} not supported"
+    depthwise = conv.groups == conv.in_channels == conv.out_channels and conv.groups > 1
+    if depthwise and (kh, kw) == DEPTHWISE_FAST_PATH:
+        return False, "3x3 depthwise keeps ONNX Runtime's fast path"
+    return True, f"{kh}x{kw} -> {window.height}x{window.width}"
+
+
+@dataclass(frozen=True)
+class KernelChange:
+    layer: str
+    kernel_before: tuple[int, int]
+    kernel_after: tuple[int, int]
+    pads: tuple[int, int, int, int] | None
+    reason: str
+
+
+def shrink_kernels_(model: nn.Module) -> list[KernelChange]:
+    """Replace, in place, every Conv2d whose kernel has zero borders (and where it pays) by a smaller one."""
+    changes = []
+    for name, conv in list(model.named_modules()):
+        if not isinstance(conv, nn.Conv2d):
+            continue
+        window = nonzero_window(conv.weight.detach())
+        take, reason = shrink_decision(conv, window)
+        before = tuple(conv.kernel_size)
+        if take:
+            shrunk = ShrunkConv2d(conv, window)
+            parent_name, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, child, shrunk)
+            changes.append(KernelChange(name, before, (window.height, window.width), shrunk.pads, reason))
+        elif window is not None and window.area < before[0] * before[1]:
+            changes.append(KernelChange(name, before, before, None, f"kept: {reason}"))
+    return changes
