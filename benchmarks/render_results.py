@@ -38,8 +38,61 @@ def was_overhead(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def train_throughput(r: dict[str, Any]) -> list[str]:
+    t = r["throughput"]
+    lines = [
+        "## Training throughput and epoch time (`bench_train_throughput.py`)",
+        "",
+        f"{t['model']} (width {t['width']:g}), batch {t['batch_size']}, CPU, the trainer's own loader (crop + flip) "
+        f"and step; {t['repeats']} steps each, interleaved.",
+        "",
+        *header(r),
+        "| plain | WAS " + r["was"] + " | ratio WAS/plain |",
+        "| --- | --- | --- |",
+        f"| {t['plain_images_per_s']:.0f} img/s | {t['was_images_per_s']:.0f} img/s | **{t['ratio']:.3f}** |",
+        "",
+        "Estimated time of one CIFAR-10 epoch with WAS (45,000 training images at batch 128 plus a 5,000-image "
+        "validation pass in AOM and in DOM), extrapolated from the median of a few timed training steps:",
+        "",
+        "| model | width | training img/s | est. minutes per epoch |",
+        "| --- | --- | --- | --- |",
+    ]
+    for z in r["zoo"]:
+        lines.append(f"| {z['model']} | {z['width']:g} | {z['train_images_per_s']:.0f} | {z['estimated_epoch_min']:.1f} |")
+    return lines + [""]
+
+
+def export_latency(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "## DOM pruned export latency against its MAC ratio (`bench_export_latency.py`)",
+        "",
+        f"Zoo models at width {r['width']:g} (random weights), ONNX Runtime CPU EP with {r['threads']} threads, "
+        f"AOM and DOM seed 0 (pruned) interleaved, median of {r['repeats']} runs. MAC ratio = conv+linear MACs "
+        f"DOM/AOM. Goal: latency ratio <= {r['goal']:.2f} x MAC ratio wherever the MAC ratio is <= "
+        f"{r['mac_ratio_gate']:g}.",
+        "",
+        *header(r),
+        "| model | WAS | batch | AOM ms | DOM ms | latency ratio | MAC ratio | latency/MAC | shrunk / kept convs | pruned filter layers | DOM export s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for x in r["rows"]:
+        gated = "" if x["mac_ratio"] <= r["mac_ratio_gate"] else " (ungated)"
+        lines.append(f"| {x['model']} | {x['was']} | {x['batch']} | {x['aom_ms']:.2f} | {x['dom_ms']:.2f} | "
+                     f"{x['latency_ratio']:.3f} | {x['mac_ratio']:.3f} | {x['latency_over_mac']:.3f}{gated} | "
+                     f"{x['shrunk_convs']} / {x['kept_convs']} | {x['pruned_filter_layers']} | {x['export_dom_s']:.1f} |")
+    lines += ["", f"**Worst latency/MAC ratio over gated rows: {r['worst_latency_over_mac_ratio']:.3f}**", "",
+              "The exporter's depthwise rule, measured (ms per run; a 3x3 depthwise conv is kept unless its window "
+              "is at most 2x2):", "", "| channels | size | batch | 3x3 | 3x2 | 2x2 | 1x1 |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for d in r["depthwise_rule"]:
+        lines.append(f"| {d['channels']} | {d['size']} | {d['batch']} | {d['3x3']:.3f} | {d['3x2']:.3f} | "
+                     f"{d['2x2']:.3f} | {d['1x1']:.3f} |")
+    return lines + [""]
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "was_overhead": was_overhead,
+    "train_throughput": train_throughput,
+    "export_latency": export_latency,
 }
 
 

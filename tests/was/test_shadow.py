@@ -217,3 +217,14 @@ def test_bad_seed_and_double_apply_raise():
             use_dom_(model, bad)
     with pytest.raises(ConfigError, match="already"):
         apply_was_(model, CROP_TRANSLATE)
+
+
+def test_freezing_a_deep_copy_leaves_the_original_usable():
+    model = create_model("tiny")
+    apply_was_(model, CROP_TRANSLATE)
+    for seed in range(3):
+        frozen = freeze_dom_(copy.deepcopy(model), seed)
+        assert not was_layers(frozen)
+    strip_was_(copy.deepcopy(model))
+    assert len(was_layers(model)) == 5
+    model(torch.randn(1, 3, 32, 32))

@@ -31,14 +31,14 @@ def one_line(message: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from wascompress.cli import models_cmd, train_cmd
+    from wascompress.cli import export_cmd, models_cmd, profile_cmd, train_cmd
 
     parser = OneLineParser(prog=PROG, description="Weight Augmentation (WAS): train, export, profile.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     commands.required = True
-    for module in (train_cmd, models_cmd):
+    for module in (train_cmd, export_cmd, profile_cmd, models_cmd):
         module.register(commands)
     return parser
 
@@ -56,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WascompressError as err:
         print(f"{PROG} {args.command}: error: {one_line(str(err))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into a reader that stopped (e.g. `| head`)
+        sys.stderr.close()
+        return 0
     except OSError as err:  # unreadable / unwritable paths given by the user
         print(f"{PROG} {args.command}: error: {err.strerror or err}: {err.filename or ''}".rstrip(": "),
               file=sys.stderr)

@@ -166,7 +166,7 @@ def export_model(
     }
     atomic_write_bytes(out, data)
     atomic_write_text(report_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
-    log.info("wrote %s (%s MACs, %.1f%% of the unpruned %s model)", out, f"{after['macs']:,}",
+    log.debug("wrote %s (%s MACs, %.1f%% of the unpruned %s model)", out, f"{after['macs']:,}",
              100 * report["mac_ratio_vs_dense"], config.mode.upper())
     return report
 

@@ -15,14 +15,24 @@ def count_parameters(model: nn.Module, nonzero: bool = False) -> int:
         return sum(int((p != 0).sum()) if nonzero else p.numel() for p in model.parameters())
 
 
-def count_macs(model: nn.Module, input_size: tuple[int, int, int] = (3, 32, 32)) -> int:
-    """Dense multiply-accumulates of one image, counted by thop on a deep copy (thop adds buffers)."""
+def _no_ops(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+    module.total_ops += 0
+
+
+def count_macs(model: nn.Module, input_size: tuple[int, int, int] = (3, 32, 32), count_batchnorm: bool = False) -> int:
+    """Dense multiply-accumulates of one image, counted by thop on a deep copy (thop adds buffers).
+
+    BatchNorm is not counted by default: an exported graph folds it into the preceding conv, so it
+    costs nothing at inference, and this count then equals the one read from the ONNX graph.
+    """
     import thop
 
     probe = copy.deepcopy(model).eval()
     device = next(probe.parameters()).device
+    custom = {} if count_batchnorm else {cls: _no_ops for cls in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)}
     with torch.no_grad():
-        macs, _ = thop.profile(probe, inputs=(torch.zeros(1, *input_size, device=device),), verbose=False)
+        macs, _ = thop.profile(probe, inputs=(torch.zeros(1, *input_size, device=device),), custom_ops=custom,
+                               verbose=False)
     return int(macs)
 
 

@@ -122,7 +122,7 @@ def apply_was_(model: nn.Module, config: WASConfig, layer_filter: LayerFilter | 
         kernel = (int(conv.kernel_size[0]), int(conv.kernel_size[1]))
         config.check_kernel(name, kernel)
         parametrize.register_parametrization(conv, "weight", ShadowWeight(config, kernel, conv.out_channels))
-    log.info("WAS %s on %d conv layers", config.describe(), len(layers))
+    log.debug("WAS %s on %d conv layers", config.describe(), len(layers))
     return [name for name, _ in layers]
 
 
@@ -236,6 +236,11 @@ def _remove_all(model: nn.Module) -> None:
         if parametrize.is_parametrized(module, "weight") and any(
             isinstance(p, ShadowWeight) for p in module.parametrizations.weight
         ):
+            # parametrize gives each module a generated class and removing the last parametrization
+            # deletes the property from that class, which a deep copy of the module still shares:
+            # give this module a class of its own first, so the original and its copies stay intact
+            cls = module.__class__
+            module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
 
 

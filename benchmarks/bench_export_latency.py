@@ -1,0 +1,169 @@
+"""Does a DOM pruned export really run faster? Latency on ONNX Runtime (CPU EP) against the MAC ratio.
+
+For every zoo model (random weights: latency does not depend on their values) and four WAS settings
+— zero-crop (0.4, 0.6), translate 0.3, filter (0.5, 1.0), crop + translate — the AOM export and the
+DOM seed-0 pruned export run on ONNX Runtime, interleaved A B B A ..., at batch 1 and 32; the ratio
+of median latencies (DOM/AOM) is set against the ratio of conv+linear MACs. Goal: wherever the MAC
+ratio is <= 0.8, latency ratio <= 1.10 x MAC ratio. A second table times a 3x3 depthwise conv against
+its shrunk forms, the measurement behind the exporter's rule to keep 3x3 depthwise kernels unless
+they shrink to 2x2 or less.
+
+    python benchmarks/bench_export_latency.py            # width 1, batch 1 and 32 (~10 min here)
+    python benchmarks/bench_export_latency.py --quick    # width 0.25, batch 1 and 8, fewer runs (~1 min)
+
+Last line: ``worst_latency_over_mac_ratio: X`` (goal <= 1.10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, median, today  # noqa: E402
+
+from wascompress.export.exporter import ExportConfig, export_model  # noqa: E402
+from wascompress.models import create_model, list_models  # noqa: E402
+from wascompress.was import WASConfig, apply_was_  # noqa: E402
+
+SETTINGS = {
+    "crop(0.4,0.6)": WASConfig(crop=(0.4, 0.6)),
+    "translate(0.3)": WASConfig(translate=0.3),
+    "filter(0.5,1)": WASConfig(filter=(0.5, 1.0)),
+    "crop+translate": WASConfig(crop=(0.4, 0.6), translate=0.3),
+}
+GOAL = 1.10
+MAC_RATIO_GATE = 0.8
+
+
+def session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def interleaved_latency(sessions: dict[str, object], batch: np.ndarray, repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median seconds per run of each session, runs interleaved A B, B A, ..."""
+    feeds = {"input": batch}
+    for s in sessions.values():
+        for _ in range(warmup):
+            s.run(None, feeds)
+    times: dict[str, list[float]] = {k: [] for k in sessions}
+    names = list(sessions)
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else reversed(names):
+            start = time.perf_counter()
+            sessions[name].run(None, feeds)
+            times[name].append(time.perf_counter() - start)
+    return {k: median(v) for k, v in times.items()}
+
+
+def conv_linear_macs(report: dict) -> int:
+    return sum(layer["macs"] for layer in report["cost"]["layers"])
+
+
+def export_pair(name: str, width: float, was: WASConfig, folder: Path) -> tuple[dict, dict, Path, Path]:
+    torch.manual_seed(0)
+    model = create_model(name, width=width)
+    apply_was_(model, was)
+    generator = torch.Generator().manual_seed(0)
+    calibration = [torch.randn(16, 3, 32, 32, generator=generator) for _ in range(2)]
+    aom_path, dom_path = folder / f"{name}_aom.onnx", folder / f"{name}_dom.onnx"
+    aom = export_model(model, aom_path, ExportConfig(mode="aom"), overwrite=True)
+    start = time.perf_counter()
+    dom = export_model(model, dom_path, ExportConfig(mode="dom", seed=0), calibration=calibration, overwrite=True)
+    dom["export_s"] = time.perf_counter() - start
+    return aom, dom, aom_path, dom_path
+
+
+def depthwise_rule_table(repeats: int, threads: int, folder: Path) -> list[dict]:
+    """A 3x3 depthwise conv (MobileNetV2's 96-channel layer at 16x16 and 32x32) against its shrunk forms."""
+    from wascompress.export.onnx_graph import onnx_bytes, to_onnx
+    from wascompress.export.shrink import KernelWindow, ShrunkConv2d
+
+    rows = []
+    for channels, size, batch in ((96, 32, 32), (144, 16, 32), (96, 32, 1)):
+        conv = torch.nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False)
+        variants = {"3x3": conv}
+        for h, w in ((3, 2), (2, 2), (1, 1)):
+            variants[f"{h}x{w}"] = ShrunkConv2d(conv, KernelWindow(0, 0, h, w))
+        sessions = {}
+        for key, module in variants.items():
+            path = folder / f"dw_{channels}_{size}_{key}.onnx"
+            path.write_bytes(onnx_bytes(to_onnx(torch.nn.Sequential(module), (channels, size, size))))
+            sessions[key] = session(path, threads)
+        x = np.random.default_rng(0).standard_normal((batch, channels, size, size), dtype=np.float32)
+        latency = interleaved_latency(sessions, x, repeats)
+        rows.append({"channels": channels, "size": size, "batch": batch,
+                     **{k: v * 1e3 for k, v in latency.items()}})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--width", type=float, default=None, help="default 1 (0.25 with --quick)")
+    parser.add_argument("--models", nargs="+", default=None, help="default: every zoo model but tiny")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_flush_denormal(True)
+    width = args.width if args.width is not None else (0.25 if args.quick else 1.0)
+    batches = (1, 8) if args.quick else (1, 32)
+    repeats = args.repeats if args.repeats is not None else (5 if args.quick else 15)
+    models = args.models or [m for m in list_models() if m != "tiny"]
+    settings = dict(list(SETTINGS.items())[::3]) if args.quick else SETTINGS  # quick: crop and crop+translate
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name in models:
+            for label, was in settings.items():
+                aom, dom, aom_path, dom_path = export_pair(name, width, was, folder)
+                mac_ratio = conv_linear_macs(dom) / conv_linear_macs(aom)
+                sessions = {"aom": session(aom_path, args.threads), "dom": session(dom_path, args.threads)}
+                for batch in batches:
+                    x = np.random.default_rng(batch).standard_normal((batch, 3, 32, 32), dtype=np.float32)
+                    latency = interleaved_latency(sessions, x, repeats)
+                    row = {"model": name, "was": label, "batch": batch, "aom_ms": latency["aom"] * 1e3,
+                           "dom_ms": latency["dom"] * 1e3, "latency_ratio": latency["dom"] / latency["aom"],
+                           "mac_ratio": mac_ratio, "thop_mac_ratio": dom["cost"]["macs"] / aom["cost"]["macs"],
+                           "export_dom_s": dom["export_s"],
+                           "shrunk_convs": sum(c["kernel_after"] != c["kernel_before"] for c in dom["kernel_changes"]),
+                           "kept_convs": sum(c["kernel_after"] == c["kernel_before"] for c in dom["kernel_changes"]),
+                           "pruned_filter_layers": sum(c["removed"] for c in dom["filter_changes"])}
+                    row["latency_over_mac"] = row["latency_ratio"] / mac_ratio
+                    rows.append(row)
+                    print(f"{name:<19} {label:<15} b{batch:<3} AOM {row['aom_ms']:8.2f} ms  DOM {row['dom_ms']:8.2f} ms  "
+                          f"latency {row['latency_ratio']:.3f}  MACs {mac_ratio:.3f}  "
+                          f"lat/MAC {row['latency_over_mac']:.3f}", flush=True)
+        depthwise = depthwise_rule_table(max(repeats, 10), args.threads, folder)
+    for r in depthwise:
+        print(f"depthwise {r['channels']}ch {r['size']}x{r['size']} b{r['batch']}: 3x3 {r['3x3']:.3f} ms, "
+              f"3x2 {r['3x2']:.3f}, 2x2 {r['2x2']:.3f}, 1x1 {r['1x1']:.3f}")
+    gated = [r for r in rows if r["mac_ratio"] <= MAC_RATIO_GATE]
+    worst = max((r["latency_over_mac"] for r in gated), default=float("nan"))
+    result = {"benchmark": "export_latency", "date": today(), "machine": machine(),
+              "command": "python benchmarks/bench_export_latency.py" + (" --quick" if args.quick else ""),
+              "width": width, "batches": list(batches), "repeats": repeats, "threads": args.threads,
+              "goal": GOAL, "mac_ratio_gate": MAC_RATIO_GATE, "rows": rows, "depthwise_rule": depthwise,
+              "worst_latency_over_mac_ratio": worst}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"worst_latency_over_mac_ratio: {worst:.3f}")
+
+
+if __name__ == "__main__":
+    main()

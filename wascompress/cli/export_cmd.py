@@ -1,0 +1,67 @@
+"""``wascompress export``: freeze a checkpoint's PW (AOM) or the SW a seed draws (DOM) into ONNX."""
+
+from __future__ import annotations
+
+import argparse
+
+from wascompress.export.exporter import FORMATS, MODES, ExportConfig
+from wascompress.export.from_checkpoint import OBJECTIVES, SeedSearch, export_checkpoint
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return value
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("export", help="export AOM or DOM to a verified ONNX file",
+                            description=__doc__.splitlines()[0].strip("`"))
+    p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint written by `wascompress train`")
+    p.add_argument("--mode", choices=MODES, default="aom", help="aom: PW (default); dom: the SW of --seed")
+    p.add_argument("--seed", type=non_negative_int, help="DOM seed N (a fresh generator seeded with N)")
+    p.add_argument("--format", choices=FORMATS,
+                   help="sparse: zeros kept in dense convs; pruned (default for dom): smaller kernels and "
+                        "fewer channels, so it really runs faster")
+    p.add_argument("--sparse-storage", action="store_true",
+                   help="store weights as ONNX sparse_initializer (COO): a smaller file only - ONNX Runtime "
+                        "densifies them when it loads the model, so there is no speed-up")
+    p.add_argument("--out", required=True, metavar="MODEL.onnx", help="output file (a .json report goes beside)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--data-dir", help="data folder (default: the checkpoint's, or $WASCOMPRESS_DATA_DIR)")
+    p.add_argument("--no-recalibrate-bn", action="store_true",
+                   help="keep the stored BatchNorm statistics for DOM (DOM accuracy usually collapses)")
+    p.add_argument("--bn-batches", type=int, default=4, help="training batches for BatchNorm re-estimation")
+    p.add_argument("--search-seeds", type=int, metavar="K", help="evaluate DOM seeds 0..K-1 and export the best")
+    p.add_argument("--objective", choices=OBJECTIVES, default="accuracy", help="what --search-seeds optimises")
+    p.add_argument("--max-drop", type=float, default=1.0, metavar="PCT",
+                   help="with --objective macs: max validation accuracy drop against AOM, in points")
+    p.set_defaults(run=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    search = SeedSearch(args.search_seeds, args.objective, args.max_drop) if args.search_seeds is not None else None
+    if search is not None and args.seed is not None:
+        print("wascompress export: note: --seed is ignored with --search-seeds")
+    mode, seed = ("dom", 0) if search is not None else (args.mode, args.seed)  # the search sets the seed
+    config = ExportConfig(mode=mode, seed=seed, format=args.format, sparse_storage=args.sparse_storage,
+                          recalibrate_bn=not args.no_recalibrate_bn)
+    report = export_checkpoint(args.checkpoint, args.out, config, data_dir=args.data_dir, bn_batches=args.bn_batches,
+                               search=search, overwrite=args.overwrite)
+    if "seed_search" in report:
+        print(f"{'seed':>5} {'val acc':>8} {'drop':>7} {'effective MACs':>16}")
+        for row in report["seed_search"]["seeds"]:
+            mark = "  <- chosen" if row["chosen"] else ""
+            print(f"{row['seed']:>5} {row['val_acc'] * 100:7.2f}% {row['drop_points']:6.2f}p "
+                  f"{row['effective_macs']:>16,}{mark}")
+    cost, dense = report["cost"], report["cost_before_pruning"]
+    seed = f" seed {report['seed']}" if report["seed"] is not None else ""
+    print(f"{args.out}: {report['mode'].upper()}{seed} {report['format']}, {cost['macs']:,} MACs "
+          f"({report['mac_ratio_vs_dense'] * 100:.1f}% of the unpruned model's {dense['macs']:,}), "
+          f"{cost['params']:,} parameters ({cost['nonzero_params']:,} non-zero), {report['bytes']:,} bytes; "
+          f"verified: max diff {report['verification']['max_abs_diff_scaled']:.1e}, top-1 identical")
+    return 0

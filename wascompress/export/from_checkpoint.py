@@ -1,0 +1,133 @@
+"""Exporting straight from a training checkpoint: data for BatchNorm re-estimation, DOM seed search.
+
+The data set, split and calibration batches are those the trainer used (read from the checkpoint's
+recorded configuration; ``data_dir`` overrides where the files are), so a DOM export at the trainer's
+evaluation seed has the statistics the trainer measured it with.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from wascompress.checkpoint import build_model, file_sha256, load_checkpoint
+from wascompress.errors import ConfigError, DataError
+from wascompress.evaluate import calibration_batches, mode_accuracy
+from wascompress.export.exporter import ExportConfig, cost_summary, export_model, mode_model
+from wascompress.train.config import TrainConfig
+from wascompress.train.trainer import Splits, load_splits
+from wascompress.was import has_was
+
+log = logging.getLogger(__name__)
+
+OBJECTIVES = ("accuracy", "macs")
+
+
+@dataclass(frozen=True)
+class SeedSearch:
+    """Evaluate DOM seeds 0..count-1 on the validation split and pick one."""
+
+    count: int
+    objective: str = "accuracy"  # "accuracy": best validation accuracy; "macs": fewest MACs ...
+    max_drop: float = 1.0  # ... among seeds within this many points of AOM validation accuracy
+
+    def __post_init__(self) -> None:
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
+            raise ConfigError(f"--search-seeds must be a positive integer, got {self.count!r}")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if not self.max_drop >= 0:
+            raise ConfigError(f"--max-drop must be >= 0 percentage points, got {self.max_drop!r}")
+
+
+def checkpoint_splits(checkpoint: dict[str, Any], data_dir: str | None) -> Splits:
+    config = TrainConfig.from_dict(checkpoint["train_config"])
+    if data_dir is not None:
+        config = replace(config, data_dir=str(data_dir))
+    return load_splits(config)
+
+
+def search_seeds(model: torch.nn.Module, splits: Splits, calibration: list[torch.Tensor], search: SeedSearch,
+                 input_shape: tuple[int, int, int]) -> tuple[int, list[dict[str, Any]]]:
+    """Evaluate every seed; return the chosen seed and the table (one row per seed)."""
+    aom = mode_accuracy(model, splits.val, mode="aom", calibration=calibration).top1
+    rows = []
+    for seed in range(search.count):
+        accuracy = mode_accuracy(model, splits.val, mode="dom", seed=seed, calibration=calibration).top1
+        frozen = mode_model(model, ExportConfig(mode="dom", seed=seed, recalibrate_bn=False), None)
+        cost = cost_summary(frozen, input_shape)
+        rows.append({"seed": seed, "val_acc": accuracy, "val_acc_aom": aom, "effective_macs": cost["effective_macs"],
+                     "drop_points": (aom - accuracy) * 100})
+    if search.objective == "accuracy":
+        best = max(rows, key=lambda r: (r["val_acc"], -r["effective_macs"], -r["seed"]))
+    else:
+        allowed = [r for r in rows if r["drop_points"] <= search.max_drop]
+        if not allowed:
+            raise ConfigError(f"no seed of {search.count} stays within {search.max_drop:g} points of AOM "
+                              f"validation accuracy ({aom * 100:.2f}%); raise --max-drop or --search-seeds")
+        best = min(allowed, key=lambda r: (r["effective_macs"], -r["val_acc"], r["seed"]))
+    for row in rows:
+        row["chosen"] = row is best
+    return best["seed"], rows
+
+
+def export_checkpoint(
+    checkpoint_path: str | Path,
+    out: str | Path,
+    config: ExportConfig,
+    *,
+    data_dir: str | None = None,
+    bn_batches: int = 4,
+    search: SeedSearch | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Export a checkpoint in AOM or DOM: ``config.seed``, or with ``search`` the seed it picks."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise ConfigError(f"output folder {out.parent} does not exist")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} exists; pass --overwrite to replace it")
+    checkpoint = load_checkpoint(checkpoint_path)
+    model = build_model(checkpoint)
+    dom = config.mode == "dom" or search is not None
+    if dom and not has_was(model):
+        raise ConfigError(f"{checkpoint_path} was trained without WAS: it has no DOM (export --mode aom)")
+    needs_data = (dom and config.recalibrate_bn) or search is not None
+    splits = None
+    try:
+        splits = checkpoint_splits(checkpoint, data_dir)
+    except DataError as err:
+        if needs_data:
+            raise DataError(f"{err} (DOM export re-estimates BatchNorm on the training data: pass --data-dir, "
+                            f"or --no-recalibrate-bn to keep the stored statistics)") from None
+        log.info("no data found (%s): verifying on random inputs only", err)
+    train_seed = int(checkpoint["train_config"].get("seed", 0))
+    batch = int(checkpoint["train_config"].get("batch_size", 128))
+    calibration = calibration_batches(splits.train, bn_batches, batch, seed=train_seed) if splits else None
+    images = next(iter(_val_images(splits))) if splits else None
+    table = None
+    if search is not None:
+        seed, table = search_seeds(model, splits, calibration, search, config.input_shape)
+        config = replace(config, mode="dom", seed=seed)
+    metadata = {"source_checkpoint": Path(checkpoint_path).name, "source_sha256": file_sha256(checkpoint_path),
+                "model": checkpoint["model"]}
+    report = export_model(model, out, config, calibration=calibration, images=images, overwrite=overwrite,
+                          metadata=metadata)
+    if table is not None:
+        report["seed_search"] = {"objective": search.objective, "max_drop_points": search.max_drop, "seeds": table}
+        from wascompress.fileio import atomic_write_text
+        import json
+
+        atomic_write_text(out.with_suffix(".json"), json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report
+
+
+def _val_images(splits: Splits):
+    from wascompress.data import BatchLoader
+
+    for images, _ in BatchLoader(splits.val, 64, shuffle=False):
+        yield images

@@ -1,0 +1,105 @@
+"""Profile reports as a terminal table, Markdown, CSV, JSON and a PNG plot — all from the same rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+COLUMNS = ("model", "provider", "batch", "macs", "macs_ratio", "effective_macs", "params", "nonzero_params",
+           "sparsity", "file_bytes", "p50_ms", "p90_ms", "p99_ms", "throughput_ips", "p50_ratio", "test_accuracy")
+
+
+def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per model, provider and batch size, every number the report holds about it."""
+    models = {m["name"]: m for m in report["models"]}
+    out = []
+    for lat in report["latency"]:
+        m = models[lat["model"]]
+        out.append({"model": m["name"], "provider": lat["provider"], "batch": lat["batch"], "macs": m["macs"],
+                    "macs_ratio": m["ratios"]["macs"], "effective_macs": m["effective_macs"], "params": m["params"],
+                    "nonzero_params": m["nonzero_params"], "sparsity": m["sparsity"], "file_bytes": m["file_bytes"],
+                    "p50_ms": lat["p50_ms"], "p90_ms": lat["p90_ms"], "p99_ms": lat["p99_ms"],
+                    "throughput_ips": lat["throughput_ips"], "p50_ratio": lat["p50_ratio"],
+                    "test_accuracy": m.get("test_accuracy")})
+    return out
+
+
+def _cells(row: dict[str, Any]) -> list[str]:
+    acc = row["test_accuracy"]
+    return [row["model"], row["provider"], str(row["batch"]), f"{row['macs'] / 1e6:.2f}M", f"{row['macs_ratio']:.3f}",
+            f"{row['effective_macs'] / 1e6:.2f}M", f"{row['params']:,}", f"{row['sparsity'] * 100:.1f}%",
+            f"{row['file_bytes'] / 1e6:.2f}MB", f"{row['p50_ms']:.3f}", f"{row['p90_ms']:.3f}", f"{row['p99_ms']:.3f}",
+            f"{row['throughput_ips']:.0f}", f"{row['p50_ratio']:.3f}", "-" if acc is None else f"{acc * 100:.2f}%"]
+
+
+HEADERS = ["model", "EP", "batch", "MACs", "MAC ratio", "eff. MACs", "params", "sparsity", "size", "p50 ms",
+           "p90 ms", "p99 ms", "img/s", "p50 ratio", "test acc"]
+
+
+def to_table(report: dict[str, Any]) -> str:
+    body = [_cells(r) for r in rows(report)]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(HEADERS)]
+    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    text = [line(HEADERS), line(["-" * w for w in widths]), *(line(b) for b in body)]
+    text.append(f"ratios against {report['reference']}; MACs for one image (1 MAC = 2 FLOPs)")
+    return "\n".join(text)
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    body = [_cells(r) for r in rows(report)]
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(b) + " |" for b in body]
+    lines.append("")
+    lines.append(f"Ratios against `{report['reference']}`; MACs for one image (1 MAC = 2 FLOPs).")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(report: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows(report):
+        writer.writerow({k: ("" if row[k] is None else row[k]) for k in COLUMNS})
+    return buffer.getvalue()
+
+
+def to_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, sort_keys=True) + "\n"
+
+
+def plot(report: dict[str, Any], path: str | Path) -> None:
+    """Latency (p50, first provider, largest batch) and MACs side by side; accuracy against MACs if measured."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = report["models"]
+    names = [m["name"] for m in models]
+    provider, batch = report["providers"][0], max(report["batch_sizes"])
+    p50 = {r["model"]: r["p50_ms"] for r in report["latency"] if r["provider"] == provider and r["batch"] == batch}
+    has_accuracy = all(m.get("test_accuracy") is not None for m in models)
+    fig, axes = plt.subplots(1, 3 if has_accuracy else 2, figsize=(12 if has_accuracy else 9, 3.6))
+    axes[0].bar(names, [p50[n] for n in names], color="#4477aa")
+    axes[0].set_title(f"latency p50, {provider}, batch {batch} (ms)")
+    axes[1].bar(names, [m["macs"] / 1e6 for m in models], color="#ee6677")
+    axes[1].set_title("MACs per image (millions)")
+    if has_accuracy:
+        axes[2].scatter([m["macs"] / 1e6 for m in models], [m["test_accuracy"] * 100 for m in models])
+        for m in models:
+            axes[2].annotate(m["name"], (m["macs"] / 1e6, m["test_accuracy"] * 100))
+        axes[2].set_xlabel("MACs (millions)")
+        axes[2].set_ylabel("test top-1 (%)")
+        axes[2].set_title("accuracy against MACs")
+    for ax in axes[:2]:
+        ax.tick_params(axis="x", rotation=20)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    from wascompress.fileio import atomic_write_bytes
+
+    atomic_write_bytes(path, buffer.getvalue())
