@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from wascompress import __version__
 from wascompress.checkpoint import load_checkpoint, save_checkpoint
-from wascompress.data import BatchLoader, ImageSet, limit, load_dataset, split_validation
+from wascompress.data import DATA_DIR_ENV, BatchLoader, ImageSet, limit, load_dataset, split_validation
 from wascompress.device import flush_denormals
 from wascompress.errors import CheckpointError, ConfigError
 from wascompress.evaluate import Accuracy, calibration_batches, mode_accuracy
@@ -194,6 +195,8 @@ def train(
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` into the run folder ``out_dir``; returns the final results (also results.json)."""
+    if config.data_dir is None and config.dataset != "synthetic" and os.environ.get(DATA_DIR_ENV):
+        config = replace(config, data_dir=os.environ[DATA_DIR_ENV])  # record where the data really was
     ctx = init_distributed(config.device)
     try:
         return _train(config, RunFolder(Path(out_dir)), ctx, resume, overwrite, reporter or LogReporter())

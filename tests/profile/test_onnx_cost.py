@@ -1,0 +1,65 @@
+"""MACs read from the ONNX graph equal thop's count of the PyTorch model; sparsity is a direct count."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import thop
+import torch
+from torch import nn
+
+from wascompress.export.onnx_graph import to_onnx
+from wascompress.models import create_model, list_models
+from wascompress.models.cost import count_macs
+from wascompress.profile.onnx_cost import ModelFileError, initializers, load_model, onnx_cost
+
+WIDTH = {"vgg16": 0.125, "resnet18": 0.125, "resnet34": 0.125, "googlenet": 0.125}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_graph_macs_equal_thop_on_every_zoo_model(name):
+    model = create_model(name, width=WIDTH.get(name, 0.25)).eval()
+    graph = onnx_cost(to_onnx(model, (3, 32, 32)))
+    # thop counts BatchNorm (4 per element); the exported graph folds it into the conv, so it is left out
+    assert graph.macs == count_macs(model)
+
+    def no_ops(module, inputs, output):
+        module.total_ops += 0
+
+    with_bn, _ = thop.profile(copy.deepcopy(model), inputs=(torch.zeros(1, 3, 32, 32),), verbose=False)
+    without_bn, _ = thop.profile(copy.deepcopy(model), inputs=(torch.zeros(1, 3, 32, 32),),
+                                 custom_ops={nn.BatchNorm2d: no_ops}, verbose=False)
+    assert graph.macs == int(without_bn) < int(with_bn)
+
+
+def test_effective_macs_and_sparsity_are_direct_counts():
+    torch.manual_seed(0)
+    model = create_model("tiny").eval()
+    with torch.no_grad():
+        model.conv2.conv.weight[:, :, 0, :] = 0  # a zero row in every filter
+        model.res1.conv.weight[:3] = 0  # three zero filters
+    proto = to_onnx(model, (3, 32, 32))
+    cost = onnx_cost(proto)
+    weights = initializers(proto)
+    assert cost.params == sum(a.size for a in weights.values())
+    assert cost.nonzero_params == sum(int(np.count_nonzero(a)) for a in weights.values())
+    convs = [n for n in cost.nodes if n.op == "Conv"]
+    for node in convs:
+        assert node.sparsity is not None
+    zero_share = [n.sparsity for n in convs if n.sparsity > 0]
+    assert len(zero_share) == 2
+    assert cost.effective_macs < cost.macs
+    # conv2 (8x8x3x3 on 32x32): one of three rows zero -> a third of its MACs are not effective
+    conv2 = convs[1]
+    assert conv2.macs - conv2.effective_macs == conv2.macs // 3
+
+
+def test_not_a_model_is_refused(tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_text("definitely not protobuf")
+    with pytest.raises(ModelFileError, match="junk.onnx"):
+        load_model(junk)
+    with pytest.raises(ModelFileError, match="not found"):
+        load_model(tmp_path / "missing.onnx")

@@ -1,0 +1,107 @@
+"""The profiler end to end on tiny exports: ratios against the first model, formats that agree, errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+import torch
+
+from tests.conftest import run_cli
+from wascompress.errors import ConfigError
+from wascompress.export.exporter import ExportConfig, export_model
+from wascompress.models import create_model
+from wascompress.profile import formats
+from wascompress.profile.latency import ProviderMissingError, TimingPlan, resolve_providers
+from wascompress.profile.profiler import ProfileRequest, profile
+from wascompress.was import WASConfig, apply_was_
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("exports")
+    torch.manual_seed(0)
+    model = create_model("tiny")
+    apply_was_(model, WASConfig(crop=(0.4, 0.6), translate=0.3, filter=(0.5, 0.9)))
+    calibration = [torch.randn(16, 3, 32, 32) for _ in range(2)]
+    export_model(model, folder / "aom.onnx", ExportConfig(mode="aom"))
+    export_model(model, folder / "dom.onnx", ExportConfig(mode="dom", seed=1), calibration=calibration)
+    export_model(model, folder / "sparse.onnx", ExportConfig(mode="dom", seed=1, format="sparse"), calibration=calibration)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def report(exports):
+    request = ProfileRequest(models=(exports / "aom.onnx", exports / "dom.onnx", exports / "sparse.onnx"),
+                             batch_sizes=(1, 4), plan=TimingPlan(warmup=1, runs=5))
+    return profile(request)
+
+
+def test_costs_ratios_and_thop_cross_check(report):
+    aom, dom, sparse = report["models"]
+    assert report["reference"] == "aom"
+    assert dom["macs"] < aom["macs"]
+    assert sparse["macs"] == aom["macs"] and sparse["effective_macs"] < aom["effective_macs"]
+    assert sparse["sparsity"] > aom["sparsity"] + 0.3  # the SW zeros (untrained biases are zero in both)
+    for model in report["models"]:
+        assert model["ratios"]["macs"] == model["macs"] / aom["macs"]
+        assert model["thop_match"], model["name"]  # the export's thop count equals the graph's
+    for row in report["latency"]:
+        reference = next(r for r in report["latency"] if r["model"] == "aom" and r["batch"] == row["batch"])
+        assert row["p50_ratio"] == pytest.approx(row["p50_ms"] / reference["p50_ms"])
+        assert row["runs"] == 5 and row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
+        assert row["throughput_ips"] == pytest.approx(row["batch"] / row["p50_ms"] * 1e3)
+
+
+def test_json_markdown_and_csv_carry_the_same_numbers(report):
+    data = json.loads(formats.to_json(report))
+    assert data["models"][1]["macs"] == report["models"][1]["macs"]
+    rows = list(csv.DictReader(io.StringIO(formats.to_csv(report))))
+    assert len(rows) == len(report["latency"]) == 3 * 2
+    for row, lat in zip(rows, report["latency"]):
+        model = next(m for m in report["models"] if m["name"] == row["model"])
+        assert int(row["macs"]) == model["macs"]
+        assert float(row["p50_ms"]) == pytest.approx(lat["p50_ms"])
+    markdown = formats.to_markdown(report)
+    for model in report["models"]:
+        assert f"{model['macs'] / 1e6:.2f}M" in markdown
+    for lat in report["latency"]:
+        assert f"{lat['p50_ms']:.3f}" in markdown
+
+
+def test_plot_is_a_png(report, tmp_path):
+    path = tmp_path / "plot.png"
+    formats.plot(report, path)
+    from PIL import Image
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Image.open(path).size[0] > 300
+
+
+def test_budget_plan_and_bad_plans():
+    TimingPlan(runs=None, budget_s=0.1)
+    with pytest.raises(ConfigError):
+        TimingPlan(runs=None, budget_s=None)
+    with pytest.raises(ConfigError):
+        TimingPlan(runs=0)
+
+
+def test_missing_provider(exports):
+    with pytest.raises(ProviderMissingError, match="--skip-missing"):
+        resolve_providers(["cpu", "tensorrt"], skip_missing=False)
+    assert resolve_providers(["cpu", "tensorrt"], skip_missing=True) == [("cpu", "CPUExecutionProvider")]
+    result = run_cli("profile", str(exports / "aom.onnx"), "--providers", "cuda", "--runs", "2")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "cuda" in result.stderr
+
+
+def test_not_a_model_and_different_input_shapes(exports, tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00\x01 not a model")
+    result = run_cli("profile", str(exports / "aom.onnx"), str(junk), "--runs", "2")
+    assert result.returncode == 2 and "junk.onnx" in result.stderr and "Traceback" not in result.stderr
+    export_model(create_model("tiny"), tmp_path / "big.onnx", ExportConfig(mode="aom", input_shape=(3, 48, 48)))
+    result = run_cli("profile", str(exports / "aom.onnx"), str(tmp_path / "big.onnx"), "--runs", "2")
+    assert result.returncode == 2 and "different input shapes" in result.stderr

@@ -1,0 +1,99 @@
+"""``wascompress evaluate``: test accuracy on clean and shifted images (rotation, translation, crop)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from wascompress.checkpoint import build_model, load_checkpoint
+from wascompress.errors import ConfigError
+from wascompress.evaluate import calibration_batches
+from wascompress.export.from_checkpoint import checkpoint_splits
+from wascompress.fileio import atomic_write_bytes, atomic_write_text
+from wascompress.robustness import parse_shift, robustness_rows
+from wascompress.was import check_seed, has_was
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("evaluate", help="accuracy on clean and shifted test images (the paper's Tables 3-5)",
+                            description=__doc__.splitlines()[0].strip("`"))
+    p.add_argument("checkpoint", metavar="CKPT")
+    p.add_argument("--mode", nargs="+", choices=("aom", "dom"), default=["aom"], help="one or both modes")
+    p.add_argument("--seed", nargs="+", type=int, default=[0], help="DOM seed(s) (a grid with several)")
+    p.add_argument("--shift", action="append", default=[], metavar="KIND:ARGS",
+                   help="rotate:LO:HI (degrees), translate:F (fraction), crop:LO:HI (area); repeatable")
+    p.add_argument("--shift-seed", type=int, default=0, help="seed of the per-image shift draws (default 0)")
+    p.add_argument("--data-dir", help="data folder (default: the checkpoint's, or $WASCOMPRESS_DATA_DIR)")
+    p.add_argument("--limit-test", type=int, metavar="N", help="use only N test images")
+    p.add_argument("--bn-batches", type=int, default=4, help="training batches for the DOM BatchNorm statistics")
+    p.add_argument("--json", metavar="FILE", help="write the rows as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="accuracy per shift, one bar group per mode/seed")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    shifts = [parse_shift(s) for s in args.shift]
+    seeds = [check_seed(s) for s in args.seed]
+    for path in filter(None, (args.json, args.plot)):
+        if Path(path).exists() and not args.overwrite:
+            raise ConfigError(f"{path} exists; pass --overwrite to replace it")
+        if not Path(path).resolve().parent.is_dir():
+            raise ConfigError(f"output folder {Path(path).parent} does not exist")
+    checkpoint = load_checkpoint(args.checkpoint)
+    if "dom" in args.mode and not checkpoint.get("was"):
+        raise ConfigError(f"{args.checkpoint} was trained without WAS: it has no DOM (use --mode aom)")
+    splits = checkpoint_splits(checkpoint, args.data_dir)
+    test = splits.test
+    if args.limit_test:
+        from wascompress.data import limit
+
+        test = limit(test, args.limit_test)
+    train_config = checkpoint["train_config"]
+    calibration = calibration_batches(splits.train, args.bn_batches, int(train_config.get("batch_size", 128)),
+                                      seed=int(train_config.get("seed", 0)))
+    rows = []
+    for mode in args.mode:
+        for seed in (seeds if mode == "dom" else [None]):
+            model = build_model(checkpoint)  # fresh: each mode starts from the stored (AOM) statistics
+            rows += robustness_rows(model, test, shifts, mode=mode, seed=seed,
+                                    calibration=calibration if mode == "dom" and has_was(model) else None,
+                                    shift_seed=args.shift_seed)
+    print(f"{'mode':<5} {'seed':>4}  {'shift':<18} {'top-1':>7} {'drop':>8} {'drop rate':>9}")
+    for r in rows:
+        seed = "-" if r["seed"] is None else str(r["seed"])
+        print(f"{r['mode']:<5} {seed:>4}  {r['shift']:<18} {r['accuracy'] * 100:6.2f}% {r['drop_points']:7.2f}p "
+              f"{r['drop_rate'] * 100:8.2f}%")
+    if args.json:
+        atomic_write_text(args.json, json.dumps({"checkpoint": str(args.checkpoint), "test_images": len(test),
+                                                 "shift_seed": args.shift_seed, "rows": rows}, indent=2) + "\n")
+    if args.plot:
+        atomic_write_bytes(args.plot, plot_rows(rows))
+    return 0
+
+
+def plot_rows(rows: list[dict]) -> bytes:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shifts = list(dict.fromkeys(r["shift"] for r in rows))
+    groups = list(dict.fromkeys((r["mode"], r["seed"]) for r in rows))
+    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(shifts) * max(1, len(groups)) / 2), 3.6))
+    width = 0.8 / len(groups)
+    for g, (mode, seed) in enumerate(groups):
+        values = {r["shift"]: r["accuracy"] * 100 for r in rows if (r["mode"], r["seed"]) == (mode, seed)}
+        label = mode.upper() if seed is None else f"{mode.upper()} seed {seed}"
+        ax.bar([i + g * width for i in range(len(shifts))], [values.get(s, 0) for s in shifts], width, label=label)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(shifts))], shifts, rotation=15)
+    ax.set_ylabel("test top-1 (%)")
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
