@@ -60,6 +60,9 @@ def checkpoint_was_config(checkpoint: dict[str, Any]) -> WASConfig | None:
 def build_model(checkpoint: dict[str, Any], with_was: bool = True) -> nn.Module:
     """The checkpoint's model with PW (and AOM BatchNorm statistics) loaded, WAS attached if it had WAS."""
     spec = checkpoint["model"]
+    if spec.get("custom_structure"):
+        raise CheckpointError(f"the checkpoint holds a custom structure built from {spec['name']!r} (e.g. a pruned "
+                              "model); build that model yourself and load its state_dict")
     model = create_model(spec["name"], num_classes=spec["num_classes"], width=spec["width"])
     config = checkpoint_was_config(checkpoint)
     if with_was and config is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from wascompress.data import DATASETS
 from wascompress.train.config import PROTOCOLS, SCHEDULES, SELECT_MODES, resolve_config
-from wascompress.train.trainer import LogReporter, config_for_resume, format_metrics, train
+from wascompress.train.trainer import QUIET, LogReporter, config_for_resume, format_metrics, train
 from wascompress.was.config import CROP_MODES, POLICIES
 
 
@@ -102,11 +102,6 @@ class BarReporter:
         print(format_metrics(metrics), file=sys.stderr, flush=True)
 
 
-class QuietReporter(LogReporter):
-    def epoch_end(self, metrics: dict[str, Any]) -> None:
-        pass
-
-
 def run_train(args: argparse.Namespace) -> int:
     overrides = overrides_from_args(args)
     if args.resume:
@@ -118,7 +113,7 @@ def run_train(args: argparse.Namespace) -> int:
         protocol = overrides.pop("protocol")
         config = resolve_config(overrides, args.config, protocol)
     rank = int(os.environ.get("RANK", "0"))
-    reporter = QuietReporter() if rank else (BarReporter() if sys.stderr.isatty() else LogReporter())
+    reporter = QUIET if rank else (BarReporter() if sys.stderr.isatty() else LogReporter())
     results = train(config, args.out, resume=args.resume, overwrite=args.overwrite, reporter=reporter)
     if rank == 0:
         dom = (f", DOM seed {results['dom_seed']} {results['test_acc_dom'] * 100:.2f}%"

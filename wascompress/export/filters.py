@@ -29,7 +29,7 @@ class CompensatedConv2d(nn.Module):
     def __init__(self, conv: nn.Conv2d, offset: Tensor) -> None:
         super().__init__()
         self.conv = conv
-        self.register_buffer("offset", offset.detach().clone())
+        self.register_buffer("offset", offset.detach().clone()[None] if offset.dim() == 3 else offset.detach().clone())
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(x) + self.offset
@@ -105,7 +105,12 @@ def _try_remove(model: nn.Module, name: str, filters: list[int], probe: Tensor, 
                 contribution = F.conv2d(kept_only, module.weight, None, module.stride, module.padding,
                                         module.dilation, module.groups)[0]
         compensations.append((module, contribution))
+    removed_out = {dep.target.module: sorted(_index(i) for i in idxs) for dep, idxs in group
+                   if dep.handler.__name__ == "prune_out_channels" and isinstance(dep.target.module, nn.Conv2d)}
     group.prune()
+    for wrapper in [m for m in trial.modules() if isinstance(m, CompensatedConv2d) and m.conv in removed_out]:
+        keep = [c for c in range(wrapper.offset.shape[1]) if c not in set(removed_out[wrapper.conv])]
+        wrapper.offset = wrapper.offset[:, keep].contiguous()  # an earlier compensation of a now-pruned conv
     for module, contribution in compensations:
         uniform = contribution if contribution.dim() == 1 else contribution.flatten(1)
         if contribution.dim() == 1 or (uniform == uniform[:, :1]).all():
@@ -117,8 +122,11 @@ def _try_remove(model: nn.Module, name: str, filters: list[int], probe: Tensor, 
                     module.bias.add_(bias)
         else:
             _set_module(trial, names[module], CompensatedConv2d(module, contribution))
-    with torch.no_grad():
-        output = trial(probe)
+    try:
+        with torch.no_grad():
+            output = trial(probe)
+    except RuntimeError as err:  # a structure torch-pruning could not keep consistent
+        return None, f"pruned model does not run ({str(err).splitlines()[0]})"
     error = float((output - reference).abs().max())
     if error > tolerance:
         return None, f"output changed by {error:.2e}"

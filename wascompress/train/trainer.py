@@ -64,6 +64,16 @@ class LogReporter:
         log.info(format_metrics(metrics))
 
 
+class QuietReporter(LogReporter):
+    """Nothing at all (other ranks, or callers that report themselves)."""
+
+    def epoch_end(self, metrics: dict[str, Any]) -> None:
+        pass
+
+
+QUIET = QuietReporter()
+
+
 def format_metrics(m: dict[str, Any]) -> str:
     dom = f" val DOM {m['val_acc_dom'] * 100:5.2f}%" if m.get("val_acc_dom") is not None else ""
     return (f"epoch {m['epoch']:>3}/{m['epochs']}  loss {m['train_loss']:.4f}  train {m['train_acc'] * 100:5.2f}%"
@@ -193,19 +203,25 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     reporter: Reporter | None = None,
+    model: nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Train ``config`` into the run folder ``out_dir``; returns the final results (also results.json)."""
+    """Train ``config`` into the run folder ``out_dir``; returns the final results (also results.json).
+
+    ``model`` replaces the zoo model ``config.model`` names (e.g. a pruned network to fine-tune); its
+    checkpoints then hold weights that only a model of that structure loads.
+    """
     if config.data_dir is None and config.dataset != "synthetic" and os.environ.get(DATA_DIR_ENV):
         config = replace(config, data_dir=os.environ[DATA_DIR_ENV])  # record where the data really was
     ctx = init_distributed(config.device)
     try:
-        return _train(config, RunFolder(Path(out_dir)), ctx, resume, overwrite, reporter or LogReporter())
+        return _train(config, RunFolder(Path(out_dir)), ctx, resume, overwrite, reporter or LogReporter(), model)
     finally:
         ctx.close()
 
 
 def _train(
-    config: TrainConfig, run: RunFolder, ctx: DistContext, resume: bool, overwrite: bool, reporter: Reporter
+    config: TrainConfig, run: RunFolder, ctx: DistContext, resume: bool, overwrite: bool, reporter: Reporter,
+    given_model: nn.Module | None = None,
 ) -> dict[str, Any]:
     run.check(resume, overwrite)
     checkpoint = load_checkpoint(run.last) if resume else None
@@ -227,7 +243,14 @@ def _train(
     num_classes = config.num_classes or splits.train.num_classes
     if int(splits.train.labels.max()) >= num_classes:
         raise ConfigError(f"num-classes {num_classes} is too small for the data set's labels")
-    model = build_training_model(config, num_classes).to(device)
+    if given_model is not None:
+        torch.manual_seed(config.seed)
+        model = given_model
+        if config.was is not None:
+            apply_was_(model, config.was)
+    else:
+        model = build_training_model(config, num_classes)
+    model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -274,7 +297,8 @@ def _train(
 
     def make_checkpoint(bn_stats: str) -> dict[str, Any]:
         return {
-            "model": {"name": config.model, "num_classes": num_classes, "width": config.width},
+            "model": {"name": config.model, "num_classes": num_classes, "width": config.width,
+                      **({"custom_structure": True} if given_model is not None else {})},
             "was": config.was.to_dict() if config.was is not None else None,
             "state_dict": plain_state_dict(core),
             "bn_stats": bn_stats,
