@@ -89,10 +89,26 @@ def export_latency(r: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def profiler_overhead(r: dict[str, Any]) -> list[str]:
+    return [
+        "## Profiler overhead (`bench_profiler_overhead.py`)",
+        "",
+        f"resnet18 (width 0.5) AOM export, batch {r['batch']}, ONNX Runtime CPU; the profiler's p50 against a bare "
+        f"`session.run` loop, {r['blocks']} alternating blocks of {r['runs_per_block']} runs. Goal: within 5 %.",
+        "",
+        *header(r),
+        "| profiler p50 | bare loop p50 | ratio |",
+        "| --- | --- | --- |",
+        f"| {r['profiler_p50_ms']:.3f} ms | {r['bare_p50_ms']:.3f} ms | **{r['ratio']:.4f}** |",
+        "",
+    ]
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "was_overhead": was_overhead,
     "train_throughput": train_throughput,
     "export_latency": export_latency,
+    "profiler_overhead": profiler_overhead,
 }
 
 

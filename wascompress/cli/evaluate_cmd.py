@@ -26,7 +26,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--shift-seed", type=int, default=0, help="seed of the per-image shift draws (default 0)")
     p.add_argument("--data-dir", help="data folder (default: the checkpoint's, or $WASCOMPRESS_DATA_DIR)")
     p.add_argument("--limit-test", type=int, metavar="N", help="use only N test images")
-    p.add_argument("--bn-batches", type=int, default=4, help="training batches for the DOM BatchNorm statistics")
+    p.add_argument("--bn-batches", type=int, help="training batches for the DOM BatchNorm statistics "
+                   "(default: as many as the trainer used)")
     p.add_argument("--json", metavar="FILE", help="write the rows as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="accuracy per shift, one bar group per mode/seed")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -51,7 +52,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
         test = limit(test, args.limit_test)
     train_config = checkpoint["train_config"]
-    calibration = calibration_batches(splits.train, args.bn_batches, int(train_config.get("batch_size", 128)),
+    bn_batches = args.bn_batches if args.bn_batches is not None else int(train_config.get("bn_batches", 4))
+    if bn_batches < 1:
+        raise ConfigError(f"--bn-batches must be a positive integer, got {bn_batches}")
+    calibration = calibration_batches(splits.train, bn_batches, int(train_config.get("batch_size", 128)),
                                       seed=int(train_config.get("seed", 0)))
     rows = []
     for mode in args.mode:

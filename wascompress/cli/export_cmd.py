@@ -35,7 +35,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="data folder (default: the checkpoint's, or $WASCOMPRESS_DATA_DIR)")
     p.add_argument("--no-recalibrate-bn", action="store_true",
                    help="keep the stored BatchNorm statistics for DOM (DOM accuracy usually collapses)")
-    p.add_argument("--bn-batches", type=int, default=4, help="training batches for BatchNorm re-estimation")
+    p.add_argument("--bn-batches", type=int, help="training batches for BatchNorm re-estimation "
+                   "(default: as many as the trainer used)")
     p.add_argument("--search-seeds", type=int, metavar="K", help="evaluate DOM seeds 0..K-1 and export the best")
     p.add_argument("--objective", choices=OBJECTIVES, default="accuracy", help="what --search-seeds optimises")
     p.add_argument("--max-drop", type=float, default=1.0, metavar="PCT",

@@ -174,6 +174,10 @@ def _load_cifar(name: str, data_dir: str | Path | None, train: bool, download: b
                 f"no data directory for {name}: pass data_dir (e.g. --data-dir) or set {DATA_DIR_ENV} "
                 "to the folder that holds the CIFAR archive"
             )
+    root = Path(data_dir).expanduser().resolve()
+    key = (name, str(root), root.stat().st_mtime_ns if root.exists() else 0, train, image_size)
+    if key in _CIFAR_CACHE:  # reading the archive costs seconds; studies and exports read it repeatedly
+        return _CIFAR_CACHE[key]
     split = read_cifar(name, data_dir, train, download=download)
     images = torch.from_numpy(np.ascontiguousarray(split.images))
     labels = torch.from_numpy(np.ascontiguousarray(split.labels, dtype=np.int64))
@@ -181,7 +185,14 @@ def _load_cifar(name: str, data_dir: str | Path | None, train: bool, download: b
         logger.info("resizing %s images from %d to %d pixels", name, images.shape[2], image_size)
         images = resize_images(images, image_size)
     mean, std = CIFAR_STATS[name]
-    return ImageSet(images, labels, split.classes, mean, std)
+    data = ImageSet(images, labels, split.classes, mean, std)
+    if len(_CIFAR_CACHE) >= 4:
+        _CIFAR_CACHE.pop(next(iter(_CIFAR_CACHE)))
+    _CIFAR_CACHE[key] = data
+    return data
+
+
+_CIFAR_CACHE: dict[tuple, ImageSet] = {}
 
 
 # --- image folders ---------------------------------------------------------------------------------

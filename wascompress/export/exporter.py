@@ -26,6 +26,7 @@ from wascompress.export.filters import remove_zero_filters
 from wascompress.export.onnx_graph import (
     OPSET,
     ExportError,
+    metadata_value,
     onnx_bytes,
     set_metadata,
     store_sparse_,
@@ -120,11 +121,7 @@ def export_model(
     (normalised) images added to the verification. Returns the report.
     """
     out = Path(out)
-    report_path = out.with_suffix(".json")
-    if not out.parent.is_dir():
-        raise ConfigError(f"output folder {out.parent} does not exist")
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out} exists; pass --overwrite to replace it")
+    report_path = check_output(out, overwrite)
     reference = mode_model(model, config, calibration)
     deployed = copy.deepcopy(reference)
     kernel_changes: list[dict[str, Any]] = []
@@ -144,10 +141,12 @@ def export_model(
     props.update({f"wascompress.{k}": v for k, v in (metadata or {}).items()})
     proto = to_onnx(deployed, config.input_shape)
     set_metadata(proto, props)
+    dense = onnx_bytes(proto) if config.sparse_storage else None
     sparse_names = store_sparse_(proto) if config.sparse_storage else []
     data = onnx_bytes(proto)
     try:
-        verification = verify(data, reference, verification_inputs(config.input_shape, images), config.tolerance)
+        verification = verify(data, reference, verification_inputs(config.input_shape, images), config.tolerance,
+                              dense_data=dense)
     except ExportError:
         if overwrite:  # the user asked to replace the old file: leave no stale copy that looks current
             out.unlink(missing_ok=True)
@@ -156,8 +155,7 @@ def export_model(
     report = {
         "file": out.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "opset": OPSET,
         "mode": config.mode, "seed": config.seed, "format": config.format, "was": was,
-        "bn": props["wascompress.bn"], "metadata": {k: v if isinstance(v, str) else json.dumps(v, sort_keys=True)
-                                                     for k, v in props.items()},
+        "bn": props["wascompress.bn"], "metadata": {k: metadata_value(v) for k, v in props.items()},
         "sparse_storage": {"enabled": config.sparse_storage, "initializers": sparse_names,
                            "note": "ONNX Runtime densifies sparse initializers at load: smaller file, same speed"},
         "cost_before_pruning": before, "cost": after,
@@ -168,6 +166,21 @@ def export_model(
     atomic_write_text(report_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
     log.debug("wrote %s (%s MACs, %.1f%% of the unpruned %s model)", out, f"{after['macs']:,}",
              100 * report["mac_ratio_vs_dense"], config.mode.upper())
+    return report
+
+
+def check_output(out: Path, overwrite: bool) -> Path:
+    """Refuse an output that cannot be written or would replace files without ``overwrite``; returns the
+    report's path (``out`` with suffix .json)."""
+    if out.suffix.lower() == ".json":
+        raise ConfigError(f"output {out} ends in .json, the name of the report written beside the model; "
+                          "name the model .onnx")
+    if not out.parent.is_dir():
+        raise ConfigError(f"output folder {out.parent} does not exist")
+    report = out.with_suffix(".json")
+    for path in (out, report):
+        if path.exists() and not overwrite:
+            raise ConfigError(f"{path} exists; pass --overwrite to replace it")
     return report
 
 

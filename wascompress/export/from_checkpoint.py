@@ -1,12 +1,13 @@
 """Exporting straight from a training checkpoint: data for BatchNorm re-estimation, DOM seed search.
 
-The data set, split and calibration batches are those the trainer used (read from the checkpoint's
+The data set, split and calibration batches (their count, size and seed) are those the trainer used (read from the checkpoint's
 recorded configuration; ``data_dir`` overrides where the files are), so a DOM export at the trainer's
 evaluation seed has the statistics the trainer measured it with.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 from wascompress.checkpoint import build_model, file_sha256, load_checkpoint
 from wascompress.errors import ConfigError, DataError
 from wascompress.evaluate import calibration_batches, mode_accuracy
-from wascompress.export.exporter import ExportConfig, cost_summary, export_model, mode_model
+from wascompress.export.exporter import ExportConfig, check_output, cost_summary, export_model, mode_model
 from wascompress.train.config import TrainConfig
 from wascompress.train.trainer import Splits, load_splits
 from wascompress.was import has_was
@@ -53,7 +54,10 @@ def checkpoint_splits(checkpoint: dict[str, Any], data_dir: str | None) -> Split
 
 def search_seeds(model: torch.nn.Module, splits: Splits, calibration: list[torch.Tensor], search: SeedSearch,
                  input_shape: tuple[int, int, int]) -> tuple[int, list[dict[str, Any]]]:
-    """Evaluate every seed; return the chosen seed and the table (one row per seed)."""
+    """Evaluate every seed; return the chosen seed and the table (one row per seed).
+
+    Works on a copy: the BatchNorm statistics each evaluation re-estimates stay out of ``model``."""
+    model = copy.deepcopy(model)
     aom = mode_accuracy(model, splits.val, mode="aom", calibration=calibration).top1
     rows = []
     for seed in range(search.count):
@@ -81,16 +85,15 @@ def export_checkpoint(
     config: ExportConfig,
     *,
     data_dir: str | None = None,
-    bn_batches: int = 4,
+    bn_batches: int | None = None,
     search: SeedSearch | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Export a checkpoint in AOM or DOM: ``config.seed``, or with ``search`` the seed it picks."""
     out = Path(out)
-    if not out.parent.is_dir():
-        raise ConfigError(f"output folder {out.parent} does not exist")
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out} exists; pass --overwrite to replace it")
+    check_output(out, overwrite)
+    if bn_batches is not None and (isinstance(bn_batches, bool) or bn_batches < 1):
+        raise ConfigError(f"--bn-batches must be a positive integer, got {bn_batches!r}")
     checkpoint = load_checkpoint(checkpoint_path)
     model = build_model(checkpoint)
     dom = config.mode == "dom" or search is not None
@@ -107,8 +110,10 @@ def export_checkpoint(
         log.info("no data found (%s): verifying on random inputs only", err)
     train_seed = int(checkpoint["train_config"].get("seed", 0))
     batch = int(checkpoint["train_config"].get("batch_size", 128))
+    if bn_batches is None:  # the trainer's own calibration: its count, batch size and seed
+        bn_batches = int(checkpoint["train_config"].get("bn_batches", 4))
     calibration = calibration_batches(splits.train, bn_batches, batch, seed=train_seed) if splits else None
-    images = next(iter(_val_images(splits))) if splits else None
+    images = next(_val_images(splits), None) if splits else None
     table = None
     if search is not None:
         seed, table = search_seeds(model, splits, calibration, search, config.input_shape)

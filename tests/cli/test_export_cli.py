@@ -1,0 +1,205 @@
+"""``wascompress export`` end to end: a verified file and its report, or one clear line and nothing written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import onnx
+import pytest
+
+from tests.conftest import run_cli
+from tests.export.runs import BASELINE_RUN, WAS, WAS_RUN, one_torch_thread, trained_run  # noqa: F401
+from wascompress.export.exporter import ExportConfig
+from wascompress.export.from_checkpoint import export_checkpoint
+from wascompress.export.onnx_graph import ExportError
+from wascompress.train.config import TrainConfig
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # the subprocesses share 2 cores with the test process
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return run_cli(*args, env=ONE_THREAD)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "error" in lines[0] and "Traceback" not in result.stderr, result.stderr
+    assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def was_run(tmp_path_factory) -> Path:
+    return trained_run(tmp_path_factory, WAS_RUN)
+
+
+@pytest.fixture(scope="module")
+def baseline_run(tmp_path_factory) -> Path:
+    return trained_run(tmp_path_factory, BASELINE_RUN)
+
+
+@pytest.fixture
+def cifar_run(tmp_path_factory, cifar_dir) -> Path:
+    config = TrainConfig(model="tiny", dataset="cifar10", data_dir=str(cifar_dir), epochs=1, batch_size=50,
+                         limit_train=200, limit_test=100, bn_batches=2, was=WAS)
+    return trained_run(tmp_path_factory, config)
+
+
+def test_export_dom_seed(tmp_path, was_run):
+    out = tmp_path / "dom0.onnx"
+    result = cli("export", str(was_run / "best.pt"), "--mode", "dom", "--seed", "0", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert out.is_file() and out.with_suffix(".json").is_file()
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert (report["mode"], report["seed"], report["format"]) == ("dom", 0, "pruned")
+    assert report["verification"]["top1_identical"]
+    assert onnx.load(out).graph.node
+    assert str(out) in result.stdout and "DOM seed 0 pruned" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bad input: exit 2, one line on stderr, nothing written (and an existing output left as it was)
+
+OLD_MODEL, OLD_REPORT = b"an older model", "an older report\n"
+
+
+def prepare(case: str, tmp_path: Path, was_run: Path, baseline_run: Path) -> tuple[list[str], str]:
+    """The command-line arguments of a bad-input case and a fragment its error line must contain."""
+    best = str(was_run / "best.pt")
+    dom0 = ["--mode", "dom", "--seed", "0"]
+    if case == "not a checkpoint":
+        text = tmp_path / "notes.pt"
+        text.write_text("this is not a checkpoint\n")
+        return [str(text), *dom0], "notes.pt"
+    if case == "truncated checkpoint":
+        data = (was_run / "best.pt").read_bytes()
+        (tmp_path / "half.pt").write_bytes(data[: len(data) // 2])
+        return [str(tmp_path / "half.pt"), *dom0], "half.pt"
+    if case == "trained without WAS":
+        return [str(baseline_run / "best.pt"), *dom0], "without WAS"
+    if case == "negative seed":
+        return [best, "--mode", "dom", "--seed", "-1"], "non-negative integer"
+    if case == "seed not a number":
+        return [best, "--mode", "dom", "--seed", "abc"], "'abc'"
+    if case == "dom without seed":
+        return [best, "--mode", "dom"], "--seed"
+    raise AssertionError(case)
+
+
+CASES = ["not a checkpoint", "truncated checkpoint", "trained without WAS", "negative seed", "seed not a number",
+         "dom without seed"]
+EXISTING = {"not a checkpoint", "trained without WAS", "seed not a number"}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_export_input(tmp_path, was_run, baseline_run, case):
+    args, fragment = prepare(case, tmp_path, was_run, baseline_run)
+    out = tmp_path / "out" / "model.onnx"
+    out.parent.mkdir()
+    existing = case in EXISTING
+    if existing:  # --overwrite was asked for, but nothing valid came to replace the old files
+        out.write_bytes(OLD_MODEL)
+        out.with_suffix(".json").write_text(OLD_REPORT)
+        args.append("--overwrite")
+    assert_one_line_error(cli("export", *args, "--out", str(out)), fragment)
+    if existing:
+        assert out.read_bytes() == OLD_MODEL and out.with_suffix(".json").read_text() == OLD_REPORT
+        assert sorted(p.name for p in out.parent.iterdir()) == ["model.json", "model.onnx"]
+    else:
+        assert not list(out.parent.iterdir())
+
+
+def test_output_folder_missing(tmp_path, was_run):
+    out = tmp_path / "missing" / "model.onnx"
+    result = cli("export", str(was_run / "best.pt"), "--mode", "dom", "--seed", "0", "--out", str(out))
+    assert_one_line_error(result, "missing")
+    assert not out.parent.exists()
+
+
+def test_existing_output_without_overwrite(tmp_path, was_run):
+    out = tmp_path / "model.onnx"
+    out.write_bytes(OLD_MODEL)
+    out.with_suffix(".json").write_text(OLD_REPORT)
+    result = cli("export", str(was_run / "best.pt"), "--out", str(out))
+    assert_one_line_error(result, "--overwrite")
+    assert out.read_bytes() == OLD_MODEL and out.with_suffix(".json").read_text() == OLD_REPORT
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.onnx"]
+
+
+def test_recorded_data_set_missing(tmp_path, cifar_run):
+    out = tmp_path / "model.onnx"
+    out.write_bytes(OLD_MODEL)
+    result = cli("export", str(cifar_run / "best.pt"), "--mode", "dom", "--seed", "0", "--out", str(out),
+                 "--data-dir", "/nonexistent", "--overwrite")
+    assert_one_line_error(result, "--data-dir")
+    assert "/nonexistent" in result.stderr
+    assert out.read_bytes() == OLD_MODEL and sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def test_recorded_data_set_missing_without_recalibration_verifies_on_random_inputs(tmp_path, cifar_run):
+    report = export_checkpoint(cifar_run / "best.pt", tmp_path / "m.onnx",
+                               ExportConfig(mode="dom", seed=0, recalibrate_bn=False), data_dir="/nonexistent")
+    assert report["bn"].startswith("stored") and report["verification"]["inputs_checked"] == 2 + 3
+
+
+# ---------------------------------------------------------------------------------------------------
+# A verification failure (in process: a subprocess cannot be monkeypatched)
+
+
+def failing_verify(*args, **kwargs):
+    raise ExportError("verification failed: ONNX Runtime differs from PyTorch by 1.00e+00 (faked)")
+
+
+def run_main(args: list[str], capsys) -> tuple[int, list[str], str]:
+    """``wascompress ARGS`` in this process: exit code, non-empty stderr lines, stdout."""
+    from wascompress.cli import main
+
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, [line for line in captured.err.splitlines() if line.strip()], captured.out
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["fresh", "overwrite"])
+def test_verification_failure_leaves_no_file(tmp_path, was_run, monkeypatch, capsys, existing):
+    monkeypatch.setattr("wascompress.export.exporter.verify", failing_verify)
+    out = tmp_path / "model.onnx"
+    args = ["export", str(was_run / "best.pt"), "--mode", "dom", "--seed", "0", "--out", str(out)]
+    if existing:  # the older file would look current: it must be gone
+        out.write_bytes(OLD_MODEL)
+        out.with_suffix(".json").write_text(OLD_REPORT)
+        args.append("--overwrite")
+    code, lines, _ = run_main(args, capsys)
+    assert code == 2
+    assert len(lines) == 1 and "error" in lines[0] and "verification failed" in lines[0], lines
+    assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------------------------------------------
+# In process (cheap): the seed-search options
+
+
+def test_search_seeds_for_fewest_macs(tmp_path, was_run, capsys):
+    out = tmp_path / "macs.onnx"
+    code, _, stdout = run_main(["export", str(was_run / "best.pt"), "--search-seeds", "8", "--objective", "macs",
+                                "--max-drop", "1", "--out", str(out)], capsys)
+    assert code == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    table = report["seed_search"]["seeds"]
+    allowed = [row for row in table if row["drop_points"] <= 1.0]
+    chosen = min(allowed, key=lambda r: (r["effective_macs"], -r["val_acc"], r["seed"]))
+    assert report["seed"] == chosen["seed"] and report["mode"] == "dom"
+    assert report["seed_search"]["objective"] == "macs"
+    assert [row["chosen"] for row in table] == [row["seed"] == chosen["seed"] for row in table]
+    marked = [line for line in stdout.splitlines() if line.endswith("<- chosen")]
+    assert len(marked) == 1 and marked[0].split()[0] == str(chosen["seed"])
+    assert len([line for line in stdout.splitlines() if line.split()[:1] and line.split()[0].isdigit()]) == 8
+
+
+def test_zero_bn_batches_is_named_in_the_error(tmp_path, was_run, capsys):
+    code, lines, _ = run_main(["export", str(was_run / "best.pt"), "--mode", "dom", "--seed", "0", "--bn-batches", "0",
+                            "--out", str(tmp_path / "m.onnx")], capsys)
+    assert code == 2 and len(lines) == 1
+    assert "--bn-batches" in lines[0], lines[0]
