@@ -72,7 +72,7 @@ def test_zero_filters_of_a_chain_are_removed_exactly(consumer_kind):
     model = chain(consumer)
     assert zero_filters(model[0]) == [1, 4, 5]
     original = [p.detach().clone() for p in model.parameters()]
-    pruned, changes = remove_zero_filters(model, probe((3, 16, 16)))
+    pruned, changes = remove_zero_filters(model, probe((3, 16, 16)), channel_align=1)
     assert [(c.layer, c.filters_before, c.filters_after, c.removed) for c in changes] == [("0", 8, 5, True)]
     assert changes[0].reason.startswith("removed 3 zero filters")
     assert pruned[0].out_channels == 5 and pruned[1].num_features == 5
@@ -100,7 +100,7 @@ def test_zero_filters_of_a_compensated_consumer_are_removed_later():
     loses their channels, and the next consumer is compensated for the (spatially varying) removed maps."""
     model = chain(nn.Conv2d(8, 6, 3, padding=1, bias=False))
     zero_out_(model[3], [0, 2])
-    pruned, changes = remove_zero_filters(model, probe((3, 16, 16)))
+    pruned, changes = remove_zero_filters(model, probe((3, 16, 16)), channel_align=1)
     assert [(c.layer, c.filters_before, c.filters_after, c.removed) for c in changes] == [
         ("0", 8, 5, True), ("3.conv", 6, 4, True)]  # wrapped by the first compensation
     assert isinstance(pruned[3], CompensatedConv2d) and pruned[3].conv.out_channels == 4
@@ -134,7 +134,7 @@ def test_zero_filter_feeding_a_residual_addition_is_kept():
     zero_out_(model.conv1, [2, 6])
     model.eval()
     reference = [p.detach().clone() for p in model.parameters()]
-    pruned, changes = remove_zero_filters(model, probe((3, 12, 12)))
+    pruned, changes = remove_zero_filters(model, probe((3, 12, 12)), channel_align=1)
     conv1 = [c for c in changes if c.layer == "conv1"]
     assert len(conv1) == 1 and not conv1[0].removed and conv1[0].filters_after == 8
     assert conv1[0].reason.startswith("kept zeros"), conv1[0].reason
@@ -152,7 +152,7 @@ def test_conv_feeding_a_linear_through_global_pooling_gets_a_bias():
     zero_out_(model[0], [0, 3, 7])
     model.eval()
     bias_before = model[5].bias.detach().clone()
-    pruned, changes = remove_zero_filters(model, probe((3, 10, 10)))
+    pruned, changes = remove_zero_filters(model, probe((3, 10, 10)), channel_align=1)
     assert [(c.layer, c.filters_after, c.removed) for c in changes] == [("0", 5, True)]
     linear = pruned[5]
     assert isinstance(linear, nn.Linear) and linear.in_features == 5
@@ -168,7 +168,16 @@ def test_conv_feeding_a_linear_through_global_pooling_gets_a_bias():
 def test_all_zero_layer_is_left_alone():
     model = chain(nn.Conv2d(8, 6, 1, bias=False))
     zero_out_(model[0], list(range(8)))
-    pruned, changes = remove_zero_filters(model, probe((3, 8, 8)))
+    pruned, changes = remove_zero_filters(model, probe((3, 8, 8)), channel_align=1)
     assert [(c.layer, c.removed, c.reason) for c in changes] == [("0", False, "every filter is zero")]
     assert pruned[0].out_channels == 8
     assert max_difference(model, pruned, fresh_inputs((3, 8, 8))) <= TOLERANCE
+
+
+def test_aligned_removal_leaves_a_multiple_of_the_block():
+    from wascompress.export.filters import aligned_removal
+
+    zero = list(range(0, 40, 2))  # 20 zero filters of 48
+    assert len(aligned_removal(48, zero, 16)) == 16  # 48 - 20 = 28 -> keep 32
+    assert aligned_removal(16, [1, 2, 3], 16) == []  # 13 would be left: keep all 16
+    assert aligned_removal(48, zero, 1) == zero

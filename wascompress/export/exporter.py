@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from wascompress.errors import ConfigError
-from wascompress.export.filters import remove_zero_filters
+from wascompress.export.filters import CHANNEL_ALIGN, remove_zero_filters
 from wascompress.export.onnx_graph import (
     OPSET,
     ExportError,
@@ -54,6 +54,7 @@ class ExportConfig:
     sparse_storage: bool = False  # store initializers as COO sparse_initializer (smaller file only)
     recalibrate_bn: bool = True  # re-estimate BatchNorm for the DOM SW (needs calibration batches)
     tolerance: float = 1e-4  # max |ONNX Runtime - PyTorch| / max(1, max |PyTorch|)
+    channel_align: int = CHANNEL_ALIGN  # filters are removed down to a multiple of this many channels
     input_shape: tuple[int, int, int] = (3, 32, 32)
 
     def __post_init__(self) -> None:
@@ -68,6 +69,8 @@ class ExportConfig:
         fmt = self.format or ("pruned" if self.mode == "dom" else "sparse")
         if fmt not in FORMATS:
             raise ConfigError(f"format must be one of {FORMATS}, got {self.format!r}")
+        if isinstance(self.channel_align, bool) or not isinstance(self.channel_align, int) or self.channel_align < 1:
+            raise ConfigError(f"channel_align must be a positive integer, got {self.channel_align!r}")
         object.__setattr__(self, "format", fmt)
 
 
@@ -128,7 +131,8 @@ def export_model(
     filter_changes: list[dict[str, Any]] = []
     if config.format == "pruned":
         probe = torch.randn(2, *config.input_shape, generator=torch.Generator().manual_seed(99))
-        deployed, filters = remove_zero_filters(deployed, probe, tolerance=config.tolerance)
+        deployed, filters = remove_zero_filters(deployed, probe, tolerance=config.tolerance,
+                                                channel_align=config.channel_align)
         filter_changes = [asdict(c) for c in filters]
         kernel_changes = [asdict(c) for c in shrink_kernels_(deployed)]
     before = cost_summary(reference, config.input_shape)

@@ -22,6 +22,13 @@ from torch import Tensor, nn
 
 log = logging.getLogger(__name__)
 
+CHANNEL_ALIGN = 16
+"""Filters are removed only down to a multiple of this many channels. ONNX Runtime's CPU EP runs convs
+in a blocked channel layout (NCHWc, 16 channels a block with AVX-512, 8 with AVX2); a channel count off
+the block falls back to slower kernels. Measured here (ORT 1.31, batch 32, 16x16): a 3x3 depthwise conv
+took 0.26 ms at 96 channels, 0.81 ms at 88 and 1.93 ms at 77; a 1x1 conv from 96 channels 0.99 ms to
+80 outputs and 2.22 ms to 77. Zero filters left in place still compute zeros, so the output is the same."""
+
 
 class CompensatedConv2d(nn.Module):
     """A conv plus a constant map: the contribution of removed input channels that were constant."""
@@ -133,11 +140,19 @@ def _try_remove(model: nn.Module, name: str, filters: list[int], probe: Tensor, 
     return trial, f"removed {len(filters)} zero filters (max output change {error:.1e})"
 
 
-def remove_zero_filters(model: nn.Module, probe: Tensor, tolerance: float = 1e-4) -> tuple[nn.Module, list[FilterChange]]:
+def aligned_removal(out_channels: int, zero: list[int], align: int) -> list[int]:
+    """The zero filters to remove so that the channels left are a multiple of ``align``."""
+    keep = -(-(out_channels - len(zero)) // align) * align
+    return zero[: max(0, out_channels - keep)]
+
+
+def remove_zero_filters(model: nn.Module, probe: Tensor, tolerance: float = 1e-4,
+                        channel_align: int = CHANNEL_ALIGN) -> tuple[nn.Module, list[FilterChange]]:
     """A copy of ``model`` (eval mode) without its removable zero filters, and what was done per layer.
 
     ``probe`` is a batch of at least two inputs of the deployment shape; ``tolerance`` bounds the change
-    of the output on it (relative to the output's largest magnitude).
+    of the output on it (relative to the output's largest magnitude); the channels left in a layer are a
+    multiple of ``channel_align`` (see :data:`CHANNEL_ALIGN`).
     """
     model = model.eval()
     with torch.no_grad():
@@ -155,6 +170,12 @@ def remove_zero_filters(model: nn.Module, probe: Tensor, tolerance: float = 1e-4
         if len(filters) == before:
             changes.append(FilterChange(name, before, before, False, "every filter is zero"))
             continue
+        aligned = aligned_removal(before, filters, channel_align)
+        if not aligned:
+            changes.append(FilterChange(name, before, before, False, f"kept zeros: removing {len(filters)} of "
+                                        f"{before} filters leaves no multiple of {channel_align} channels"))
+            continue
+        filters = aligned
         trial, reason = _try_remove(model, name, filters, probe, reference, limit)
         if trial is None:
             changes.append(FilterChange(name, before, before, False, f"kept zeros: {reason}"))
