@@ -5,8 +5,7 @@ For every zoo model (random weights: latency does not depend on their values) an
 DOM seed-0 pruned export run on ONNX Runtime, interleaved A B B A ..., at batch 1 and 32; the ratio
 of median latencies (DOM/AOM) is set against the ratio of conv+linear MACs. Goal: wherever the MAC
 ratio is <= 0.8, latency ratio <= 1.10 x MAC ratio. A second table times a 3x3 depthwise conv against
-its shrunk forms, the measurement behind the exporter's rule to keep 3x3 depthwise kernels unless
-they shrink to 2x2 or less.
+its shrunk forms, the measurement behind the exporter's rule to keep 3x3 depthwise kernels as they are.
 
     python benchmarks/bench_export_latency.py            # width 1, batch 1 and 32 (~10 min here)
     python benchmarks/bench_export_latency.py --quick    # width 0.25, batch 1 and 8, fewer runs (~1 min)
@@ -18,13 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # PyTorch's idle OpenMP threads must not spin during timing
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median, today  # noqa: E402
@@ -49,6 +50,8 @@ def session(path: Path, threads: int):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
+    # sessions timed in turn must not compete: an idle session's threads otherwise spin on the cores
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

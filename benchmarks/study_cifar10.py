@@ -8,10 +8,10 @@ DOM pruned MACs and ONNX Runtime CPU latency (batch 32) against AOM. The competi
 pruned with torch-pruning (group magnitude importance) to the MACs of the best DOM pruned model and
 fine-tuned, with the same total number of epochs as a WAS run (half dense training, half fine-tuning).
 
-Default size (about an hour on 2 CPU cores): resnet18 at width 0.25 (residual blocks of
-3x3 convs, the paper's most common family, at a cost this machine can train), 5,000 CIFAR-10 training
-images (500 held out for validation), the full 10,000-image test set, 5 epochs, 3 seeds. ``--full`` is
-the paper's scale (VGG-16 / ResNet-18 at width 1, 50,000 images, 200 epochs) for a machine with a GPU.
+Default size (about 45 minutes on 2 CPU cores): resnet18 at width 0.25 (residual blocks of
+3x3 convs, the paper's most common family, at a cost this machine can train), 4,000 CIFAR-10 training
+images (400 held out for validation), the full 10,000-image test set, 4 epochs, 3 seeds. ``--full`` is
+the paper's scale (ResNet-18 at width 1, all 50,000 images, 200 epochs) for a machine with a GPU.
 ``--quick`` is a smoke run (tiny model, 600 images, 1 epoch, 2 seeds, one protocol).
 
 Every finished unit (a training run, an export, a measurement) leaves a file in the study folder; a
@@ -83,7 +83,7 @@ class Scale:
 
 SCALES = {
     "quick": Scale("tiny", 1.0, 600, 500, 1, (0, 1), ("standard",), 2, 3),
-    "default": Scale("resnet18", 0.25, 5000, None, 5, (0, 1, 2), ("paper", "standard"), 4, 15),
+    "default": Scale("resnet18", 0.25, 4000, None, 4, (0, 1, 2), ("paper", "standard"), 4, 15),
     "full": Scale("resnet18", 1.0, None, None, 200, (0, 1, 2), ("paper", "standard"), 8, 30),
 }
 

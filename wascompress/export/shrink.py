@@ -17,10 +17,10 @@ from torch import Tensor, nn
 
 DEPTHWISE_FAST_PATH = (3, 3)
 """ONNX Runtime's CPU EP runs 3×3 depthwise convs on a dedicated kernel; depthwise convs are memory
-bound, so a smaller kernel saves far less than its MACs suggest. Measured here (ORT 1.31, 96 channels,
-32×32, batch 32, median of 20): 3×3 1.85 ms, 3×2 2.04 ms (slower), 2×2 1.40 ms, 1×1 1.37 ms; dense
-convs (128 channels, 16×16) follow the MACs: 3×3 10.9 ms, 3×2 7.3 ms, 2×2 5.1 ms. So a 3×3 depthwise
-conv is shrunk only to a window of at most 2×2; other kernels are always shrunk."""
+bound, so no smaller kernel is faster. Measured here (benchmarks/bench_export_latency.py, ORT 1.31, 96
+channels, 32×32, batch 32, medians): 3×3 2.73 ms, 3×2 2.95 ms, 2×2 2.71 ms, 1×1 3.69 ms. So 3×3
+depthwise convs keep their zeros; other kernels (dense convs, 5×5 depthwise) are shrunk: there the
+time follows the taps (128-channel 3×3 conv at 16×16, batch 32: 3×3 10.9 ms, 3×2 7.3 ms, 2×2 5.1 ms)."""
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,8 @@ def shrink_decision(conv: nn.Conv2d, window: KernelWindow | None) -> tuple[bool,
     if conv.padding == "same" or conv.padding_mode != "zeros":
         return False, f"padding {conv.padding!r}/{conv.padding_mode} not supported"
     depthwise = conv.groups == conv.in_channels == conv.out_channels and conv.groups > 1
-    if depthwise and (kh, kw) == DEPTHWISE_FAST_PATH and max(window.height, window.width) > 2:
-        return False, f"3x3 depthwise kept (a {window.height}x{window.width} kernel runs slower on ONNX Runtime)"
+    if depthwise and (kh, kw) == DEPTHWISE_FAST_PATH:
+        return False, f"3x3 depthwise kept (a {window.height}x{window.width} kernel is no faster on ONNX Runtime)"
     return True, f"{kh}x{kw} -> {window.height}x{window.width}"
 
 

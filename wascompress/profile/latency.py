@@ -72,6 +72,8 @@ def make_session(path: str | Path, provider: str, threads: int) -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
+    # sessions timed in turn must not compete: an idle session's threads otherwise spin on the cores
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=[provider])
 
 
