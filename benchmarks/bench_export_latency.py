@@ -16,7 +16,6 @@ Last line: ``worst_latency_over_mac_ratio: X`` (goal <= 1.10).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -28,10 +27,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median, today  # noqa: E402
+from common import machine, median, today, write_json  # noqa: E402
 
 from wascompress.export.exporter import ExportConfig, export_model  # noqa: E402
 from wascompress.models import create_model, list_models  # noqa: E402
+from wascompress.profile.latency import make_session  # noqa: E402
 from wascompress.was import WASConfig, apply_was_  # noqa: E402
 
 SETTINGS = {
@@ -42,17 +42,6 @@ SETTINGS = {
 }
 GOAL = 1.10
 MAC_RATIO_GATE = 0.8
-
-
-def session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    # sessions timed in turn must not compete: an idle session's threads otherwise spin on the cores
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def interleaved_latency(sessions: dict[str, object], batch: np.ndarray, repeats: int, warmup: int = 2) -> dict[str, float]:
@@ -104,7 +93,7 @@ def depthwise_rule_table(repeats: int, threads: int, folder: Path) -> list[dict]
         for key, module in variants.items():
             path = folder / f"dw_{channels}_{size}_{key}.onnx"
             path.write_bytes(onnx_bytes(to_onnx(torch.nn.Sequential(module), (channels, size, size))))
-            sessions[key] = session(path, threads)
+            sessions[key] = make_session(path, "CPUExecutionProvider", threads)
         x = np.random.default_rng(0).standard_normal((batch, channels, size, size), dtype=np.float32)
         latency = interleaved_latency(sessions, x, repeats)
         rows.append({"channels": channels, "size": size, "batch": batch,
@@ -135,7 +124,8 @@ def main() -> None:
             for label, was in settings.items():
                 aom, dom, aom_path, dom_path = export_pair(name, width, was, folder)
                 mac_ratio = conv_linear_macs(dom) / conv_linear_macs(aom)
-                sessions = {"aom": session(aom_path, args.threads), "dom": session(dom_path, args.threads)}
+                sessions = {"aom": make_session(aom_path, "CPUExecutionProvider", args.threads),
+                            "dom": make_session(dom_path, "CPUExecutionProvider", args.threads)}
                 for batch in batches:
                     x = np.random.default_rng(batch).standard_normal((batch, 3, 32, 32), dtype=np.float32)
                     latency = interleaved_latency(sessions, x, repeats)
@@ -162,9 +152,7 @@ def main() -> None:
               "width": width, "batches": list(batches), "repeats": repeats, "threads": args.threads,
               "goal": GOAL, "mac_ratio_gate": MAC_RATIO_GATE, "rows": rows, "depthwise_rule": depthwise,
               "worst_latency_over_mac_ratio": worst}
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     print(f"worst_latency_over_mac_ratio: {worst:.3f}")
 
 

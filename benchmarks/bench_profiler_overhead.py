@@ -14,7 +14,6 @@ Last line: ``profiler_over_bare_p50_ratio: X``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, today  # noqa: E402
+from common import machine, today, write_json  # noqa: E402
 
 from wascompress.export.exporter import ExportConfig, export_model  # noqa: E402
 from wascompress.models import create_model  # noqa: E402
@@ -69,15 +68,13 @@ def main() -> None:
     ratio = statistics.median(profiler_p50) / statistics.median(bare_p50)
     print(f"resnet18 width 0.5 AOM, batch {args.batch}: profiler p50 {statistics.median(profiler_p50):.3f} ms, "
           f"bare loop p50 {statistics.median(bare_p50):.3f} ms ({blocks} alternating blocks of {runs} runs)")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
+    write_json(args.json, {
             "benchmark": "profiler_overhead", "date": today(), "machine": machine(),
             "command": "python benchmarks/bench_profiler_overhead.py" + (" --quick" if args.quick else ""),
             "batch": args.batch, "blocks": blocks, "runs_per_block": runs,
             "profiler_p50_ms_blocks": profiler_p50, "bare_p50_ms_blocks": bare_p50,
             "profiler_p50_ms": statistics.median(profiler_p50), "bare_p50_ms": statistics.median(bare_p50),
-            "ratio": ratio}, indent=2) + "\n")
+            "ratio": ratio})
     print(f"profiler_over_bare_p50_ratio: {ratio:.4f}")
 
 

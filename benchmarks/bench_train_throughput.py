@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import copy
 import itertools
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_times, machine, median, today  # noqa: E402
+from common import interleaved_times, machine, median, today, write_json  # noqa: E402
 
 from wascompress.data import BatchLoader, make_synthetic  # noqa: E402
 from wascompress.device import flush_denormals  # noqa: E402
@@ -110,9 +109,7 @@ def main() -> None:
     result = {"benchmark": "train_throughput", "date": today(), "machine": machine(),
               "command": "python benchmarks/bench_train_throughput.py" + (" --quick" if args.quick else ""),
               "was": WAS.describe(), "throughput": part1, "zoo": zoo}
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     print(f"train_throughput_was_ratio: {part1['ratio']:.4f}")
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_times, machine, median, today  # noqa: E402
+from common import interleaved_times, machine, median, today, write_json  # noqa: E402
 
 from wascompress.device import flush_denormals  # noqa: E402
 from wascompress.models import create_model  # noqa: E402
@@ -105,9 +104,7 @@ def main() -> None:
           f"(median of paired WAS/plain ratios {paired:.4f})")
     print(f"WAS alone (draw + SW + its gradient): {isolated * 1e3:.2f} ms "
           f"= {result['isolated_was_cost_pct_of_step']:.3f} % of a plain step")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     print(f"was_step_overhead_pct: {overhead:.2f}")
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import statistics
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -45,3 +47,10 @@ def interleaved_times(
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def write_json(path: Path | None, result: dict) -> None:
+    """Write a benchmark's figures for render_results.py (nothing when ``path`` is None)."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")

@@ -26,6 +26,7 @@ def test_grid_is_reproducible(checkpoint, tmp_path):
     first = run_cli(*args, "--json", str(tmp_path / "a.json"), "--plot", str(tmp_path / "a.png"))
     assert first.returncode == 0, first.stderr
     second = run_cli(*args, "--json", str(tmp_path / "b.json"))
+    assert second.returncode == 0, second.stderr
     rows_a = json.loads((tmp_path / "a.json").read_text())["rows"]
     rows_b = json.loads((tmp_path / "b.json").read_text())["rows"]
     assert rows_a == rows_b and len(rows_a) == 3 * 3  # (aom, dom 0, dom 1) x (clean + 2 shifts)

@@ -15,7 +15,7 @@ import torch
 
 from wascompress.errors import ConfigError
 from wascompress.export.exporter import ExportConfig, export_model
-from wascompress.export.onnx_graph import ExportError, run_onnx
+from wascompress.export.onnx_graph import run_onnx
 from wascompress.models import create_model, list_models
 from wascompress.models.cost import count_macs
 from wascompress.was import WASConfig, apply_was_, recalibrate_bn_, shadow_mode, use_dom_
