@@ -147,12 +147,13 @@ def study_cifar10(r: dict[str, Any]) -> list[str]:
             lines.append(text + ".")
         if "pruned-baseline" in rows:
             pruned = rows["pruned-baseline"]
-            lines.append(f"- {protocol}, pruned baseline (torch-pruning, same MACs as the best DOM, same epochs): "
+            lines.append(f"- {protocol}, pruned baseline (torch-pruning to at most the MACs of the best DOM, same epochs): "
                          f"{pruned['aom_test_acc']['mean'] * 100 - base:+.2f} points against the baseline at "
                          f"{pruned['aom_macs']['mean'] / rows['baseline']['aom_macs']['mean']:.2f} of its MACs.")
     lines += ["", "`pruned-baseline`: the baseline trained for half the epochs, channel-pruned with torch-pruning "
-              "(group magnitude importance, channel counts rounded to multiples of 16) to the MACs of the best DOM "
-              "pruned model, fine-tuned for the other half; its latency column is against the baseline's AOM export.",
+              "(group magnitude importance, channel counts rounded to multiples of 16, which makes the steps coarse) to at "
+              "most the MACs of the best DOM pruned model, fine-tuned for the other half; its latency column is against "
+              "the baseline's AOM export.",
               "",
               "The paper's own figures (VGG-16 on CIFAR-10, 500 epochs, its protocol). Its \"FLOPs\" are MAC counts: "
               "VGG-16 at width 1 has 313 M MACs here (`wascompress models`), 626 M FLOPs:",

@@ -78,11 +78,12 @@ class Scale:
     protocols: tuple[str, ...]
     search_seeds: int
     latency_runs: int
+    round_to: int = 16  # competitor's channel rounding: ONNX Runtime's NCHWc block, as the exporter keeps it
     batch_size: int = 128
 
 
 SCALES = {
-    "quick": Scale("tiny", 1.0, 600, 500, 1, (0, 1), ("standard",), 2, 3),
+    "quick": Scale("tiny", 1.0, 600, 500, 1, (0, 1), ("standard",), 2, 3, round_to=1),  # 8-16 channels
     "default": Scale("resnet18", 0.25, 4000, None, 4, (0, 1, 2), ("paper", "standard"), 4, 15),
     "full": Scale("resnet18", 1.0, None, None, 200, (0, 1, 2), ("paper", "standard"), 8, 30),
 }
@@ -158,10 +159,7 @@ def onnx_accuracy(path: Path, data) -> float:
     return correct / len(data)
 
 
-ROUND_TO = 16  # channel counts a multiple of ONNX Runtime's NCHWc block, as the exporter keeps them (else 2x slower)
-
-
-def prune_to_macs(model: torch.nn.Module, target: int) -> tuple[torch.nn.Module, float]:
+def prune_to_macs(model: torch.nn.Module, target: int, round_to: int) -> tuple[torch.nn.Module, float]:
     """Channel-prune a copy of ``model`` with group magnitude importance to about ``target`` MACs (bisection)."""
     import torch_pruning as tp
 
@@ -169,7 +167,7 @@ def prune_to_macs(model: torch.nn.Module, target: int) -> tuple[torch.nn.Module,
         copy_ = copy.deepcopy(model).eval()
         classifier = [m for m in copy_.modules() if isinstance(m, torch.nn.Linear)]
         pruner = tp.pruner.MetaPruner(copy_, torch.randn(1, 3, 32, 32), importance=tp.importance.GroupMagnitudeImportance(p=2),
-                                      pruning_ratio=ratio, ignored_layers=classifier, round_to=ROUND_TO)
+                                      pruning_ratio=ratio, ignored_layers=classifier, round_to=round_to)
         pruner.step()
         return copy_
 
@@ -187,7 +185,7 @@ def competitor_unit(scale: Scale, protocol: str, seed: int, target_macs: int, ro
                     data_dir: str | None) -> dict[str, Any]:
     folder = root / protocol / "pruned-baseline" / f"seed{seed}"
     unit = done(folder / "unit.json")
-    if unit is not None and unit.get("target_macs") == target_macs and unit.get("round_to") == ROUND_TO:
+    if unit is not None and unit.get("target_macs") == target_macs and unit.get("round_to") == scale.round_to:
         return unit
     folder.mkdir(parents=True, exist_ok=True)
     first = max(1, scale.epochs // 2)
@@ -200,14 +198,14 @@ def competitor_unit(scale: Scale, protocol: str, seed: int, target_macs: int, ro
     checkpoint = load_checkpoint(folder / "dense" / "best.pt")
     model = create_model(scale.model, num_classes=checkpoint["model"]["num_classes"], width=scale.width)
     model.load_state_dict(checkpoint["state_dict"])
-    small, ratio = prune_to_macs(model, target_macs)
+    small, ratio = prune_to_macs(model, target_macs, scale.round_to)
     fine = train_config(scale, protocol, seed, None, data_dir, epochs=max(1, scale.epochs - first))
     results = run_training(fine, folder / "finetune", model=small)
     small.eval()
     aom = export_model(small.cpu(), folder / "pruned.onnx", ExportConfig(mode="aom"), overwrite=True)
     baseline_onnx = root / protocol / "baseline" / f"seed{seed}" / "aom.onnx"
     unit = {"protocol": protocol, "config": "pruned-baseline", "seed": seed, "aom_test_acc": results["test_acc_aom"],
-            "aom_macs": aom["cost"]["macs"], "target_macs": target_macs, "pruning_ratio": ratio, "round_to": ROUND_TO,
+            "aom_macs": aom["cost"]["macs"], "target_macs": target_macs, "pruning_ratio": ratio, "round_to": scale.round_to,
             "epochs": f"{first}+{max(1, scale.epochs - first)}"}
     if baseline_onnx.is_file():
         unit.update(latency(baseline_onnx, folder / "pruned.onnx", scale.latency_runs))
