@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job in miniature: train a small ResNet-18 with crop + translate WAS on real CIFAR-10, export
 # AOM and the best of 4 DOM seeds as verified ONNX files, and profile them side by side (MACs, size,
-# latency on ONNX Runtime, test accuracy). About 3 minutes on 2 CPU cores.
+# latency on ONNX Runtime, test accuracy). About 1-2 minutes on 2 CPU cores.
 # Data: $WASCOMPRESS_DATA_DIR, else ../shared/data beside this checkout; where neither holds CIFAR-10,
 # it is downloaded (needs internet). Results: RUN_DIR (default runs/quickstart).
 set -euo pipefail
