@@ -46,6 +46,7 @@ from wascompress.fileio import atomic_write_text  # noqa: E402
 from wascompress.models import create_model  # noqa: E402
 from wascompress.models.cost import count_macs  # noqa: E402
 from wascompress.profile.latency import TimingPlan, make_session, summarize, time_interleaved  # noqa: E402
+from wascompress.profile.profiler import onnx_accuracy  # noqa: E402
 from wascompress.train.config import PROTOCOLS, TrainConfig, resolve_config  # noqa: E402
 from wascompress.train.trainer import QUIET, train  # noqa: E402
 from wascompress.was import WASConfig  # noqa: E402
@@ -147,16 +148,6 @@ def was_unit(scale: Scale, protocol: str, name: str, seed: int, root: Path, data
                     dom_test_acc=onnx_accuracy(folder / "dom.onnx", splits.test), dom_macs=dom["cost"]["macs"],
                     **latency(folder / "aom.onnx", folder / "dom.onnx", scale.latency_runs))
     return save(folder / "unit.json", unit)
-
-
-def onnx_accuracy(path: Path, data) -> float:
-    from wascompress.data import BatchLoader
-
-    session = make_session(path, "CPUExecutionProvider", 0)
-    correct = 0
-    for images, labels in BatchLoader(data, 500, shuffle=False):
-        correct += int((session.run(None, {"input": images.numpy()})[0].argmax(1) == labels.numpy()).sum())
-    return correct / len(data)
 
 
 def prune_to_macs(model: torch.nn.Module, target: int, round_to: int) -> tuple[torch.nn.Module, float]:

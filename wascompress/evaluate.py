@@ -8,6 +8,7 @@ set by a seed, so the same model, mode and seed always give the same accuracy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -36,14 +37,17 @@ class Accuracy:
 @torch.no_grad()
 def count_correct(
     model: nn.Module, data: ImageSet, batch_size: int = 256, device: torch.device | str = "cpu",
-    rank: int = 0, world_size: int = 1,
+    rank: int = 0, world_size: int = 1, transform: Callable[[Tensor], Tensor] | None = None,
 ) -> Accuracy:
-    """Top-1 counts of ``model`` (put in eval mode) on ``data``; with ``world_size`` > 1, on this rank's share."""
+    """Top-1 counts of ``model`` (put in eval mode) on ``data``, each batch passed through ``transform``
+    first if given; with ``world_size`` > 1, on this rank's share."""
     model.eval()
     if world_size > 1:
         data = data.subset(torch.arange(rank, len(data), world_size))
     correct = total = 0
     for images, labels in BatchLoader(data, batch_size, shuffle=False, device=device):
+        if transform is not None:
+            images = transform(images)
         correct += int((model(images).argmax(dim=1) == labels).sum())
         total += labels.shape[0]
     return Accuracy(correct, total)

@@ -15,6 +15,18 @@ from typing import Any
 import torch
 
 
+def check_output_file(path: str | Path, overwrite: bool) -> Path:
+    """Refuse an output whose folder is missing, or that exists without ``overwrite``; writes nothing."""
+    from wascompress.errors import ConfigError
+
+    path = Path(path)
+    if not path.resolve().parent.is_dir():
+        raise ConfigError(f"output folder {path.parent} does not exist")
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{path} exists; pass --overwrite to replace it")
+    return path
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     path = Path(path)

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wascompress.data import BatchLoader, ImageSet
+from wascompress.data import ImageSet
 from wascompress.errors import ConfigError
-from wascompress.evaluate import mode_accuracy
+from wascompress.evaluate import count_correct, mode_accuracy
 
 KINDS = ("rotate", "translate", "crop")
 
@@ -86,17 +86,11 @@ def shift_images(images: Tensor, shift: Shift, generator: torch.Generator) -> Te
     return F.grid_sample(images, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
 
-@torch.no_grad()
 def shifted_accuracy(model: nn.Module, data: ImageSet, shift: Shift | None, seed: int = 0, batch_size: int = 256) -> float:
     """Top-1 of ``model`` (eval mode, current BN statistics) on ``data`` with ``shift`` applied."""
-    model.eval()
     generator = torch.Generator().manual_seed(seed)
-    correct = 0
-    for images, labels in BatchLoader(data, batch_size, shuffle=False):
-        if shift is not None:
-            images = shift_images(images, shift, generator)
-        correct += int((model(images).argmax(1) == labels).sum())
-    return correct / len(data)
+    transform = None if shift is None else (lambda images: shift_images(images, shift, generator))
+    return count_correct(model, data, batch_size, transform=transform).top1
 
 
 def robustness_rows(model: nn.Module, data: ImageSet, shifts: list[Shift], *, mode: str, seed: int | None,

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from wascompress.checkpoint import build_model, load_checkpoint
 from wascompress.errors import ConfigError
 from wascompress.evaluate import calibration_batches
 from wascompress.export.from_checkpoint import checkpoint_splits
-from wascompress.fileio import atomic_write_bytes, atomic_write_text
+from wascompress.fileio import atomic_write_bytes, atomic_write_text, check_output_file
 from wascompress.robustness import parse_shift, robustness_rows
 from wascompress.was import check_seed, has_was
 
@@ -38,10 +37,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     shifts = [parse_shift(s) for s in args.shift]
     seeds = [check_seed(s) for s in args.seed]
     for path in filter(None, (args.json, args.plot)):
-        if Path(path).exists() and not args.overwrite:
-            raise ConfigError(f"{path} exists; pass --overwrite to replace it")
-        if not Path(path).resolve().parent.is_dir():
-            raise ConfigError(f"output folder {Path(path).parent} does not exist")
+        check_output_file(path, args.overwrite)
     checkpoint = load_checkpoint(args.checkpoint)
     if "dom" in args.mode and not checkpoint.get("was"):
         raise ConfigError(f"{args.checkpoint} was trained without WAS: it has no DOM (use --mode aom)")

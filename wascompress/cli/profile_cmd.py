@@ -7,7 +7,7 @@ from pathlib import Path
 
 from wascompress.data import DATASETS
 from wascompress.errors import ConfigError
-from wascompress.fileio import atomic_write_text
+from wascompress.fileio import atomic_write_text, check_output_file
 from wascompress.profile import formats
 from wascompress.profile.latency import TimingPlan
 from wascompress.profile.profiler import ProfileRequest, profile
@@ -68,12 +68,8 @@ def exports_for_checkpoint(args: argparse.Namespace) -> tuple[Path, ...]:
 
 
 def run_profile(args: argparse.Namespace) -> int:
-    outputs = [Path(f) for f in (args.json, args.markdown, args.csv, args.plot) if f]
-    for path in outputs:
-        if not path.parent.is_dir():
-            raise ConfigError(f"output folder {path.parent} does not exist")
-        if path.exists() and not args.overwrite:
-            raise ConfigError(f"{path} exists; pass --overwrite to replace it")
+    for path in filter(None, (args.json, args.markdown, args.csv, args.plot)):
+        check_output_file(path, args.overwrite)
     single = args.models[0]
     if len(args.models) == 1 and not single.endswith(".onnx") and Path(single).is_file():
         models = exports_for_checkpoint(args)

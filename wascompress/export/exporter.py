@@ -34,7 +34,7 @@ from wascompress.export.onnx_graph import (
     verify,
 )
 from wascompress.export.shrink import shrink_kernels_
-from wascompress.fileio import atomic_write_bytes, atomic_write_text
+from wascompress.fileio import atomic_write_bytes, atomic_write_text, check_output_file
 from wascompress.models.cost import count_macs, count_parameters, layer_costs
 from wascompress.was import check_seed, freeze_dom_, has_was, recalibrate_bn_, strip_was_, use_dom_, was_config
 
@@ -179,13 +179,8 @@ def check_output(out: Path, overwrite: bool) -> Path:
     if out.suffix.lower() == ".json":
         raise ConfigError(f"output {out} ends in .json, the name of the report written beside the model; "
                           "name the model .onnx")
-    if not out.parent.is_dir():
-        raise ConfigError(f"output folder {out.parent} does not exist")
-    report = out.with_suffix(".json")
-    for path in (out, report):
-        if path.exists() and not overwrite:
-            raise ConfigError(f"{path} exists; pass --overwrite to replace it")
-    return report
+    check_output_file(out, overwrite)
+    return check_output_file(out.with_suffix(".json"), overwrite)
 
 
 def bn_note(config: ExportConfig, calibration: list[Tensor] | None) -> str:

@@ -70,17 +70,25 @@ def describe_model(path: Path) -> dict[str, Any]:
     return entry
 
 
-def test_accuracy(path: Path, entry: dict[str, Any], request: ProfileRequest) -> float:
-    """Top-1 of the model on the test split through ONNX Runtime (CPU)."""
-    from wascompress.data import BatchLoader, limit, load_dataset
+def onnx_accuracy(path: str | Path, data: Any, input_name: str = "input", threads: int = 0,
+                  batch_size: int = 256) -> float:
+    """Top-1 of an ONNX model on an ImageSet through ONNX Runtime (CPU)."""
+    from wascompress.data import BatchLoader
 
-    data = limit(load_dataset(request.dataset, request.data_dir, train=False), request.limit_test)
-    session = make_session(path, "CPUExecutionProvider", request.plan.threads)
+    session = make_session(path, "CPUExecutionProvider", threads)
     correct = 0
-    for images, labels in BatchLoader(data, 256, shuffle=False):
-        logits = session.run(None, {entry["input_name"]: images.numpy()})[0]
+    for images, labels in BatchLoader(data, batch_size, shuffle=False):
+        logits = session.run(None, {input_name: images.numpy()})[0]
         correct += int((logits.argmax(1) == labels.numpy()).sum())
     return correct / len(data)
+
+
+def test_accuracy(path: Path, entry: dict[str, Any], request: ProfileRequest) -> float:
+    """Top-1 of the model on the requested test split."""
+    from wascompress.data import limit, load_dataset
+
+    data = limit(load_dataset(request.dataset, request.data_dir, train=False), request.limit_test)
+    return onnx_accuracy(path, data, entry["input_name"], request.plan.threads)
 
 
 def profile(request: ProfileRequest) -> dict[str, Any]:
