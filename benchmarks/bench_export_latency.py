@@ -5,7 +5,9 @@ For every zoo model (random weights: latency does not depend on their values) an
 DOM seed-0 pruned export run on ONNX Runtime, interleaved A B B A ..., at batch 1 and 32; the ratio
 of median latencies (DOM/AOM) is set against the ratio of conv+linear MACs. Goal: wherever the MAC
 ratio is <= 0.8, latency ratio <= 1.10 x MAC ratio. A second table times a 3x3 depthwise conv against
-its shrunk forms, the measurement behind the exporter's rule to keep 3x3 depthwise kernels as they are.
+its shrunk forms, the measurement behind the exporter's rule to keep 3x3 depthwise kernels as they are;
+a third times the crop + translate DOM exports of the ResNets with their crops done by one-hot
+depthwise convs (what the exporter writes) against the same graphs with Slice ops instead.
 
     python benchmarks/bench_export_latency.py            # width 1, batch 1 and 32 (~10 min here)
     python benchmarks/bench_export_latency.py --quick    # width 0.25, batch 1 and 8, fewer runs (~1 min)
@@ -24,7 +26,9 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # PyTorch's idle OpenMP threads must not spin during timing
 import numpy as np  # noqa: E402
+import onnx  # noqa: E402
 import torch  # noqa: E402
+from onnx import numpy_helper  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median, today, write_json  # noqa: E402
@@ -58,6 +62,11 @@ def interleaved_latency(sessions: dict[str, object], batch: np.ndarray, repeats:
             sessions[name].run(None, feeds)
             times[name].append(time.perf_counter() - start)
     return {k: median(v) for k, v in times.items()}
+
+
+def runs_at(batch: int, repeats: int) -> int:
+    """Batch 1 runs take milliseconds and are the noisiest: four times the runs."""
+    return repeats * 4 if batch == 1 else repeats
 
 
 def conv_linear_macs(report: dict) -> int:
@@ -101,6 +110,60 @@ def depthwise_rule_table(repeats: int, threads: int, folder: Path) -> list[dict]
     return rows
 
 
+def with_slice_crops(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """The same graph with every crop conv (a one-hot depthwise conv, wascompress.export.shrink.crop_conv)
+    replaced by the Slice it stands for: the representation the exporter does not use."""
+    weights = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    for node in proto.graph.node:  # shared weights arrive through Identity nodes
+        if node.op_type == "Identity" and node.input[0] in weights:
+            weights[node.output[0]] = weights[node.input[0]]
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    nodes = []
+    for node in out.graph.node:
+        if node.op_type != "Conv" or not node.input[1].endswith("crop.weight"):
+            nodes.append(node)
+            continue
+        taps = weights[node.input[1]][0, 0]
+        (row,), (col,) = np.nonzero(taps)
+        dilation = next(list(a.ints) for a in node.attribute if a.name == "dilations")
+        (kh, kw), (dh, dw) = taps.shape, dilation
+        starts, ends = [row * dh, col * dw], [-(kh - 1 - row) * dh or 2**62, -(kw - 1 - col) * dw or 2**62]
+        names = [f"{node.name}_{k}" for k in ("starts", "ends", "axes")]
+        for name, value in zip(names, (starts, ends, [2, 3])):
+            out.graph.initializer.append(numpy_helper.from_array(np.array(value, dtype=np.int64), name))
+        nodes.append(onnx.helper.make_node("Slice", [node.input[0], *names], [node.output[0]], name=node.name))
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    return out
+
+
+def crop_rule_table(models: list[str], width: float, batches: tuple[int, ...], repeats: int, threads: int,
+                    folder: Path) -> list[dict]:
+    """DOM exports with crop + translate: crop convs (what the exporter writes) against Slice crops."""
+    rows = []
+    for name in models:
+        _, dom, _, dom_path = export_pair(name, width, SETTINGS["crop+translate"], folder)
+        proto = onnx.load(str(dom_path))
+        slices = with_slice_crops(proto)
+        crops = sum(n.op_type == "Slice" for n in slices.graph.node)
+        if not crops:
+            continue
+        slice_path = folder / f"{name}_dom_slice.onnx"
+        onnx.save(slices, str(slice_path))
+        sessions = {"crop_conv": make_session(dom_path, "CPUExecutionProvider", threads),
+                    "slice": make_session(slice_path, "CPUExecutionProvider", threads)}
+        for batch in batches:
+            x = np.random.default_rng(batch).standard_normal((batch, 3, 32, 32), dtype=np.float32)
+            outputs = [s.run(None, {"input": x})[0] for s in sessions.values()]
+            if not np.allclose(outputs[0], outputs[1], atol=1e-5):
+                raise SystemExit(f"{name}: the Slice variant computes something else")
+            latency = interleaved_latency(sessions, x, runs_at(batch, repeats))
+            rows.append({"model": name, "batch": batch, "crops": crops, "crop_conv_ms": latency["crop_conv"] * 1e3,
+                         "slice_ms": latency["slice"] * 1e3, "ratio": latency["crop_conv"] / latency["slice"]})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -128,7 +191,7 @@ def main() -> None:
                             "dom": make_session(dom_path, "CPUExecutionProvider", args.threads)}
                 for batch in batches:
                     x = np.random.default_rng(batch).standard_normal((batch, 3, 32, 32), dtype=np.float32)
-                    latency = interleaved_latency(sessions, x, repeats)
+                    latency = interleaved_latency(sessions, x, runs_at(batch, repeats))
                     row = {"model": name, "was": label, "batch": batch, "aom_ms": latency["aom"] * 1e3,
                            "dom_ms": latency["dom"] * 1e3, "latency_ratio": latency["dom"] / latency["aom"],
                            "mac_ratio": mac_ratio, "thop_mac_ratio": dom["cost"]["macs"] / aom["cost"]["macs"],
@@ -142,15 +205,21 @@ def main() -> None:
                           f"latency {row['latency_ratio']:.3f}  MACs {mac_ratio:.3f}  "
                           f"lat/MAC {row['latency_over_mac']:.3f}", flush=True)
         depthwise = depthwise_rule_table(max(repeats, 10), args.threads, folder)
+        crop_models = [m for m in models if m.startswith("resnet")] or models[:1]
+        crop_rule = crop_rule_table(crop_models, width, batches, repeats, args.threads, folder)
     for r in depthwise:
         print(f"depthwise {r['channels']}ch {r['size']}x{r['size']} b{r['batch']}: 3x3 {r['3x3']:.3f} ms, "
               f"3x2 {r['3x2']:.3f}, 2x2 {r['2x2']:.3f}, 1x1 {r['1x1']:.3f}")
+    for r in crop_rule:
+        print(f"crops of {r['model']} crop+translate b{r['batch']} ({r['crops']} crops): crop conv "
+              f"{r['crop_conv_ms']:.2f} ms, Slice {r['slice_ms']:.2f} ms, ratio {r['ratio']:.3f}")
     gated = [r for r in rows if r["mac_ratio"] <= MAC_RATIO_GATE]
     worst = max((r["latency_over_mac"] for r in gated), default=float("nan"))
     result = {"benchmark": "export_latency", "date": today(), "machine": machine(),
               "command": "python benchmarks/bench_export_latency.py" + (" --quick" if args.quick else ""),
               "width": width, "batches": list(batches), "repeats": repeats, "threads": args.threads,
               "goal": GOAL, "mac_ratio_gate": MAC_RATIO_GATE, "rows": rows, "depthwise_rule": depthwise,
+              "crop_rule": crop_rule,
               "worst_latency_over_mac_ratio": worst}
     write_json(args.json, result)
     print(f"worst_latency_over_mac_ratio: {worst:.3f}")

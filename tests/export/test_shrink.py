@@ -1,5 +1,6 @@
 """Kernel shrinking: a conv whose taps outside a window are zero equals a smaller conv on a padded or
-cropped input, in PyTorch and in the exported ONNX graph (one Conv node with asymmetric pads)."""
+cropped input, in PyTorch and in the exported ONNX graph (one Conv node with asymmetric pads, after a
+one-hot depthwise crop conv where a pad is negative)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from wascompress.export.onnx_graph import onnx_bytes, run_onnx, to_onnx
 from wascompress.export.shrink import (
     KernelWindow,
     ShrunkConv2d,
+    crop_conv,
     nonzero_window,
     shrink_decision,
     shrink_kernels_,
@@ -132,8 +134,9 @@ def test_onnx_of_every_window_matches(k, stride, padding, dilation):
         shrunk_convs.append(ShrunkConv2d(conv, window))
     reference, model = Parallel(originals).eval(), Parallel(shrunk_convs).eval()
     proto = to_onnx(model, (3, 13, 13))
-    assert len(nodes(proto, "Conv")) == len(windows(k))
-    assert len(nodes(proto, "Slice")) == sum(min(c.pads) < 0 for c in shrunk_convs)
+    assert len(main_convs(proto)) == len(windows(k))
+    assert len(crop_convs(proto)) == sum(min(c.pads) < 0 for c in shrunk_convs)
+    assert not nodes(proto, "Slice") and not nodes(proto, "Pad")
     x = torch.randn(2, 3, 13, 13)
     with torch.no_grad():
         expected = reference(x).numpy()
@@ -145,7 +148,7 @@ def test_window_count():
 
 
 # ---------------------------------------------------------------------------------------------------
-# ONNX: one Conv node per shrunk conv, asymmetric pads, a Slice only where a pad is negative
+# ONNX: one Conv node per shrunk conv, asymmetric pads, a crop conv only where a pad is negative
 
 
 def shrunk(conv: nn.Conv2d, window: KernelWindow) -> ShrunkConv2d:
@@ -155,6 +158,14 @@ def shrunk(conv: nn.Conv2d, window: KernelWindow) -> ShrunkConv2d:
 
 def nodes(proto: onnx.ModelProto, op: str) -> list[onnx.NodeProto]:
     return [n for n in proto.graph.node if n.op_type == op]
+
+
+def main_convs(proto: onnx.ModelProto) -> list[onnx.NodeProto]:
+    return [n for n in nodes(proto, "Conv") if not n.input[1].endswith("crop.weight")]
+
+
+def crop_convs(proto: onnx.ModelProto) -> list[onnx.NodeProto]:
+    return [n for n in nodes(proto, "Conv") if n.input[1].endswith("crop.weight")]
 
 
 def attribute(node: onnx.NodeProto, name: str) -> list[int]:
@@ -176,18 +187,21 @@ def test_onnx_has_one_conv_per_shrunk_conv_with_asymmetric_pads():
         (0, 1, 1, 0), (2, 1, 2, 0), (0, 1, 0, 1), (-1, 1, 1, 1), (0, -1, 0, -1), (1, 1, -1, 1), (-1, -1, -1, -1)]
     model = nn.Sequential(*layers).eval()
     proto = to_onnx(model, (3, 17, 17))
-    convs = nodes(proto, "Conv")
+    convs = main_convs(proto)
     assert len(convs) == len(layers)
     for node, layer in zip(convs, layers):
         left, right, top, bottom = layer.pads
         assert attribute(node, "pads") == [max(0, top), max(0, left), max(0, bottom), max(0, right)]
         assert attribute(node, "kernel_shape") == list(layer.conv.kernel_size)
-    assert len(nodes(proto, "Pad")) == 0
-    slices = nodes(proto, "Slice")
-    assert len(slices) == sum(min(layer.pads) < 0 for layer in layers) == 4
-    # each Slice feeds the Conv of the layer with the negative pad
+    assert not nodes(proto, "Pad") and not nodes(proto, "Slice")
+    crops = crop_convs(proto)
+    assert len(crops) == sum(min(layer.pads) < 0 for layer in layers) == 4
+    # each crop conv is depthwise, unpadded, and feeds the Conv of the layer with the negative pad
     consumers = {n.input[0]: i for i, n in enumerate(convs)}
-    assert sorted(consumers[s.output[0]] for s in slices) == [3, 4, 5, 6]
+    assert sorted(consumers[c.output[0]] for c in crops) == [3, 4, 5, 6]
+    for crop in crops:
+        assert attribute(crop, "pads") == [0, 0, 0, 0]
+        assert onnx.helper.get_attribute_value(next(a for a in crop.attribute if a.name == "group")) > 1
     data = onnx_bytes(proto)
     for batch in (1, 3):  # the batch axis is dynamic
         x = torch.randn(batch, 3, 17, 17)
@@ -198,12 +212,30 @@ def test_onnx_has_one_conv_per_shrunk_conv_with_asymmetric_pads():
         assert float(np.abs(got - expected).max()) <= TOLERANCE
 
 
-def test_onnx_of_a_model_without_negative_pads_has_no_slice():
+@pytest.mark.parametrize("crops", [(1, 0, 0, 0), (0, 2, 0, 0), (0, 0, 3, 0), (0, 0, 0, 1), (2, 0, 0, 1),
+                                   (1, 1, 2, 2), (1, 3, 0, 0), (2, 2, 1, 3)])
+def test_crop_conv_is_an_exact_crop_in_pytorch_and_onnx(crops):
+    left, right, top, bottom = crops
+    conv = crop_conv(3, crops).eval()
+    taps = conv.weight[0, 0]
+    assert int((taps != 0).sum()) == 1 and float(taps.sum()) == 1.0
+    for before, after, size in ((left, right, conv.kernel_size[1]), (top, bottom, conv.kernel_size[0])):
+        if before == 0 or after == 0 or before == after:  # a one-sided or even crop costs at most 3 taps per axis
+            assert size <= 3
+    x = torch.randn(2, 3, 11, 12)
+    expected = x[:, :, top : 11 - bottom, left : 12 - right]
+    with torch.no_grad():
+        assert torch.equal(conv(x), expected)
+    got = run_onnx(onnx_bytes(to_onnx(nn.Sequential(conv), (3, 11, 12))), x.numpy())
+    assert np.array_equal(got, expected.numpy())
+
+
+def test_onnx_of_a_model_without_negative_pads_has_no_crop():
     torch.manual_seed(6)
     model = nn.Sequential(shrunk(nn.Conv2d(3, 4, 3, padding=1), KernelWindow(1, 0, 2, 3)), nn.ReLU(),
                           shrunk(nn.Conv2d(4, 4, 5, padding=2, stride=2), KernelWindow(1, 1, 3, 3))).eval()
     proto = to_onnx(model, (3, 12, 12))
-    assert len(nodes(proto, "Conv")) == 2 and not nodes(proto, "Slice") and not nodes(proto, "Pad")
+    assert len(nodes(proto, "Conv")) == 2 and not crop_convs(proto) and not nodes(proto, "Pad")
     weights = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
     assert sorted(tuple(weights[n.input[1]].shape[2:]) for n in nodes(proto, "Conv")) == [(2, 3), (3, 3)]
     x = torch.randn(2, 3, 12, 12)

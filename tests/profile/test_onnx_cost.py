@@ -63,3 +63,16 @@ def test_not_a_model_is_refused(tmp_path):
         load_model(junk)
     with pytest.raises(ModelFileError, match="not found"):
         load_model(tmp_path / "missing.onnx")
+
+
+def test_weights_shared_through_identity_nodes_are_counted():
+    """The PyTorch exporter stores equal weights once and feeds the second conv through an Identity node
+    (the exporter's crop convs of a layer size are all equal): those convs still count."""
+    from wascompress.export.shrink import crop_conv
+
+    model = nn.Sequential(crop_conv(8, (1, 0, 0, 0)), nn.ReLU(), crop_conv(8, (1, 0, 0, 0))).eval()
+    proto = to_onnx(model, (8, 10, 10))
+    assert any(n.op_type == "Identity" for n in proto.graph.node)
+    cost = onnx_cost(proto)
+    assert cost.macs == count_macs(model, (8, 10, 10)) == 8 * 10 * 9 * 2 + 8 * 10 * 8 * 2
+    assert cost.params == 8 * 2  # one stored copy

@@ -124,6 +124,9 @@ def onnx_cost(model: str | Path | onnx.ModelProto) -> GraphCost:
         if np.issubdtype(array.dtype, np.floating):
             cost.params += int(array.size)
             cost.nonzero_params += int(np.count_nonzero(array))
+    for node in proto.graph.node:  # the PyTorch exporter shares equal weights through Identity nodes
+        if node.op_type == "Identity" and node.input[0] in weights:
+            weights[node.output[0]] = weights[node.input[0]]
     for index, node in enumerate(proto.graph.node):
         name = node.name or f"{node.op_type}_{index}"
         out = shapes.get(node.output[0]) if node.output else None
