@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median, today, write_json  # noqa: E402
 
 from wascompress.export.exporter import ExportConfig, export_model  # noqa: E402
+from wascompress.export.shrink import KernelWindow  # noqa: E402
 from wascompress.models import create_model, list_models  # noqa: E402
 from wascompress.profile.latency import make_session  # noqa: E402
 from wascompress.was import WASConfig, apply_was_  # noqa: E402
@@ -45,6 +46,8 @@ SETTINGS = {
     "crop+translate": WASConfig(crop=(0.4, 0.6), translate=0.3),
 }
 GOAL = 1.10
+DEPTHWISE_WINDOWS = {"3x2": KernelWindow(0, 0, 3, 2), "2x2": KernelWindow(0, 0, 2, 2), "2x2c": KernelWindow(1, 1, 2, 2),
+                     "2x1": KernelWindow(0, 0, 2, 1), "1x2": KernelWindow(1, 0, 1, 2), "1x1": KernelWindow(1, 1, 1, 1)}
 MAC_RATIO_GATE = 0.8
 
 
@@ -88,25 +91,25 @@ def export_pair(name: str, width: float, was: WASConfig, folder: Path) -> tuple[
 
 
 def depthwise_rule_table(repeats: int, threads: int, folder: Path) -> list[dict]:
-    """A 3x3 depthwise conv (MobileNetV2's 96-channel layer at 16x16 and 32x32) against its shrunk forms."""
+    """3x3 depthwise convs of MobileNetV2's sizes against their shrunk forms (times relative to 3x3)."""
     from wascompress.export.onnx_graph import onnx_bytes, to_onnx
-    from wascompress.export.shrink import KernelWindow, ShrunkConv2d
+    from wascompress.export.shrink import ShrunkConv2d
 
     rows = []
-    for channels, size, batch in ((96, 32, 32), (144, 16, 32), (96, 32, 1)):
+    for channels, size, batch in ((96, 32, 32), (144, 16, 32), (576, 4, 32), (96, 32, 1), (384, 8, 1)):
         conv = torch.nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False)
         variants = {"3x3": conv}
-        for h, w in ((3, 2), (2, 2), (1, 1)):
-            variants[f"{h}x{w}"] = ShrunkConv2d(conv, KernelWindow(0, 0, h, w))
+        for key, window in DEPTHWISE_WINDOWS.items():
+            variants[key] = ShrunkConv2d(conv, window)
         sessions = {}
         for key, module in variants.items():
             path = folder / f"dw_{channels}_{size}_{key}.onnx"
             path.write_bytes(onnx_bytes(to_onnx(torch.nn.Sequential(module), (channels, size, size))))
             sessions[key] = make_session(path, "CPUExecutionProvider", threads)
         x = np.random.default_rng(0).standard_normal((batch, channels, size, size), dtype=np.float32)
-        latency = interleaved_latency(sessions, x, repeats)
-        rows.append({"channels": channels, "size": size, "batch": batch,
-                     **{k: v * 1e3 for k, v in latency.items()}})
+        latency = interleaved_latency(sessions, x, runs_at(batch, repeats))
+        rows.append({"channels": channels, "size": size, "batch": batch, "3x3_ms": latency["3x3"] * 1e3,
+                     **{k: v / latency["3x3"] for k, v in latency.items() if k != "3x3"}})
     return rows
 
 
@@ -208,8 +211,8 @@ def main() -> None:
         crop_models = [m for m in models if m.startswith("resnet")] or models[:1]
         crop_rule = crop_rule_table(crop_models, width, batches, repeats, args.threads, folder)
     for r in depthwise:
-        print(f"depthwise {r['channels']}ch {r['size']}x{r['size']} b{r['batch']}: 3x3 {r['3x3']:.3f} ms, "
-              f"3x2 {r['3x2']:.3f}, 2x2 {r['2x2']:.3f}, 1x1 {r['1x1']:.3f}")
+        print(f"depthwise {r['channels']}ch {r['size']}x{r['size']} b{r['batch']}: 3x3 {r['3x3_ms']:.3f} ms; relative: "
+              + ", ".join(f"{k} {r[k]:.2f}" for k in DEPTHWISE_WINDOWS))
     for r in crop_rule:
         print(f"crops of {r['model']} crop+translate b{r['batch']} ({r['crops']} crops): crop conv "
               f"{r['crop_conv_ms']:.2f} ms, Slice {r['slice_ms']:.2f} ms, ratio {r['ratio']:.3f}")

@@ -275,13 +275,13 @@ def conv_with_window(conv: nn.Conv2d, window: KernelWindow) -> nn.Conv2d:
 def test_shrink_decision():
     depthwise = lambda: nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)  # noqa: E731
     dense = lambda: nn.Conv2d(8, 8, 3, padding=1, bias=False)  # noqa: E731
-    conv = conv_with_window(depthwise(), KernelWindow(0, 0, 3, 2))
-    take, reason = shrink_decision(conv, nonzero_window(conv.weight))
-    assert not take and "depthwise" in reason
-    for window in (KernelWindow(1, 0, 2, 2), KernelWindow(1, 1, 1, 1)):  # no smaller 3x3 depthwise kernel pays
+    for window in (KernelWindow(0, 0, 3, 2), KernelWindow(1, 0, 2, 2)):  # a 3x3 depthwise shrinks to >= 2x2
+        conv = conv_with_window(depthwise(), window)
+        assert shrink_decision(conv, nonzero_window(conv.weight))[0], window
+    for window in (KernelWindow(0, 1, 3, 1), KernelWindow(1, 0, 1, 2), KernelWindow(1, 1, 1, 1)):  # not thinner
         conv = conv_with_window(depthwise(), window)
         take, reason = shrink_decision(conv, nonzero_window(conv.weight))
-        assert not take and "depthwise" in reason
+        assert not take and "depthwise" in reason, window
     conv = conv_with_window(dense(), KernelWindow(0, 0, 3, 2))  # a dense conv always pays
     assert shrink_decision(conv, nonzero_window(conv.weight)) == (True, "3x3 -> 3x2")
     conv = conv_with_window(nn.Conv2d(8, 8, 3, padding=1, groups=2), KernelWindow(0, 1, 3, 2))  # grouped
@@ -306,8 +306,9 @@ def test_shrink_kernels_changes_only_convs_with_zero_borders():
     model.add_module("border", conv_with_window(nn.Conv2d(8, 8, 3, padding=1, bias=False), KernelWindow(0, 0, 2, 3)))
     model.add_module("block", nn.Sequential())
     depthwise = lambda: nn.Conv2d(8, 8, 3, padding=1, groups=8)  # noqa: E731
-    model.block.add_module("dw_kept", conv_with_window(depthwise(), KernelWindow(0, 1, 3, 2)))
-    model.block.add_module("dw_2x2_kept", conv_with_window(depthwise(), KernelWindow(1, 1, 2, 2)))
+    model.block.add_module("dw_kept", conv_with_window(depthwise(), KernelWindow(0, 1, 3, 1)))
+    model.block.add_module("dw_1x1_kept", conv_with_window(depthwise(), KernelWindow(1, 1, 1, 1)))
+    model.block.add_module("dw_2x2", conv_with_window(depthwise(), KernelWindow(1, 1, 2, 2)))
     model.add_module("pointwise", nn.Conv2d(8, 4, 1))
     model.add_module("big", conv_with_window(nn.Conv2d(4, 4, 5, padding=0, stride=2), KernelWindow(1, 2, 3, 3)))
     model.eval()
@@ -317,14 +318,14 @@ def test_shrink_kernels_changes_only_convs_with_zero_borders():
     before = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
     changes = shrink_kernels_(model)
     assert [(c.layer, c.kernel_before, c.kernel_after) for c in changes] == [
-        ("border", (3, 3), (2, 3)), ("block.dw_kept", (3, 3), (3, 3)), ("block.dw_2x2_kept", (3, 3), (3, 3)),
-        ("big", (5, 5), (3, 3))]
+        ("border", (3, 3), (2, 3)), ("block.dw_kept", (3, 3), (3, 3)), ("block.dw_1x1_kept", (3, 3), (3, 3)),
+        ("block.dw_2x2", (3, 3), (2, 2)), ("big", (5, 5), (3, 3))]
     kept = changes[1:3]
     assert all(k.pads is None and k.reason.startswith("kept:") for k in kept)
-    assert changes[3].pads == (-2, 0, -1, -1)
-    for name in ("border", "big"):
+    assert changes[4].pads == (-2, 0, -1, -1)
+    for name in ("border", "block.dw_2x2", "big"):
         assert isinstance(model.get_submodule(name), ShrunkConv2d), name
-    for name in ("full", "block.dw_kept", "block.dw_2x2_kept", "pointwise"):
+    for name in ("full", "block.dw_kept", "block.dw_1x1_kept", "pointwise"):
         assert model.get_submodule(name) is before[name], name
     with torch.no_grad():
         assert float((model(x) - expected).abs().max()) <= TOLERANCE
