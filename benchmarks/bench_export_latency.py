@@ -67,6 +67,18 @@ def interleaved_latency(sessions: dict[str, object], batch: np.ndarray, repeats:
     return {k: median(v) for k, v in times.items()}
 
 
+def relative_over_rounds(paths: dict[str, Path], x: np.ndarray, reference: str, rounds: int, repeats: int,
+                         threads: int) -> tuple[float, dict[str, float]]:
+    """Median latency (s) of ``reference`` and the median over rounds (fresh sessions each) of every
+    other model's latency relative to it."""
+    per_round = []
+    for _ in range(rounds):
+        sessions = {k: make_session(p, "CPUExecutionProvider", threads) for k, p in paths.items()}
+        per_round.append(interleaved_latency(sessions, x, runs_at(len(x), repeats)))
+    relative = {k: median([m[k] / m[reference] for m in per_round]) for k in paths if k != reference}
+    return median([m[reference] for m in per_round]), relative
+
+
 def runs_at(batch: int, repeats: int) -> int:
     """Batch 1 runs take milliseconds and are the noisiest: four times the runs."""
     return repeats * 4 if batch == 1 else repeats
@@ -90,7 +102,7 @@ def export_pair(name: str, width: float, was: WASConfig, folder: Path) -> tuple[
     return aom, dom, aom_path, dom_path
 
 
-def depthwise_rule_table(repeats: int, threads: int, folder: Path) -> list[dict]:
+def depthwise_rule_table(rounds: int, repeats: int, threads: int, folder: Path) -> list[dict]:
     """3x3 depthwise convs of MobileNetV2's sizes against their shrunk forms (times relative to 3x3)."""
     from wascompress.export.onnx_graph import onnx_bytes, to_onnx
     from wascompress.export.shrink import ShrunkConv2d
@@ -101,15 +113,13 @@ def depthwise_rule_table(repeats: int, threads: int, folder: Path) -> list[dict]
         variants = {"3x3": conv}
         for key, window in DEPTHWISE_WINDOWS.items():
             variants[key] = ShrunkConv2d(conv, window)
-        sessions = {}
+        paths = {}
         for key, module in variants.items():
-            path = folder / f"dw_{channels}_{size}_{key}.onnx"
-            path.write_bytes(onnx_bytes(to_onnx(torch.nn.Sequential(module), (channels, size, size))))
-            sessions[key] = make_session(path, "CPUExecutionProvider", threads)
+            paths[key] = folder / f"dw_{channels}_{size}_{key}.onnx"
+            paths[key].write_bytes(onnx_bytes(to_onnx(torch.nn.Sequential(module), (channels, size, size))))
         x = np.random.default_rng(0).standard_normal((batch, channels, size, size), dtype=np.float32)
-        latency = interleaved_latency(sessions, x, runs_at(batch, repeats))
-        rows.append({"channels": channels, "size": size, "batch": batch, "3x3_ms": latency["3x3"] * 1e3,
-                     **{k: v / latency["3x3"] for k, v in latency.items() if k != "3x3"}})
+        base, relative = relative_over_rounds(paths, x, "3x3", rounds, repeats, threads)
+        rows.append({"channels": channels, "size": size, "batch": batch, "3x3_ms": base * 1e3, **relative})
     return rows
 
 
@@ -141,8 +151,8 @@ def with_slice_crops(proto: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def crop_rule_table(models: list[str], width: float, batches: tuple[int, ...], repeats: int, threads: int,
-                    folder: Path) -> list[dict]:
+def crop_rule_table(models: list[str], width: float, batches: tuple[int, ...], rounds: int, repeats: int,
+                    threads: int, folder: Path) -> list[dict]:
     """DOM exports with crop + translate: crop convs (what the exporter writes) against Slice crops."""
     rows = []
     for name in models:
@@ -154,16 +164,15 @@ def crop_rule_table(models: list[str], width: float, batches: tuple[int, ...], r
             continue
         slice_path = folder / f"{name}_dom_slice.onnx"
         onnx.save(slices, str(slice_path))
-        sessions = {"crop_conv": make_session(dom_path, "CPUExecutionProvider", threads),
-                    "slice": make_session(slice_path, "CPUExecutionProvider", threads)}
+        paths = {"crop_conv": dom_path, "slice": slice_path}
         for batch in batches:
             x = np.random.default_rng(batch).standard_normal((batch, 3, 32, 32), dtype=np.float32)
-            outputs = [s.run(None, {"input": x})[0] for s in sessions.values()]
+            outputs = [make_session(p, "CPUExecutionProvider", threads).run(None, {"input": x})[0] for p in paths.values()]
             if not np.allclose(outputs[0], outputs[1], atol=1e-5):
                 raise SystemExit(f"{name}: the Slice variant computes something else")
-            latency = interleaved_latency(sessions, x, runs_at(batch, repeats))
-            rows.append({"model": name, "batch": batch, "crops": crops, "crop_conv_ms": latency["crop_conv"] * 1e3,
-                         "slice_ms": latency["slice"] * 1e3, "ratio": latency["crop_conv"] / latency["slice"]})
+            slice_s, relative = relative_over_rounds(paths, x, "slice", rounds, repeats, threads)
+            rows.append({"model": name, "batch": batch, "crops": crops, "slice_ms": slice_s * 1e3,
+                         "ratio": relative["crop_conv"]})
     return rows
 
 
@@ -172,55 +181,77 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--width", type=float, default=None, help="default 1 (0.25 with --quick)")
     parser.add_argument("--models", nargs="+", default=None, help="default: every zoo model but tiny")
-    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved A/B pairs per round (x4 at batch 1)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds, each with fresh sessions (default 3, 1 --quick)")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_flush_denormal(True)
     width = args.width if args.width is not None else (0.25 if args.quick else 1.0)
     batches = (1, 8) if args.quick else (1, 32)
-    repeats = args.repeats if args.repeats is not None else (5 if args.quick else 15)
+    repeats = args.repeats if args.repeats is not None else (5 if args.quick else 8)
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
     models = args.models or [m for m in list_models() if m != "tiny"]
     settings = dict(list(SETTINGS.items())[::3]) if args.quick else SETTINGS  # quick: crop and crop+translate
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        pairs = []
         for name in models:
             for label, was in settings.items():
-                aom, dom, aom_path, dom_path = export_pair(name, width, was, folder)
-                mac_ratio = conv_linear_macs(dom) / conv_linear_macs(aom)
+                sub = folder / f"{name}_{len(pairs)}"
+                sub.mkdir()
+                pairs.append((name, label, *export_pair(name, width, was, sub)))
+        # Rounds: every pair is timed once per round with fresh sessions (fresh memory placement), so a
+        # slow phase of the shared machine or an unlucky layout moves one round's ratio, not the median.
+        measured: dict[tuple[int, int], list[dict[str, float]]] = {}
+        for round_index in range(rounds):
+            for index, (name, label, aom, dom, aom_path, dom_path) in enumerate(pairs):
                 sessions = {"aom": make_session(aom_path, "CPUExecutionProvider", args.threads),
                             "dom": make_session(dom_path, "CPUExecutionProvider", args.threads)}
                 for batch in batches:
                     x = np.random.default_rng(batch).standard_normal((batch, 3, 32, 32), dtype=np.float32)
-                    latency = interleaved_latency(sessions, x, runs_at(batch, repeats))
-                    row = {"model": name, "was": label, "batch": batch, "aom_ms": latency["aom"] * 1e3,
-                           "dom_ms": latency["dom"] * 1e3, "latency_ratio": latency["dom"] / latency["aom"],
-                           "mac_ratio": mac_ratio, "thop_mac_ratio": dom["cost"]["macs"] / aom["cost"]["macs"],
-                           "export_dom_s": dom["export_s"],
-                           "shrunk_convs": sum(c["kernel_after"] != c["kernel_before"] for c in dom["kernel_changes"]),
-                           "kept_convs": sum(c["kernel_after"] == c["kernel_before"] for c in dom["kernel_changes"]),
-                           "pruned_filter_layers": sum(c["removed"] for c in dom["filter_changes"])}
-                    row["latency_over_mac"] = row["latency_ratio"] / mac_ratio
-                    rows.append(row)
-                    print(f"{name:<19} {label:<15} b{batch:<3} AOM {row['aom_ms']:8.2f} ms  DOM {row['dom_ms']:8.2f} ms  "
-                          f"latency {row['latency_ratio']:.3f}  MACs {mac_ratio:.3f}  "
-                          f"lat/MAC {row['latency_over_mac']:.3f}", flush=True)
-        depthwise = depthwise_rule_table(max(repeats, 10), args.threads, folder)
+                    measured.setdefault((index, batch), []).append(
+                        interleaved_latency(sessions, x, runs_at(batch, repeats)))
+                del sessions
+            print(f"round {round_index + 1}/{rounds} done", flush=True)
+        for index, (name, label, aom, dom, aom_path, dom_path) in enumerate(pairs):
+            mac_ratio = conv_linear_macs(dom) / conv_linear_macs(aom)
+            for batch in batches:
+                per_round = measured[(index, batch)]
+                ratios = [m["dom"] / m["aom"] for m in per_round]
+                row = {"model": name, "was": label, "batch": batch,
+                       "aom_ms": median([m["aom"] for m in per_round]) * 1e3,
+                       "dom_ms": median([m["dom"] for m in per_round]) * 1e3,
+                       "latency_ratio": median(ratios), "latency_ratio_range": [min(ratios), max(ratios)],
+                       "mac_ratio": mac_ratio, "thop_mac_ratio": dom["cost"]["macs"] / aom["cost"]["macs"],
+                       "export_dom_s": dom["export_s"],
+                       "shrunk_convs": sum(c["kernel_after"] != c["kernel_before"] for c in dom["kernel_changes"]),
+                       "kept_convs": sum(c["kernel_after"] == c["kernel_before"] for c in dom["kernel_changes"]),
+                       "crop_convs": sum(min(c["pads"] or [0]) < 0 for c in dom["kernel_changes"])
+                       - len(dom["absorbed_crops"]),
+                       "absorbed_crops": len(dom["absorbed_crops"]),
+                       "pruned_filter_layers": sum(c["removed"] for c in dom["filter_changes"])}
+                row["latency_over_mac"] = row["latency_ratio"] / mac_ratio
+                rows.append(row)
+                print(f"{name:<19} {label:<15} b{batch:<3} AOM {row['aom_ms']:8.2f} ms  DOM {row['dom_ms']:8.2f} ms  "
+                      f"latency {row['latency_ratio']:.3f} ({min(ratios):.3f}-{max(ratios):.3f})  MACs {mac_ratio:.3f}  "
+                      f"lat/MAC {row['latency_over_mac']:.3f}", flush=True)
+        depthwise = depthwise_rule_table(rounds, max(repeats, 10), args.threads, folder)
         crop_models = [m for m in models if m.startswith("resnet")] or models[:1]
-        crop_rule = crop_rule_table(crop_models, width, batches, repeats, args.threads, folder)
+        crop_rule = crop_rule_table(crop_models, width, batches, rounds, repeats, args.threads, folder)
     for r in depthwise:
         print(f"depthwise {r['channels']}ch {r['size']}x{r['size']} b{r['batch']}: 3x3 {r['3x3_ms']:.3f} ms; relative: "
               + ", ".join(f"{k} {r[k]:.2f}" for k in DEPTHWISE_WINDOWS))
     for r in crop_rule:
-        print(f"crops of {r['model']} crop+translate b{r['batch']} ({r['crops']} crops): crop conv "
-              f"{r['crop_conv_ms']:.2f} ms, Slice {r['slice_ms']:.2f} ms, ratio {r['ratio']:.3f}")
+        print(f"crops of {r['model']} crop+translate b{r['batch']} ({r['crops']} crops): Slice {r['slice_ms']:.2f} ms, "
+              f"crop convs relative to it {r['ratio']:.3f}")
     gated = [r for r in rows if r["mac_ratio"] <= MAC_RATIO_GATE]
     worst = max((r["latency_over_mac"] for r in gated), default=float("nan"))
     result = {"benchmark": "export_latency", "date": today(), "machine": machine(),
               "command": "python benchmarks/bench_export_latency.py" + (" --quick" if args.quick else ""),
-              "width": width, "batches": list(batches), "repeats": repeats, "threads": args.threads,
+              "width": width, "batches": list(batches), "repeats": repeats, "rounds": rounds, "threads": args.threads,
               "goal": GOAL, "mac_ratio_gate": MAC_RATIO_GATE, "rows": rows, "depthwise_rule": depthwise,
               "crop_rule": crop_rule,
               "worst_latency_over_mac_ratio": worst}

@@ -3,8 +3,8 @@
 AOM runs the Plain Weights with the checkpoint's (AOM) BatchNorm statistics. DOM seed N freezes the
 Shadow Weights that seed N draws (METHOD.md §3.7) after re-estimating BatchNorm for them. The
 ``sparse`` format keeps the SW's zeros in dense Conv ops; ``pruned`` makes the graph physically
-smaller: zero filters are removed (:mod:`.filters`) and zero kernel borders shrink the kernels
-(:mod:`.shrink`). Every file is verified against the PyTorch model of the same mode before it is
+smaller: zero filters are removed (:mod:`.filters`), zero kernel borders shrink the kernels
+(:mod:`.shrink`), and input crops move into the convs that produce those inputs (:mod:`.absorb`). Every file is verified against the PyTorch model of the same mode before it is
 written, atomically, with a JSON report beside it.
 """
 
@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from wascompress.errors import ConfigError
+from wascompress.export.absorb import absorb_crops_
 from wascompress.export.filters import CHANNEL_ALIGN, remove_zero_filters
 from wascompress.export.onnx_graph import (
     OPSET,
@@ -129,12 +130,14 @@ def export_model(
     deployed = copy.deepcopy(reference)
     kernel_changes: list[dict[str, Any]] = []
     filter_changes: list[dict[str, Any]] = []
+    absorbed_crops: list[dict[str, Any]] = []
     if config.format == "pruned":
         probe = torch.randn(2, *config.input_shape, generator=torch.Generator().manual_seed(99))
         deployed, filters = remove_zero_filters(deployed, probe, tolerance=config.tolerance,
                                                 channel_align=config.channel_align)
         filter_changes = [asdict(c) for c in filters]
         kernel_changes = [asdict(c) for c in shrink_kernels_(deployed)]
+        absorbed_crops = [asdict(c) for c in absorb_crops_(deployed)]
     before = cost_summary(reference, config.input_shape)
     after = cost_summary(deployed, config.input_shape)
     was = was_config(model).to_dict() if has_was(model) else None
@@ -164,7 +167,8 @@ def export_model(
                            "note": "ONNX Runtime densifies sparse initializers at load: smaller file, same speed"},
         "cost_before_pruning": before, "cost": after,
         "mac_ratio_vs_dense": after["macs"] / before["macs"],
-        "kernel_changes": kernel_changes, "filter_changes": filter_changes, "verification": verification,
+        "kernel_changes": kernel_changes, "filter_changes": filter_changes, "absorbed_crops": absorbed_crops,
+        "verification": verification,
     }
     atomic_write_bytes(out, data)
     atomic_write_text(report_path, json.dumps(report, indent=2, sort_keys=True) + "\n")

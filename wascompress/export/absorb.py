@@ -1,0 +1,105 @@
+"""Crop absorption: a shrunk conv's input crop done by the conv that produces that input.
+
+A shrunk conv whose window lies beyond the padding crops its input first (:func:`.shrink.crop_conv`,
+one extra op). When that input comes from another conv only through position-wise ops (BatchNorm in
+eval mode, activations) and nothing else reads it, the producer can simply compute fewer output
+positions: dropping ``c`` leading outputs of a conv with stride ``s`` is the same conv with ``c·s`` less
+leading padding, and likewise at the trailing end. The crop op disappears and the producer does less
+work. The producer's padding must stay non-negative; otherwise, or where the data flow cannot be
+traced (``torch.fx``), the crop conv stays.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import torch.fx
+from torch import nn
+
+from wascompress.export.shrink import KernelWindow, ShrunkConv2d
+
+POSITION_WISE = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid,
+                 nn.SiLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.Identity, nn.Dropout, nn.Dropout2d)
+"""Modules that, in eval mode, map each position of a feature map on its own (so they commute with a crop)."""
+
+
+@dataclass(frozen=True)
+class CropAbsorption:
+    consumer: str  # the shrunk conv whose crop op was removed
+    producer: str  # the conv that now computes only the kept positions
+    crops: tuple[int, int, int, int]  # (left, right, top, bottom) outputs of the producer no longer computed
+
+
+class _Tracer(torch.fx.Tracer):
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        return isinstance(module, ShrunkConv2d) or super().is_leaf_module(module, qualified_name)
+
+
+def _crops_of(shrunk: ShrunkConv2d) -> tuple[int, int, int, int]:
+    return tuple(max(0, -p) for p in shrunk.pads)  # type: ignore[return-value]
+
+
+def _producer(node: torch.fx.Node, modules: dict[str, nn.Module], calls: Counter) -> torch.fx.Node | None:
+    """The conv node that feeds ``node`` through single-user, position-wise modules, if there is one."""
+    source = node.args[0] if node.args else None
+    while isinstance(source, torch.fx.Node) and len(source.users) == 1:
+        if source.op != "call_module" or calls[source.target] != 1:
+            return None
+        module = modules[source.target]
+        if type(module) is nn.Conv2d or isinstance(module, ShrunkConv2d):
+            return source
+        if not isinstance(module, POSITION_WISE):
+            return None
+        source = source.args[0] if source.args else None
+    return None
+
+
+def _as_shrunk(conv: nn.Conv2d | ShrunkConv2d) -> ShrunkConv2d:
+    if isinstance(conv, ShrunkConv2d):
+        return conv
+    kh, kw = conv.kernel_size
+    return ShrunkConv2d(conv, KernelWindow(0, 0, kh, kw))
+
+
+def _absorbed_pads(producer: ShrunkConv2d, crops: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
+    """The producer's conv pads once it skips ``crops`` outputs, or None if a pad would turn negative."""
+    if producer.crop is not None:
+        return None
+    sh, sw = producer.conv.stride
+    left, right, top, bottom = producer.conv_pads
+    pads = (left - crops[0] * sw, right - crops[1] * sw, top - crops[2] * sh, bottom - crops[3] * sh)
+    return pads if min(pads) >= 0 else None
+
+
+def absorb_crops_(model: nn.Module) -> list[CropAbsorption]:
+    """Move, in place, every shrunk conv's input crop into the conv producing that input, where exact."""
+    try:
+        graph = _Tracer().trace(model)
+    except Exception:  # data-dependent control flow and the like: keep the crop convs
+        return []
+    modules = dict(model.named_modules())
+    calls = Counter(n.target for n in graph.nodes if n.op == "call_module")
+    absorbed = []
+    for node in graph.nodes:
+        if node.op != "call_module" or calls[node.target] != 1:
+            continue
+        consumer = modules[node.target]
+        if not isinstance(consumer, ShrunkConv2d) or consumer.crop is None:
+            continue
+        source = _producer(node, modules, calls)
+        if source is None:
+            continue
+        producer = _as_shrunk(modules[source.target])
+        crops = _crops_of(consumer)
+        pads = _absorbed_pads(producer, crops)
+        if pads is None:
+            continue
+        producer.conv_pads = pads
+        consumer.crop = None
+        if producer is not modules[source.target]:
+            parent, _, child = source.target.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, producer)
+            modules[source.target] = producer
+        absorbed.append(CropAbsorption(node.target, source.target, crops))
+    return absorbed
