@@ -46,8 +46,9 @@ SETTINGS = {
     "crop+translate": WASConfig(crop=(0.4, 0.6), translate=0.3),
 }
 GOAL = 1.10
-DEPTHWISE_WINDOWS = {"3x2": KernelWindow(0, 0, 3, 2), "2x2": KernelWindow(0, 0, 2, 2), "2x2c": KernelWindow(1, 1, 2, 2),
-                     "2x1": KernelWindow(0, 0, 2, 1), "1x2": KernelWindow(1, 0, 1, 2), "1x1": KernelWindow(1, 1, 1, 1)}
+DEPTHWISE_WINDOWS = {"3x2": KernelWindow(0, 0, 3, 2), "2x2": KernelWindow(0, 0, 2, 2), "1x2": KernelWindow(1, 0, 1, 2),
+                     "1x1": KernelWindow(1, 1, 1, 1), "2x1+crop": KernelWindow(0, 0, 2, 1),
+                     "1x1+crop": KernelWindow(0, 0, 1, 1)}  # "+crop": at an edge, beyond the padding
 MAC_RATIO_GATE = 0.8
 
 

@@ -89,7 +89,8 @@ def export_latency(r: dict[str, Any]) -> list[str]:
               f"({within} of {len(gated)} gated rows within {r['goal']:.2f})", ""]
     windows = [k for k in r["depthwise_rule"][0] if k not in ("channels", "size", "batch", "3x3_ms")]
     lines += ["The exporter's depthwise rule, measured: time of each shrunk window relative to the 3x3 depthwise "
-              "conv (3x3 depthwise convs shrink only to windows of at least 2x2; thinner ones keep the 3x3 kernel):",
+              "conv; \"+crop\": an edge window that needs a crop conv first (3x3 depthwise convs are shrunk only where no "
+              "crop is needed):",
               "", "| channels | size | batch | 3x3 ms | " + " | ".join(windows) + " |",
               "| --- " * (4 + len(windows)) + "|"]
     for d in r["depthwise_rule"]:

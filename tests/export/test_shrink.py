@@ -275,13 +275,15 @@ def conv_with_window(conv: nn.Conv2d, window: KernelWindow) -> nn.Conv2d:
 def test_shrink_decision():
     depthwise = lambda: nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)  # noqa: E731
     dense = lambda: nn.Conv2d(8, 8, 3, padding=1, bias=False)  # noqa: E731
-    for window in (KernelWindow(0, 0, 3, 2), KernelWindow(1, 0, 2, 2)):  # a 3x3 depthwise shrinks to >= 2x2
+    # a 3x3 depthwise conv shrinks where no crop is needed ...
+    for window in (KernelWindow(0, 0, 3, 2), KernelWindow(1, 0, 2, 2), KernelWindow(1, 1, 1, 1), KernelWindow(1, 0, 1, 3)):
         conv = conv_with_window(depthwise(), window)
         assert shrink_decision(conv, nonzero_window(conv.weight))[0], window
-    for window in (KernelWindow(0, 1, 3, 1), KernelWindow(1, 0, 1, 2), KernelWindow(1, 1, 1, 1)):  # not thinner
+    # ... and keeps its 3x3 kernel where the window lies beyond the padding
+    for window in (KernelWindow(0, 2, 3, 1), KernelWindow(0, 0, 1, 2), KernelWindow(2, 2, 1, 1)):
         conv = conv_with_window(depthwise(), window)
         take, reason = shrink_decision(conv, nonzero_window(conv.weight))
-        assert not take and "depthwise" in reason, window
+        assert not take and "depthwise" in reason and "crop" in reason, window
     conv = conv_with_window(dense(), KernelWindow(0, 0, 3, 2))  # a dense conv always pays
     assert shrink_decision(conv, nonzero_window(conv.weight)) == (True, "3x3 -> 3x2")
     conv = conv_with_window(nn.Conv2d(8, 8, 3, padding=1, groups=2), KernelWindow(0, 1, 3, 2))  # grouped
@@ -306,8 +308,8 @@ def test_shrink_kernels_changes_only_convs_with_zero_borders():
     model.add_module("border", conv_with_window(nn.Conv2d(8, 8, 3, padding=1, bias=False), KernelWindow(0, 0, 2, 3)))
     model.add_module("block", nn.Sequential())
     depthwise = lambda: nn.Conv2d(8, 8, 3, padding=1, groups=8)  # noqa: E731
-    model.block.add_module("dw_kept", conv_with_window(depthwise(), KernelWindow(0, 1, 3, 1)))
-    model.block.add_module("dw_1x1_kept", conv_with_window(depthwise(), KernelWindow(1, 1, 1, 1)))
+    model.block.add_module("dw_kept", conv_with_window(depthwise(), KernelWindow(0, 2, 3, 1)))
+    model.block.add_module("dw_1x1_kept", conv_with_window(depthwise(), KernelWindow(0, 0, 1, 1)))
     model.block.add_module("dw_2x2", conv_with_window(depthwise(), KernelWindow(1, 1, 2, 2)))
     model.add_module("pointwise", nn.Conv2d(8, 4, 1))
     model.add_module("big", conv_with_window(nn.Conv2d(4, 4, 5, padding=0, stride=2), KernelWindow(1, 2, 3, 3)))

@@ -22,11 +22,12 @@ from torch import Tensor, nn
 
 DEPTHWISE_FAST_PATH = (3, 3)
 """ONNX Runtime's CPU EP runs 3×3 depthwise convs on a tuned kernel, and depthwise convs are memory bound:
-fewer taps save little. Measured here (benchmarks/bench_export_latency.py depthwise table, ORT 1.31,
-2 threads, medians of interleaved runs, time relative to the 3×3 conv): windows of at least 2×2 ran
-faster in every case (2×2 0.82-0.93, 3×2 0.90-0.98), thin windows (2×1, 1×2, 1×1) from 0.73 to 1.37 times
-the 3×3 time. So a 3×3 depthwise conv is shrunk only to a window of at least 2×2; thinner windows keep
-the 3×3 kernel with its zeros. Other kernels (dense convs, 5×5 depthwise) are always shrunk: there the
+a crop before a shrunk depthwise conv (one more full pass over the input) costs about what the saved
+taps gain. Measured here (benchmarks/bench_export_latency.py depthwise table, ORT 1.31, 2 threads,
+medians over rounds, time relative to the 3×3 conv): windows that need no crop ran at 0.77-1.02 of the
+3×3 time (2×2 0.85-0.99, 1×1 centre 0.77-0.93); edge windows that need a crop at 0.91-1.24 (2×1 at an
+edge up to 1.10 in the table, 1×2 up to 1.24 in earlier runs). So a 3×3 depthwise conv is shrunk only
+where no pad turns negative. Other kernels (dense convs, 5×5 depthwise) are always shrunk: there the
 time follows the taps (128-channel 3×3 conv at 16×16, batch 32: 3×3 10.9 ms, 3×2 7.3 ms, 2×2 5.1 ms)."""
 
 
@@ -62,6 +63,15 @@ def explicit_padding(conv: nn.Conv2d) -> tuple[int, int]:
     if conv.padding == "valid":
         return 0, 0
     return int(conv.padding[0]), int(conv.padding[1])
+
+
+def window_pads(conv: nn.Conv2d, window: KernelWindow) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) padding of the input for the window's taps alone (negative: a crop)."""
+    kh, kw = conv.kernel_size
+    dh, dw = conv.dilation
+    ph, pw = explicit_padding(conv)
+    return (pw - window.left * dw, pw - (kw - window.left - window.width) * dw,
+            ph - window.top * dh, ph - (kh - window.top - window.height) * dh)
 
 
 class _PaddedConv(torch.autograd.Function):
@@ -116,14 +126,7 @@ class ShrunkConv2d(nn.Module):
     def __init__(self, conv: nn.Conv2d, window: KernelWindow) -> None:
         super().__init__()
         kh, kw = conv.kernel_size
-        dh, dw = conv.dilation
-        ph, pw = explicit_padding(conv)
-        self.pads = (
-            pw - window.left * dw,
-            pw - (kw - window.left - window.width) * dw,
-            ph - window.top * dh,
-            ph - (kh - window.top - window.height) * dh,
-        )
+        self.pads = window_pads(conv, window)
         self.conv_pads = tuple(max(0, p) for p in self.pads)
         crops = tuple(max(0, -p) for p in self.pads)
         self.crop = crop_conv(conv.in_channels, crops) if any(crops) else None
@@ -159,8 +162,9 @@ def shrink_decision(conv: nn.Conv2d, window: KernelWindow | None) -> tuple[bool,
     if conv.padding == "same" or conv.padding_mode != "zeros":
         return False, f"padding {conv.padding!r}/{conv.padding_mode} not supported"
     depthwise = conv.groups == conv.in_channels == conv.out_channels and conv.groups > 1
-    if depthwise and (kh, kw) == DEPTHWISE_FAST_PATH and min(window.height, window.width) < 2:
-        return False, f"3x3 depthwise kept (a thin {window.height}x{window.width} kernel is not faster on ONNX Runtime)"
+    if depthwise and (kh, kw) == DEPTHWISE_FAST_PATH and min(window_pads(conv, window)) < 0:
+        return False, (f"3x3 depthwise kept (its {window.height}x{window.width} window needs a crop, which costs "
+                       "what the taps save on ONNX Runtime)")
     return True, f"{kh}x{kw} -> {window.height}x{window.width}"
 
 
