@@ -9,7 +9,7 @@ its shrunk forms, the measurement behind the exporter's rule to keep 3x3 depthwi
 a third times the crop + translate DOM exports of the ResNets with their crops done by one-hot
 depthwise convs (what the exporter writes) against the same graphs with Slice ops instead.
 
-    python benchmarks/bench_export_latency.py            # width 1, batch 1 and 32 (~10 min here)
+    python benchmarks/bench_export_latency.py            # width 1, batch 1 and 32 (~25 min here)
     python benchmarks/bench_export_latency.py --quick    # width 0.25, batch 1 and 8, fewer runs (~1 min)
 
 Last line: ``worst_latency_over_mac_ratio: X`` (goal <= 1.10).
@@ -183,15 +183,15 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=None, help="default 1 (0.25 with --quick)")
     parser.add_argument("--models", nargs="+", default=None, help="default: every zoo model but tiny")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved A/B pairs per round (x4 at batch 1)")
-    parser.add_argument("--rounds", type=int, default=None, help="rounds, each with fresh sessions (default 3, 1 --quick)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds, each with fresh sessions (default 5, 1 --quick)")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_flush_denormal(True)
     width = args.width if args.width is not None else (0.25 if args.quick else 1.0)
     batches = (1, 8) if args.quick else (1, 32)
-    repeats = args.repeats if args.repeats is not None else (5 if args.quick else 8)
-    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
+    repeats = args.repeats if args.repeats is not None else 5
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 5)
     models = args.models or [m for m in list_models() if m != "tiny"]
     settings = dict(list(SETTINGS.items())[::3]) if args.quick else SETTINGS  # quick: crop and crop+translate
 
