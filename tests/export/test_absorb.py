@@ -130,3 +130,19 @@ def test_untraceable_models_keep_their_crops():
     model = Branchy(nn.Conv2d(4, 8, 3, padding=1), shrunk(nn.Conv2d(8, 6, 3, padding=1), KernelWindow(0, 2, 3, 1)), 8)
     assert absorb_crops_(model.eval()) == []
     assert model.consumer.crop is not None
+
+
+def test_a_producer_that_crops_its_own_input_crops_more():
+    """A producer whose padding is used up but which crops its input anyway takes the crop over: its
+    crop conv grows from one column to two and the consumer's crop op disappears."""
+    torch.manual_seed(14)
+    window = KernelWindow(0, 2, 3, 1)  # pads (-1, 1, 1, 1): crops one column on the left
+    model = Chain(shrunk(nn.Conv2d(4, 8, 3, padding=1), window), shrunk(nn.Conv2d(8, 6, 3, padding=1), window), 8)
+    model.eval()
+    randomise_bn_(model)
+    reference = copy.deepcopy(model)
+    assert [(a.producer, a.crops) for a in absorb_crops_(model)] == [("producer", (1, 0, 0, 0))]
+    assert model.consumer.crop is None
+    assert model.producer.crop.kernel_size == (1, 2) and model.producer.crop.dilation == (1, 2)  # two columns
+    assert model.producer.pads == (-2, 1, 1, 1)
+    check_equal(model, reference, 9)

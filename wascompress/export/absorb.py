@@ -5,8 +5,8 @@ one extra op). When that input comes from another conv only through position-wis
 eval mode, activations) and nothing else reads it, the producer can simply compute fewer output
 positions: dropping ``c`` leading outputs of a conv with stride ``s`` is the same conv with ``c·s`` less
 leading padding, and likewise at the trailing end. The crop op disappears and the producer does less
-work. The producer's padding must stay non-negative; otherwise, or where the data flow cannot be
-traced (``torch.fx``), the crop conv stays.
+work. Where the producer's padding runs out, its own input crop grows if it has one (no new op);
+otherwise, or where the data flow cannot be traced (``torch.fx``), the crop conv stays.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch.fx
 from torch import nn
 
-from wascompress.export.shrink import KernelWindow, ShrunkConv2d
+from wascompress.export.shrink import KernelWindow, ShrunkConv2d, crop_conv
 
 POSITION_WISE = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid,
                  nn.SiLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.Identity, nn.Dropout, nn.Dropout2d)
@@ -37,6 +37,7 @@ class _Tracer(torch.fx.Tracer):
 
 
 def _crops_of(shrunk: ShrunkConv2d) -> tuple[int, int, int, int]:
+    """The (left, right, top, bottom) input crop of a shrunk conv (0 where it pads)."""
     return tuple(max(0, -p) for p in shrunk.pads)  # type: ignore[return-value]
 
 
@@ -62,14 +63,24 @@ def _as_shrunk(conv: nn.Conv2d | ShrunkConv2d) -> ShrunkConv2d:
     return ShrunkConv2d(conv, KernelWindow(0, 0, kh, kw))
 
 
-def _absorbed_pads(producer: ShrunkConv2d, crops: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
-    """The producer's conv pads once it skips ``crops`` outputs, or None if a pad would turn negative."""
-    if producer.crop is not None:
-        return None
+def _absorb(producer: ShrunkConv2d, crops: tuple[int, int, int, int]) -> bool:
+    """Make ``producer`` skip ``crops`` (left, right, top, bottom) outputs, if that needs no new op.
+
+    Skipping ``c`` outputs takes ``c·stride`` of the producer's padding on that side; where its padding
+    is used up, a crop of its own input that it already has (a crop conv) grows instead.
+    """
     sh, sw = producer.conv.stride
-    left, right, top, bottom = producer.conv_pads
-    pads = (left - crops[0] * sw, right - crops[1] * sw, top - crops[2] * sh, bottom - crops[3] * sh)
-    return pads if min(pads) >= 0 else None
+    own = _crops_of(producer)
+    effective = [pad - crop for pad, crop in zip(producer.conv_pads, own)]  # padding minus crop per side
+    wanted = [e - c * s for e, c, s in zip(effective, crops, (sw, sw, sh, sh))]
+    if producer.crop is None and min(wanted) < 0:
+        return False  # it would need a crop op of its own: nothing saved
+    producer.conv_pads = tuple(max(0, w) for w in wanted)
+    new_crops = tuple(max(0, -w) for w in wanted)
+    if producer.crop is not None and new_crops != own:
+        producer.crop = crop_conv(producer.conv.in_channels, new_crops)
+    producer.pads = tuple(wanted)
+    return True
 
 
 def absorb_crops_(model: nn.Module) -> list[CropAbsorption]:
@@ -92,11 +103,10 @@ def absorb_crops_(model: nn.Module) -> list[CropAbsorption]:
             continue
         producer = _as_shrunk(modules[source.target])
         crops = _crops_of(consumer)
-        pads = _absorbed_pads(producer, crops)
-        if pads is None:
+        if not _absorb(producer, crops):
             continue
-        producer.conv_pads = pads
         consumer.crop = None
+        consumer.pads = consumer.conv_pads  # its input now arrives cropped
         if producer is not modules[source.target]:
             parent, _, child = source.target.rpartition(".")
             setattr(model.get_submodule(parent) if parent else model, child, producer)
