@@ -7,6 +7,7 @@ then ``python benchmarks/render_results.py``.
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any, Callable
 
@@ -105,6 +106,32 @@ def export_latency(r: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def export_latency_runs(runs: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """latency/MAC of every gated row in each full run of the benchmark, and the median over runs."""
+    if len(runs) < 2:
+        return []
+    names = [name for name, _ in runs]
+    lines = ["Run to run: every full run kept in `benchmarks/results/export_latency_runs/` (same command; the "
+             "graphs of the first run differ only in the ResNets' crop absorption). Timings on this shared "
+             "2-core machine drift between runs, also for graphs that did not change (the filter rows).", "",
+             "| model | WAS | batch | " + " | ".join(names) + " | median |", "| --- " * (4 + len(names)) + "|"]
+    first = runs[0][1]
+    for row in first["rows"]:
+        if row["mac_ratio"] > first["mac_ratio_gate"]:
+            continue
+        key = (row["model"], row["was"], row["batch"])
+        values = [next(x["latency_over_mac"] for x in r["rows"] if (x["model"], x["was"], x["batch"]) == key)
+                  for _, r in runs]
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(f"{v:.3f}" for v in values)
+                     + f" | {statistics.median(values):.3f} |")
+    worst = [max(x["latency_over_mac"] for x in r["rows"] if x["mac_ratio"] <= r["mac_ratio_gate"]) for _, r in runs]
+    within = [sum(x["latency_over_mac"] <= r["goal"] for x in r["rows"] if x["mac_ratio"] <= r["mac_ratio_gate"])
+              for _, r in runs]
+    lines.append("| **worst** | | | " + " | ".join(f"**{w:.3f}**" for w in worst) + " | |")
+    lines.append("| rows within | | | " + " | ".join(str(n) for n in within) + " | |")
+    return lines + [""]
+
+
 def profiler_overhead(r: dict[str, Any]) -> list[str]:
     return [
         "## Profiler overhead (`bench_profiler_overhead.py`)",
@@ -197,6 +224,9 @@ def main() -> None:
         path = RESULTS / f"{name}.json"
         if path.is_file():
             lines += render(json.loads(path.read_text()))
+        if name == "export_latency":
+            runs = sorted((RESULTS / "export_latency_runs").glob("*.json"))
+            lines += export_latency_runs([(p.stem, json.loads(p.read_text())) for p in runs])
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     print(f"wrote {HERE / 'RESULTS.md'}")
 

@@ -23,11 +23,10 @@ from torch import Tensor, nn
 DEPTHWISE_FAST_PATH = (3, 3)
 """ONNX Runtime's CPU EP runs 3×3 depthwise convs on a tuned kernel, and depthwise convs are memory bound:
 a crop before a shrunk depthwise conv (one more full pass over the input) costs about what the saved
-taps gain. Measured here (benchmarks/bench_export_latency.py depthwise table, ORT 1.31, 2 threads,
-medians over rounds, time relative to the 3×3 conv): windows that need no crop ran at 0.77-1.02 of the
-3×3 time (2×2 0.85-0.99, 1×1 centre 0.77-0.93); edge windows that need a crop at 0.91-1.24 (2×1 at an
-edge up to 1.10 in the table, 1×2 up to 1.24 in earlier runs). So a 3×3 depthwise conv is shrunk only
-where no pad turns negative. Other kernels (dense convs, 5×5 depthwise) are always shrunk: there the
+taps gain. Measured here (benchmarks/bench_export_latency.py depthwise table, three full runs, ORT 1.31,
+2 threads, medians over rounds, time relative to the 3×3 conv): windows that need no crop ran at
+0.76-1.05 of the 3×3 time (most near 0.9), edge windows that need a crop at 0.86-1.13. So a 3×3
+depthwise conv is shrunk only where no pad turns negative. Other kernels (dense convs, 5×5 depthwise) are always shrunk: there the
 time follows the taps (128-channel 3×3 conv at 16×16, batch 32: 3×3 10.9 ms, 3×2 7.3 ms, 2×2 5.1 ms)."""
 
 
