@@ -34,9 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median, today, write_json  # noqa: E402
 
 from wascompress.export.exporter import ExportConfig, export_model  # noqa: E402
-from wascompress.export.shrink import KernelWindow  # noqa: E402
+from wascompress.export.onnx_graph import onnx_bytes, to_onnx  # noqa: E402
+from wascompress.export.shrink import KernelWindow, ShrunkConv2d  # noqa: E402
 from wascompress.models import create_model, list_models  # noqa: E402
-from wascompress.profile.latency import make_session  # noqa: E402
+from wascompress.profile.latency import TimingPlan, make_session, time_interleaved  # noqa: E402
+from wascompress.profile.onnx_cost import initializers, with_identity_aliases  # noqa: E402
 from wascompress.was import WASConfig, apply_was_  # noqa: E402
 
 SETTINGS = {
@@ -53,19 +55,9 @@ MAC_RATIO_GATE = 0.8
 
 
 def interleaved_latency(sessions: dict[str, object], batch: np.ndarray, repeats: int, warmup: int = 2) -> dict[str, float]:
-    """Median seconds per run of each session, runs interleaved A B, B A, ..."""
-    feeds = {"input": batch}
-    for s in sessions.values():
-        for _ in range(warmup):
-            s.run(None, feeds)
-    times: dict[str, list[float]] = {k: [] for k in sessions}
-    names = list(sessions)
-    for r in range(repeats):
-        for name in names if r % 2 == 0 else reversed(names):
-            start = time.perf_counter()
-            sessions[name].run(None, feeds)
-            times[name].append(time.perf_counter() - start)
-    return {k: median(v) for k, v in times.items()}
+    """Median seconds per run of each session, runs interleaved A B, B A, ... (the profiler's own loop)."""
+    times = time_interleaved(list(sessions.values()), "input", batch, TimingPlan(warmup=warmup, runs=repeats))
+    return {name: median(t) for name, t in zip(sessions, times)}
 
 
 def relative_over_rounds(paths: dict[str, Path], x: np.ndarray, reference: str, rounds: int, repeats: int,
@@ -105,9 +97,6 @@ def export_pair(name: str, width: float, was: WASConfig, folder: Path) -> tuple[
 
 def depthwise_rule_table(rounds: int, repeats: int, threads: int, folder: Path) -> list[dict]:
     """3x3 depthwise convs of MobileNetV2's sizes against their shrunk forms (times relative to 3x3)."""
-    from wascompress.export.onnx_graph import onnx_bytes, to_onnx
-    from wascompress.export.shrink import ShrunkConv2d
-
     rows = []
     for channels, size, batch in ((96, 32, 32), (144, 16, 32), (576, 4, 32), (96, 32, 1), (384, 8, 1)):
         conv = torch.nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False)
@@ -127,10 +116,7 @@ def depthwise_rule_table(rounds: int, repeats: int, threads: int, folder: Path) 
 def with_slice_crops(proto: onnx.ModelProto) -> onnx.ModelProto:
     """The same graph with every crop conv (a one-hot depthwise conv, wascompress.export.shrink.crop_conv)
     replaced by the Slice it stands for: the representation the exporter does not use."""
-    weights = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
-    for node in proto.graph.node:  # shared weights arrive through Identity nodes
-        if node.op_type == "Identity" and node.input[0] in weights:
-            weights[node.output[0]] = weights[node.input[0]]
+    weights = with_identity_aliases(proto, initializers(proto))
     out = onnx.ModelProto()
     out.CopyFrom(proto)
     nodes = []

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch.fx
 from torch import nn
 
-from wascompress.export.shrink import KernelWindow, ShrunkConv2d, crop_conv
+from wascompress.export.shrink import KernelWindow, ShrunkConv2d
 
 POSITION_WISE = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid,
                  nn.SiLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.Identity, nn.Dropout, nn.Dropout2d)
@@ -34,11 +34,6 @@ class CropAbsorption:
 class _Tracer(torch.fx.Tracer):
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
         return isinstance(module, ShrunkConv2d) or super().is_leaf_module(module, qualified_name)
-
-
-def _crops_of(shrunk: ShrunkConv2d) -> tuple[int, int, int, int]:
-    """The (left, right, top, bottom) input crop of a shrunk conv (0 where it pads)."""
-    return tuple(max(0, -p) for p in shrunk.pads)  # type: ignore[return-value]
 
 
 def _producer(node: torch.fx.Node, modules: dict[str, nn.Module], calls: Counter) -> torch.fx.Node | None:
@@ -70,16 +65,10 @@ def _absorb(producer: ShrunkConv2d, crops: tuple[int, int, int, int]) -> bool:
     is used up, a crop of its own input that it already has (a crop conv) grows instead.
     """
     sh, sw = producer.conv.stride
-    own = _crops_of(producer)
-    effective = [pad - crop for pad, crop in zip(producer.conv_pads, own)]  # padding minus crop per side
-    wanted = [e - c * s for e, c, s in zip(effective, crops, (sw, sw, sh, sh))]
+    wanted = tuple(p - c * s for p, c, s in zip(producer.pads, crops, (sw, sw, sh, sh)))
     if producer.crop is None and min(wanted) < 0:
         return False  # it would need a crop op of its own: nothing saved
-    producer.conv_pads = tuple(max(0, w) for w in wanted)
-    new_crops = tuple(max(0, -w) for w in wanted)
-    if producer.crop is not None and new_crops != own:
-        producer.crop = crop_conv(producer.conv.in_channels, new_crops)
-    producer.pads = tuple(wanted)
+    producer.set_pads(wanted)
     return True
 
 
@@ -102,11 +91,10 @@ def absorb_crops_(model: nn.Module) -> list[CropAbsorption]:
         if source is None:
             continue
         producer = _as_shrunk(modules[source.target])
-        crops = _crops_of(consumer)
+        crops = consumer.crops
         if not _absorb(producer, crops):
             continue
-        consumer.crop = None
-        consumer.pads = consumer.conv_pads  # its input now arrives cropped
+        consumer.set_pads(consumer.conv_pads)  # its input now arrives cropped: no crop op of its own
         if producer is not modules[source.target]:
             parent, _, child = source.target.rpartition(".")
             setattr(model.get_submodule(parent) if parent else model, child, producer)

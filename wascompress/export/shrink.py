@@ -125,10 +125,7 @@ class ShrunkConv2d(nn.Module):
     def __init__(self, conv: nn.Conv2d, window: KernelWindow) -> None:
         super().__init__()
         kh, kw = conv.kernel_size
-        self.pads = window_pads(conv, window)
-        self.conv_pads = tuple(max(0, p) for p in self.pads)
-        crops = tuple(max(0, -p) for p in self.pads)
-        self.crop = crop_conv(conv.in_channels, crops) if any(crops) else None
+        self.set_pads(window_pads(conv, window), conv.in_channels)
         self.conv = nn.Conv2d(
             conv.in_channels, conv.out_channels, (window.height, window.width), stride=conv.stride,
             padding=0, dilation=conv.dilation, groups=conv.groups, bias=True,
@@ -138,6 +135,22 @@ class ShrunkConv2d(nn.Module):
                                                window.left : window.left + window.width])
             self.conv.bias.copy_(conv.bias if conv.bias is not None else torch.zeros(conv.out_channels))
         self.original_kernel = (kh, kw)
+
+    def set_pads(self, pads: tuple[int, int, int, int], channels: int | None = None) -> None:
+        """Pad (or, where negative, crop) the input by ``pads`` = (left, right, top, bottom) from now on."""
+        self.pads = tuple(pads)
+        channels = self.conv.in_channels if channels is None else channels
+        self.crop = crop_conv(channels, self.crops) if any(self.crops) else None
+
+    @property
+    def crops(self) -> tuple[int, int, int, int]:
+        """The (left, right, top, bottom) amounts cropped off the input (0 where it is padded)."""
+        return tuple(max(0, -p) for p in self.pads)  # type: ignore[return-value]
+
+    @property
+    def conv_pads(self) -> tuple[int, int, int, int]:
+        """The (left, right, top, bottom) zero padding the conv itself adds."""
+        return tuple(max(0, p) for p in self.pads)  # type: ignore[return-value]
 
     def forward(self, x: Tensor) -> Tensor:
         if self.crop is not None:

@@ -80,6 +80,16 @@ def initializers(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
     return arrays
 
 
+def with_identity_aliases(proto: onnx.ModelProto, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``arrays`` plus the outputs of Identity nodes on them: the PyTorch exporter stores equal weights once
+    and feeds the other users through an Identity node."""
+    aliased = dict(arrays)
+    for node in proto.graph.node:
+        if node.op_type == "Identity" and node.input[0] in aliased:
+            aliased[node.output[0]] = aliased[node.input[0]]
+    return aliased
+
+
 def graph_inputs(proto: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
     names = {init.name for init in proto.graph.initializer} | {s.values.name for s in proto.graph.sparse_initializer}
     return [i for i in proto.graph.input if i.name not in names]
@@ -124,9 +134,7 @@ def onnx_cost(model: str | Path | onnx.ModelProto) -> GraphCost:
         if np.issubdtype(array.dtype, np.floating):
             cost.params += int(array.size)
             cost.nonzero_params += int(np.count_nonzero(array))
-    for node in proto.graph.node:  # the PyTorch exporter shares equal weights through Identity nodes
-        if node.op_type == "Identity" and node.input[0] in weights:
-            weights[node.output[0]] = weights[node.input[0]]
+    weights = with_identity_aliases(proto, weights)
     for index, node in enumerate(proto.graph.node):
         name = node.name or f"{node.op_type}_{index}"
         out = shapes.get(node.output[0]) if node.output else None
