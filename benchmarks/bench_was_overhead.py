@@ -1,4 +1,5 @@
-"""The cost of WAS in a training step: step time with and without drawing and applying Shadow Weights.
+"""The cost of WAS in a training step: step time with and without drawing and applying Shadow Weights,
+and the cost of each sub-network training recipe (sandwich steps) against a plain step.
 
 Two copies of the same model (same weights, same batch, same optimizer settings) train side by side,
 steps interleaved A B A B ... so that machine drift hits both alike; the overhead is the ratio of the
@@ -9,7 +10,12 @@ also timed directly and reported as a share of the plain step.
     python benchmarks/bench_was_overhead.py            # resnet18, width 1, batch 128 (~6 min here)
     python benchmarks/bench_was_overhead.py --quick    # resnet18, width 0.25 (~1 min)
 
-Last line: ``was_step_overhead_pct: X`` (target <= 3).
+Recipes (each against a plain step, same interleaving): the paper's WAS step; a sandwich step (AOM
+on the labels + one fixed DOM draw + one random draw, crop (0.4, 0.6)), with and without in-place
+distillation. A SW whose draw zeroes kernel borders runs as the smaller conv (``was/window_conv.py``), so
+a sandwich step costs about 1 + 2 x 0.44 of the MACs of a plain step. Goal: sandwich <= 2.2 x plain.
+
+Last lines: ``was_step_overhead_pct: X`` (target <= 3), then ``sandwich_step_vs_plain: X`` (goal <= 2.2).
 """
 
 from __future__ import annotations
@@ -27,8 +33,8 @@ from common import interleaved_times, machine, median, today, write_json  # noqa
 
 from wascompress.device import flush_denormals  # noqa: E402
 from wascompress.models import create_model  # noqa: E402
-from wascompress.train.step import training_step  # noqa: E402
-from wascompress.was import WASConfig, apply_was_, resample_, was_layers  # noqa: E402
+from wascompress.train.step import Distillation, Sandwich, sandwich_step, training_step  # noqa: E402
+from wascompress.was import WASConfig, apply_was_, dom_draws, resample_, was_layers  # noqa: E402
 
 
 def isolated_was_cost(model: torch.nn.Module, generator: torch.Generator, repeats: int) -> float:
@@ -69,13 +75,28 @@ def main() -> None:
     opt_was = torch.optim.SGD(was.parameters(), lr=0.01, momentum=0.9)
     generator = torch.Generator().manual_seed(0)
 
+    crop = copy.deepcopy(plain)
+    apply_was_(crop, WASConfig(crop=(0.4, 0.6)))
+    crop_kd = copy.deepcopy(crop)
+    crop.train(), crop_kd.train()
+    fixed = (dom_draws(crop, 0),)
+    sandwich = Sandwich(fixed=fixed, random_samples=1)
+    sandwich_kd = Sandwich(fixed=fixed, random_samples=1, distill=Distillation())
+    opt_crop = torch.optim.SGD(crop.parameters(), lr=0.01, momentum=0.9)
+    opt_crop_kd = torch.optim.SGD(crop_kd.parameters(), lr=0.01, momentum=0.9)
+    gen_crop, gen_crop_kd = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
     times = interleaved_times(
         {
             "plain": lambda: training_step(plain, images, labels, opt_plain, None),
             "was": lambda: training_step(was, images, labels, opt_was, generator),
+            "sandwich": lambda: sandwich_step(crop, images, labels, opt_crop, gen_crop, sandwich),
+            "sandwich_distill": lambda: sandwich_step(crop_kd, images, labels, opt_crop_kd, gen_crop_kd, sandwich_kd),
         },
         repeats=repeats,
     )
+    recipes = {name: {"step_s_median": median(times[name]), "vs_plain": median(times[name]) / median(times["plain"]),
+                      "paired_ratio_median": median([t / p for t, p in zip(times[name], times["plain"])])}
+               for name in ("was", "sandwich", "sandwich_distill")}
     plain_s, was_s = median(times["plain"]), median(times["was"])
     overhead = (was_s / plain_s - 1) * 100
     paired = median([w / p for w, p in zip(times["was"], times["plain"])])
@@ -97,6 +118,13 @@ def main() -> None:
         "paired_ratio_median": paired,
         "isolated_was_cost_ms_median": isolated * 1e3,
         "isolated_was_cost_pct_of_step": isolated / plain_s * 100,
+        "recipes": recipes,
+        "recipe_descriptions": {
+            "was": f"the paper's step: one random SW ({config.describe()})",
+            "sandwich": "AOM on the labels + DOM seed 0 + 1 random SW, crop(0.4,0.6,zero)",
+            "sandwich_distill": "the same with in-place distillation (weight 0.5, T 1)",
+        },
+        "sandwich_step_vs_plain": recipes["sandwich"]["vs_plain"],
     }
     print(f"{args.model} width {width} batch {args.batch_size}, WAS {config.describe()} on "
           f"{result['was_layers']} layers, {repeats} interleaved steps each")
@@ -104,8 +132,12 @@ def main() -> None:
           f"(median of paired WAS/plain ratios {paired:.4f})")
     print(f"WAS alone (draw + SW + its gradient): {isolated * 1e3:.2f} ms "
           f"= {result['isolated_was_cost_pct_of_step']:.3f} % of a plain step")
+    for name, recipe in recipes.items():
+        print(f"{name}: {recipe['step_s_median']:.3f} s per step = {recipe['vs_plain']:.3f} x plain "
+              f"(median paired ratio {recipe['paired_ratio_median']:.3f})")
     write_json(args.json, result)
     print(f"was_step_overhead_pct: {overhead:.2f}")
+    print(f"sandwich_step_vs_plain: {recipes['sandwich']['vs_plain']:.3f}")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ def test_seed_search_picks_the_best_validation_accuracy(tmp_path, run, checkpoin
     # the table's accuracies are those of the trainer's calibration batches (export's default count)
     for row in table:
         assert row["val_acc"] == dom_accuracy(checkpoint, splits, row["seed"], EXPORT_BN_BATCHES), row
-    best = max(table, key=lambda r: (r["val_acc"], -r["effective_macs"], -r["seed"]))
+    best = max(table, key=lambda r: (r["val_acc"], -r["pruned_macs"], -r["seed"]))
     assert [row["chosen"] for row in table] == [row is best for row in table]
     assert report["seed"] == best["seed"] and report["mode"] == "dom"
     assert {p.key: p.value for p in onnx.load(out).metadata_props}["wascompress.seed"] == str(best["seed"])
@@ -107,17 +107,34 @@ def test_seed_search_for_fewest_macs_within_max_drop(tmp_path, run):
     assert 0 < len(allowed) < count  # some seeds lose more than max_drop points (else this tests nothing)
     chosen = [row for row in table if row["chosen"]]
     assert len(chosen) == 1 and chosen[0] in allowed
-    assert chosen[0]["effective_macs"] == min(row["effective_macs"] for row in allowed)
+    assert chosen[0]["pruned_macs"] == min(row["pruned_macs"] for row in allowed)
     assert by_macs["seed"] == chosen[0]["seed"]
+    assert by_macs["cost"]["macs"] == chosen[0]["pruned_macs"]  # ranked by the MACs of the graph written
     for row in table:
         assert row["drop_points"] == pytest.approx((row["val_acc_aom"] - row["val_acc"]) * 100)
     # the accuracy objective, on the same seeds, picks another (more accurate, costlier) seed here
-    most_accurate = max(table, key=lambda r: (r["val_acc"], -r["effective_macs"], -r["seed"]))
+    most_accurate = max(table, key=lambda r: (r["val_acc"], -r["pruned_macs"], -r["seed"]))
     assert most_accurate["val_acc"] >= chosen[0]["val_acc"]
-    assert most_accurate["effective_macs"] >= chosen[0]["effective_macs"]
+    assert most_accurate["pruned_macs"] >= chosen[0]["pruned_macs"]
 
 
-@pytest.mark.parametrize("bad", [dict(count=0), dict(count=True), dict(count=2.0), dict(count=3, objective="speed"),
+def test_target_macs_exports_the_most_accurate_seed_within_the_budget(tmp_path, run):
+    report = export_checkpoint(run / "best.pt", tmp_path / "budget.onnx", ExportConfig(mode="dom", seed=0),
+                               search=SeedSearch(8, target_macs=0.45))
+    table = report["seed_search"]["seeds"]
+    inside = [row for row in table if row["mac_ratio"] <= 0.45]
+    assert 0 < len(inside) < len(table)  # the budget excludes some seeds (else this tests nothing)
+    assert all(row["val_acc"] is None for row in table if row["mac_ratio"] > 0.45)
+    best = max(inside, key=lambda r: (r["val_acc"], -r["pruned_macs"], -r["seed"]))
+    assert report["seed"] == best["seed"] and best["chosen"]
+    assert report["cost"]["macs"] == best["pruned_macs"] <= 0.45 * report["cost_before_pruning"]["macs"]
+    with pytest.raises(ConfigError, match="no DOM seed of the 8 tried reaches 0.05"):
+        export_checkpoint(run / "best.pt", tmp_path / "none.onnx", ExportConfig(mode="dom", seed=0),
+                          search=SeedSearch(8, target_macs=0.05))
+    assert not (tmp_path / "none.onnx").exists()
+
+
+@pytest.mark.parametrize("bad", [dict(count=3, target_macs=0.0), dict(count=3, target_macs=1.5), dict(count=0), dict(count=True), dict(count=2.0), dict(count=3, objective="speed"),
                                  dict(count=3, max_drop=-1.0), dict(count=3, max_drop=float("nan"))])
 def test_bad_seed_search(bad):
     with pytest.raises(ConfigError):

@@ -41,24 +41,32 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--objective", choices=OBJECTIVES, default="accuracy", help="what --search-seeds optimises")
     p.add_argument("--max-drop", type=float, default=1.0, metavar="PCT",
                    help="with --objective macs: max validation accuracy drop against AOM, in points")
+    p.add_argument("--target-macs", type=float, metavar="R",
+                   help="export the most accurate seed (of --search-seeds, default 16) whose pruned graph has "
+                        "at most R x the AOM's MACs")
     p.set_defaults(run=run_export)
 
 
 def run_export(args: argparse.Namespace) -> int:
-    search = SeedSearch(args.search_seeds, args.objective, args.max_drop) if args.search_seeds is not None else None
+    count = args.search_seeds if args.search_seeds is not None else (16 if args.target_macs is not None else None)
+    search = SeedSearch(count, args.objective, args.max_drop, args.target_macs) if count is not None else None
     if search is not None and args.seed is not None:
-        print("wascompress export: note: --seed is ignored with --search-seeds")
+        print("wascompress export: note: --seed is ignored with --search-seeds / --target-macs")
     mode, seed = ("dom", 0) if search is not None else (args.mode, args.seed)  # the search sets the seed
     config = ExportConfig(mode=mode, seed=seed, format=args.format, sparse_storage=args.sparse_storage,
                           recalibrate_bn=not args.no_recalibrate_bn)
     report = export_checkpoint(args.checkpoint, args.out, config, data_dir=args.data_dir, bn_batches=args.bn_batches,
                                search=search, overwrite=args.overwrite)
     if "seed_search" in report:
-        print(f"{'seed':>5} {'val acc':>8} {'drop':>7} {'effective MACs':>16}")
+        print(f"{'seed':>5} {'val acc':>8} {'drop':>7} {'pruned MACs':>14} {'of AOM':>7}")
         for row in report["seed_search"]["seeds"]:
             mark = "  <- chosen" if row["chosen"] else ""
+            if row["val_acc"] is None:
+                print(f"{row['seed']:>5} {'-':>8} {'-':>7} {row['pruned_macs']:>14,} {row['mac_ratio']:7.3f}"
+                      "  (over the budget)")
+                continue
             print(f"{row['seed']:>5} {row['val_acc'] * 100:7.2f}% {row['drop_points']:6.2f}p "
-                  f"{row['effective_macs']:>16,}{mark}")
+                  f"{row['pruned_macs']:>14,} {row['mac_ratio']:7.3f}{mark}")
     cost, dense = report["cost"], report["cost_before_pruning"]
     seed = f" seed {report['seed']}" if report["seed"] is not None else ""
     print(f"{args.out}: {report['mode'].upper()}{seed} {report['format']}, {cost['macs']:,} MACs "

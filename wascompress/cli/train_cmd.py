@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from wascompress.data import DATASETS
+from wascompress.errors import ConfigError
 from wascompress.train.config import PROTOCOLS, SCHEDULES, SELECT_MODES, resolve_config
 from wascompress.train.trainer import QUIET, LogReporter, config_for_resume, format_metrics, train
 from wascompress.was.config import CROP_MODES, POLICIES
@@ -61,6 +62,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     was.add_argument("--was-prob", type=float, metavar="P", help="chance a step uses SW (default 1)")
     was.add_argument("--was-include", nargs="+", metavar="GLOB", help="only these conv layers (name globs)")
     was.add_argument("--was-exclude", nargs="+", metavar="GLOB", help="leave these conv layers alone")
+    sub = p.add_argument_group("training the deployed DOM on purpose (sandwich steps; METHOD.md §6)")
+    sub.add_argument("--dom-seed", type=int, nargs="+", metavar="N",
+                     help="DOM draw(s) to deploy, trained in every step next to PW and random SW")
+    sub.add_argument("--dom-target-macs", type=float, metavar="R",
+                     help="pick the DOM seed whose pruned graph is at or just under R x the AOM's MACs")
+    sub.add_argument("--dom-search-seeds", type=int, metavar="K", help="seeds tried for --dom-target-macs (32)")
+    sub.add_argument("--was-samples", type=int, metavar="K", help="random SW draws per step (default 1)")
+    sub.add_argument("--distill", action="store_true", default=None,
+                     help="SW forwards also learn from the AOM forward's soft predictions (in-place distillation)")
+    sub.add_argument("--distill-weight", type=float, metavar="A", help="loss = (1-A) CE + A T^2 KL (default 0.5)")
+    sub.add_argument("--distill-temperature", type=float, metavar="T", help="default 1")
+    sub.add_argument("--was-warmup", type=int, metavar="EPOCHS", help="train PW alone for the first EPOCHS")
     ev = p.add_argument_group("evaluation")
     ev.add_argument("--eval-seed", type=int, help="DOM seed evaluated each epoch (default 0)")
     ev.add_argument("--bn-batches", type=int, help="batches for BatchNorm re-estimation (default 4)")
@@ -72,8 +85,13 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given on the command line (None: not given)."""
     keys = ("model", "num_classes", "width", "dataset", "data_dir", "download", "epochs", "batch_size", "lr",
             "momentum", "weight_decay", "schedule", "augment", "seed", "val_size", "limit_train", "limit_test",
-            "eval_seed", "bn_batches", "select_mode", "save_every", "device", "amp", "protocol")
+            "eval_seed", "bn_batches", "select_mode", "save_every", "device", "amp", "protocol",
+            "dom_target_macs", "dom_search_seeds", "was_samples", "distill", "distill_weight",
+            "distill_temperature", "was_warmup")
     values = {k: getattr(args, k) for k in keys}
+    values["dom_seeds"] = args.dom_seed
+    if args.dom_seed is not None and args.dom_target_macs is not None:
+        raise ConfigError("give --dom-seed or --dom-target-macs, not both")
     was = {"crop": args.crop, "crop_mode": args.crop_mode, "translate": args.translate, "filter": args.filter,
            "rotate": args.rotate, "policy": args.was_policy, "prob": args.was_prob,
            "include": args.was_include, "exclude": args.was_exclude}
@@ -102,6 +120,11 @@ class BarReporter:
         print(format_metrics(metrics), file=sys.stderr, flush=True)
 
 
+def reporter_for_rank(rank: int):  # type: ignore[no-untyped-def]
+    """Progress bars on a terminal, log lines otherwise, nothing on ranks other than 0."""
+    return QUIET if rank else (BarReporter() if sys.stderr.isatty() else LogReporter())
+
+
 def run_train(args: argparse.Namespace) -> int:
     overrides = overrides_from_args(args)
     if args.resume:
@@ -113,8 +136,7 @@ def run_train(args: argparse.Namespace) -> int:
         protocol = overrides.pop("protocol")
         config = resolve_config(overrides, args.config, protocol)
     rank = int(os.environ.get("RANK", "0"))
-    reporter = QUIET if rank else (BarReporter() if sys.stderr.isatty() else LogReporter())
-    results = train(config, args.out, resume=args.resume, overwrite=args.overwrite, reporter=reporter)
+    results = train(config, args.out, resume=args.resume, overwrite=args.overwrite, reporter=reporter_for_rank(rank))
     if rank == 0:
         dom = (f", DOM seed {results['dom_seed']} {results['test_acc_dom'] * 100:.2f}%"
                if results["test_acc_dom"] is not None else "")

@@ -109,6 +109,17 @@ def cost_summary(model: nn.Module, input_shape: tuple[int, int, int]) -> dict[st
             "layers": [asdict(layer) for layer in layers]}
 
 
+def prune_model(model: nn.Module, config: ExportConfig) -> tuple[nn.Module, dict[str, list[dict[str, Any]]]]:
+    """The physically smaller form of a frozen plain ``model`` (changed in place and returned): zero
+    filters removed, zero kernel borders shrunk, crops absorbed; with the changes made, by kind."""
+    probe = torch.randn(2, *config.input_shape, generator=torch.Generator().manual_seed(99))
+    model, filters = remove_zero_filters(model, probe, tolerance=config.tolerance, channel_align=config.channel_align)
+    kernels = shrink_kernels_(model)
+    absorbed = absorb_crops_(model)
+    return model, {"kernel_changes": [asdict(c) for c in kernels], "filter_changes": [asdict(c) for c in filters],
+                   "absorbed_crops": [asdict(c) for c in absorbed]}
+
+
 def export_model(
     model: nn.Module,
     out: str | Path,
@@ -128,16 +139,9 @@ def export_model(
     report_path = check_output(out, overwrite)
     reference = mode_model(model, config, calibration)
     deployed = copy.deepcopy(reference)
-    kernel_changes: list[dict[str, Any]] = []
-    filter_changes: list[dict[str, Any]] = []
-    absorbed_crops: list[dict[str, Any]] = []
+    changes: dict[str, list[dict[str, Any]]] = {"kernel_changes": [], "filter_changes": [], "absorbed_crops": []}
     if config.format == "pruned":
-        probe = torch.randn(2, *config.input_shape, generator=torch.Generator().manual_seed(99))
-        deployed, filters = remove_zero_filters(deployed, probe, tolerance=config.tolerance,
-                                                channel_align=config.channel_align)
-        filter_changes = [asdict(c) for c in filters]
-        kernel_changes = [asdict(c) for c in shrink_kernels_(deployed)]
-        absorbed_crops = [asdict(c) for c in absorb_crops_(deployed)]
+        deployed, changes = prune_model(deployed, config)
     before = cost_summary(reference, config.input_shape)
     after = cost_summary(deployed, config.input_shape)
     was = was_config(model).to_dict() if has_was(model) else None
@@ -167,7 +171,7 @@ def export_model(
                            "note": "ONNX Runtime densifies sparse initializers at load: smaller file, same speed"},
         "cost_before_pruning": before, "cost": after,
         "mac_ratio_vs_dense": after["macs"] / before["macs"],
-        "kernel_changes": kernel_changes, "filter_changes": filter_changes, "absorbed_crops": absorbed_crops,
+        **changes,
         "verification": verification,
     }
     atomic_write_bytes(out, data)

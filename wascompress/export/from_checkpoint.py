@@ -18,7 +18,8 @@ import torch
 from wascompress.checkpoint import build_model, file_sha256, load_checkpoint
 from wascompress.errors import ConfigError, DataError
 from wascompress.evaluate import calibration_batches, mode_accuracy
-from wascompress.export.exporter import ExportConfig, check_output, cost_summary, export_model, mode_model
+from wascompress.export.budget import check_budget, seed_costs, within_budget
+from wascompress.export.exporter import ExportConfig, check_output, export_model
 from wascompress.train.config import TrainConfig
 from wascompress.train.trainer import Splits, load_splits
 from wascompress.was import has_was
@@ -33,8 +34,9 @@ class SeedSearch:
     """Evaluate DOM seeds 0..count-1 on the validation split and pick one."""
 
     count: int
-    objective: str = "accuracy"  # "accuracy": best validation accuracy; "macs": fewest MACs ...
+    objective: str = "accuracy"  # "accuracy": best validation accuracy; "macs": fewest pruned MACs ...
     max_drop: float = 1.0  # ... among seeds within this many points of AOM validation accuracy
+    target_macs: float | None = None  # only seeds whose pruned graph is at or under this fraction of AOM's
 
     def __post_init__(self) -> None:
         if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
@@ -43,6 +45,8 @@ class SeedSearch:
             raise ConfigError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if not self.max_drop >= 0:
             raise ConfigError(f"--max-drop must be >= 0 percentage points, got {self.max_drop!r}")
+        if self.target_macs is not None:
+            check_budget(self.target_macs)
 
 
 def checkpoint_splits(checkpoint: dict[str, Any], data_dir: str | None) -> Splits:
@@ -56,24 +60,31 @@ def search_seeds(model: torch.nn.Module, splits: Splits, calibration: list[torch
                  input_shape: tuple[int, int, int]) -> tuple[int, list[dict[str, Any]]]:
     """Evaluate every seed; return the chosen seed and the table (one row per seed).
 
-    Works on a copy: the BatchNorm statistics each evaluation re-estimates stay out of ``model``."""
+    Each seed's MACs are those of the pruned graph it exports to. Works on a copy: the BatchNorm
+    statistics each evaluation re-estimates stay out of ``model``."""
     model = copy.deepcopy(model)
+    costs = {c.seed: c for c in seed_costs(model, range(search.count), input_shape)}
+    if search.target_macs is not None:
+        within_budget(list(costs.values()), search.target_macs)  # one clear line when no seed reaches it
     aom = mode_accuracy(model, splits.val, mode="aom", calibration=calibration).top1
     rows = []
     for seed in range(search.count):
-        accuracy = mode_accuracy(model, splits.val, mode="dom", seed=seed, calibration=calibration).top1
-        frozen = mode_model(model, ExportConfig(mode="dom", seed=seed, recalibrate_bn=False), None)
-        cost = cost_summary(frozen, input_shape)
-        rows.append({"seed": seed, "val_acc": accuracy, "val_acc_aom": aom, "effective_macs": cost["effective_macs"],
-                     "drop_points": (aom - accuracy) * 100})
+        cost = costs[seed]
+        inside = search.target_macs is None or cost.ratio <= search.target_macs + 1e-12
+        accuracy = (mode_accuracy(model, splits.val, mode="dom", seed=seed, calibration=calibration).top1
+                    if inside else None)
+        rows.append({"seed": seed, "val_acc": accuracy, "val_acc_aom": aom, "pruned_macs": cost.macs,
+                     "mac_ratio": cost.ratio, "within_budget": inside,
+                     "drop_points": (aom - accuracy) * 100 if accuracy is not None else None})
+    candidates = [r for r in rows if r["within_budget"]]
     if search.objective == "accuracy":
-        best = max(rows, key=lambda r: (r["val_acc"], -r["effective_macs"], -r["seed"]))
+        best = max(candidates, key=lambda r: (r["val_acc"], -r["pruned_macs"], -r["seed"]))
     else:
-        allowed = [r for r in rows if r["drop_points"] <= search.max_drop]
+        allowed = [r for r in candidates if r["drop_points"] <= search.max_drop]
         if not allowed:
             raise ConfigError(f"no seed of {search.count} stays within {search.max_drop:g} points of AOM "
                               f"validation accuracy ({aom * 100:.2f}%); raise --max-drop or --search-seeds")
-        best = min(allowed, key=lambda r: (r["effective_macs"], -r["val_acc"], r["seed"]))
+        best = min(allowed, key=lambda r: (r["pruned_macs"], -r["val_acc"], r["seed"]))
     for row in rows:
         row["chosen"] = row is best
     return best["seed"], rows
@@ -123,7 +134,8 @@ def export_checkpoint(
     report = export_model(model, out, config, calibration=calibration, images=images, overwrite=overwrite,
                           metadata=metadata)
     if table is not None:
-        report["seed_search"] = {"objective": search.objective, "max_drop_points": search.max_drop, "seeds": table}
+        report["seed_search"] = {"objective": search.objective, "max_drop_points": search.max_drop,
+                                 "target_macs": search.target_macs, "seeds": table}
         from wascompress.fileio import atomic_write_text
         import json
 

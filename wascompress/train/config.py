@@ -25,6 +25,7 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
 }
 SCHEDULES = ("none", "cosine")
 SELECT_MODES = ("aom", "dom")
+TEACHERS = ("aom", "checkpoint")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,19 @@ class TrainConfig:
     amp: bool | None = None  # mixed precision; None: on for CUDA
     channels_last: bool | None = None  # None: on for CUDA
     deterministic: bool = True  # deterministic algorithms (bit-identical resume on the CPU)
+    # --- training the deployed sub-network on purpose (METHOD.md §6; sandwich steps, train/step.py)
+    dom_seeds: tuple[int, ...] = ()  # DOM draws trained in every step (the first is evaluated and selects)
+    was_samples: int = 1  # random SW draws per step
+    train_pw: bool = True  # sandwich steps train PW on the labels too (off: fine-tuning a frozen DOM)
+    distill: bool = False  # SW forwards also learn from the teacher's soft predictions
+    distill_weight: float = 0.5  # loss = (1 - A) CE + A T² KL
+    distill_temperature: float = 1.0
+    teacher: str = "aom"  # "aom": this step's AOM forward; "checkpoint": PW of init_checkpoint, frozen
+    was_warmup: int = 0  # epochs of PW alone before WAS starts (progressive shrinking)
+    dom_target_macs: float | None = None  # pick dom_seeds[0] by its pruned MACs / AOM MACs <= this
+    dom_search_seeds: int = 32  # seeds tried for dom_target_macs
+    init_checkpoint: str | None = None  # start from this checkpoint's Plain Weights (fine-tuning)
+    dom_budget: dict | None = None  # how dom_target_macs chose dom_seeds (recorded by the trainer)
 
     def __post_init__(self) -> None:
         def positive_int(name: str, allow_none: bool = False, minimum: int = 1) -> None:
@@ -95,10 +109,65 @@ class TrainConfig:
             raise ConfigError(f"width must be in (0, 4], got {self.width!r}")
         if self.was is not None and not self.was.enabled:
             object.__setattr__(self, "was", None)
+        self._check_sub_network_training(positive_int)
+
+    @property
+    def sandwich(self) -> bool:
+        """Whether steps are sandwich steps (several forwards, one update) rather than the paper's."""
+        return self.was is not None and (bool(self.dom_seeds) or self.distill or self.was_samples != 1
+                                         or not self.train_pw)
+
+    def _check_sub_network_training(self, positive_int) -> None:  # type: ignore[no-untyped-def]
+        seeds = self.dom_seeds
+        if isinstance(seeds, (int, str)) or not isinstance(seeds, (tuple, list)):
+            raise ConfigError(f"dom-seed must be a list of non-negative integers, got {seeds!r}")
+        for seed in seeds:
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                raise ConfigError(f"dom-seed must be a non-negative integer, got {seed!r}")
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"dom-seed lists a seed twice: {list(seeds)}")
+        object.__setattr__(self, "dom_seeds", tuple(seeds))
+        positive_int("was_samples", minimum=0)
+        positive_int("was_warmup", minimum=0)
+        positive_int("dom_search_seeds")
+        for name in ("train_pw", "distill"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name.replace('_', '-')} must be true or false, got {getattr(self, name)!r}")
+        weight, temperature = self.distill_weight, self.distill_temperature
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+            raise ConfigError(f"distill-weight must be in [0, 1], got {weight!r}")
+        if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                or not math.isfinite(temperature) or temperature <= 0):
+            raise ConfigError(f"distill-temperature must be > 0, got {temperature!r}")
+        if self.teacher not in TEACHERS:
+            raise ConfigError(f"teacher must be one of {TEACHERS}, got {self.teacher!r}")
+        target = self.dom_target_macs
+        if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float))
+                                   or not 0 < target <= 1):
+            raise ConfigError(f"dom-target-macs must be a fraction of the AOM's MACs in (0, 1], got {target!r}")
+        if self.was is None:
+            for name, given in (("dom-seed", bool(seeds)), ("distill", self.distill),
+                                ("dom-target-macs", target is not None), ("was-warmup", self.was_warmup > 0)):
+                if given:
+                    raise ConfigError(f"--{name} needs WAS settings (--crop, --translate, --filter or --rotate)")
+            return
+        if self.sandwich and self.was_samples + len(seeds) == 0:
+            raise ConfigError("a WAS step must train some SW: give --dom-seed or --was-samples >= 1")
+        if self.distill and self.teacher == "aom" and not self.train_pw:
+            raise ConfigError("distillation from the AOM forward needs PW trained in the step")
+        if self.distill and self.was_samples + len(seeds) == 0:
+            raise ConfigError("--distill needs SW forwards: --dom-seed or --was-samples >= 1")
+        if self.teacher == "checkpoint" and self.init_checkpoint is None:
+            raise ConfigError("teacher 'checkpoint' needs init_checkpoint")
+        if self.was_warmup >= self.epochs:
+            raise ConfigError(f"was-warmup {self.was_warmup} leaves no WAS epoch of {self.epochs}")
+        if seeds:
+            object.__setattr__(self, "eval_seed", seeds[0])
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["was"] = self.was.to_dict() if self.was is not None else None
+        data["dom_seeds"] = list(self.dom_seeds)
         return data
 
     @classmethod
@@ -110,6 +179,8 @@ class TrainConfig:
         values = dict(data)
         if isinstance(values.get("was"), dict):
             values["was"] = WASConfig.from_dict(values["was"])
+        if isinstance(values.get("dom_seeds"), list):
+            values["dom_seeds"] = tuple(values["dom_seeds"])
         return cls(**values)
 
 

@@ -1,17 +1,32 @@
 """One WAS training step: draw Shadow Weights, forward and loss with SW, update Plain Weights.
 
-Kept apart from the trainer so that benchmarks time exactly the step the trainer runs.
+Two kinds of step, kept apart from the trainer so that benchmarks time exactly the step the trainer runs:
+
+- :func:`training_step`, the paper's: one forward with a random SW (or PW, with the chance ``1 - prob``).
+- :func:`sandwich_step` (METHOD.md §6): several forwards of one batch, each followed by its backward so
+  that only one graph is alive at a time, their gradients summed in PW before one optimizer step: PW on
+  the labels (AOM), then each fixed DOM draw the user will deploy, then random SW draws; with in-place
+  distillation every SW forward also learns from the AOM forward's detached soft predictions.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wascompress.was import resample_
+from wascompress.was import resample_, set_draws_, use_pw_, was_layers
+from wascompress.was.shadow import Draws
+
+
+def _autocast(images: Tensor, autocast_dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if autocast_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=images.device.type, dtype=autocast_dtype)
 
 
 def training_step(
@@ -33,20 +48,119 @@ def training_step(
     if generator is not None:
         resample_(model, generator)
     optimizer.zero_grad(set_to_none=True)
-    amp = (
-        torch.autocast(device_type=images.device.type, dtype=autocast_dtype)
-        if autocast_dtype is not None
-        else contextlib.nullcontext()
-    )
-    with amp:
+    with _autocast(images, autocast_dtype):
         logits = model(images)
         loss = F.cross_entropy(logits, labels)
+    _backward(loss, scaler)
+    _optimizer_step(optimizer, scaler)
+    correct = (logits.detach().argmax(dim=1) == labels).sum()
+    return loss.detach() * labels.shape[0], correct
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """In-place distillation: loss = (1 - weight) * CE(labels) + weight * T² * KL(teacher_T || student_T)."""
+
+    weight: float = 0.5
+    temperature: float = 1.0
+
+    def loss(self, logits: Tensor, labels: Tensor, teacher: Tensor) -> Tensor:
+        t = self.temperature
+        logits, teacher = _wide(logits), _wide(teacher.detach())
+        kl = F.kl_div(F.log_softmax(logits / t, dim=1), F.log_softmax(teacher / t, dim=1),
+                      reduction="batchmean", log_target=True) * (t * t)
+        if self.weight >= 1:
+            return kl
+        return (1 - self.weight) * F.cross_entropy(logits, labels) + self.weight * kl
+
+
+@dataclass(frozen=True)
+class Sandwich:
+    """What one sandwich step trains (see the module docstring)."""
+
+    fixed: tuple[Draws, ...] = ()  # the DOM draws to deploy, trained in every step
+    random_samples: int = 1  # random SW draws per step
+    train_pw: bool = True  # the AOM forward on the labels (off: fine-tuning a frozen DOM)
+    distill: Distillation | None = None
+    teacher: Callable[[Tensor], Tensor] | None = None  # a fixed teacher (else: the AOM forward's logits)
+
+    @property
+    def passes(self) -> int:
+        return int(self.train_pw) + len(self.fixed) + self.random_samples
+
+
+def sandwich_step(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator | None,
+    recipe: Sandwich,
+    *,
+    scaler: "torch.amp.GradScaler | None" = None,
+    autocast_dtype: torch.dtype | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One step of ``recipe``; returns the first forward's (summed loss, number correct), detached.
+
+    ``model`` may be wrapped in DistributedDataParallel: gradients are then all-reduced once, with the
+    last backward. ``generator`` draws the random SW (every WAS layer, ignoring ``prob``).
+    """
+    core = model.module if hasattr(model, "no_sync") else model
+    optimizer.zero_grad(set_to_none=True)
+    passes: list[Draws | str | None] = []
+    if recipe.train_pw:
+        passes.append(None)
+    passes.extend(recipe.fixed)
+    passes.extend("random" for _ in range(recipe.random_samples))
+    teacher = None
+    if recipe.teacher is not None:
+        with torch.no_grad(), _autocast(images, autocast_dtype):
+            teacher = _wide(recipe.teacher(images))
+    first: tuple[Tensor, Tensor] | None = None
+    for i, draws in enumerate(passes):
+        if draws is None:
+            use_pw_(core)
+        elif draws == "random":
+            layers = was_layers(core)
+            for layer in layers.values():
+                layer.draws = layer.sample(generator)
+        else:
+            set_draws_(core, draws)
+        last = i == len(passes) - 1
+        sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+        with sync:
+            with _autocast(images, autocast_dtype):
+                logits = model(images)
+                if draws is None or recipe.distill is None or teacher is None:
+                    loss = F.cross_entropy(logits, labels)
+                else:
+                    loss = recipe.distill.loss(logits, labels, teacher)
+            _backward(loss, scaler)
+        if draws is None and recipe.distill is not None and recipe.teacher is None:
+            teacher = _wide(logits.detach())
+        if first is None:
+            first = (loss.detach() * labels.shape[0], (logits.detach().argmax(dim=1) == labels).sum())
+    _optimizer_step(optimizer, scaler)
+    use_pw_(core)
+    assert first is not None
+    return first
+
+
+def _wide(t: Tensor) -> Tensor:
+    """At least float32 (mixed-precision logits are float16; float64 stays)."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
+def _backward(loss: Tensor, scaler: "torch.amp.GradScaler | None") -> None:
     if scaler is not None:
         scaler.scale(loss).backward()
+    else:
+        loss.backward()
+
+
+def _optimizer_step(optimizer: torch.optim.Optimizer, scaler: "torch.amp.GradScaler | None") -> None:
+    if scaler is not None:
         scaler.step(optimizer)
         scaler.update()
     else:
-        loss.backward()
         optimizer.step()
-    correct = (logits.detach().argmax(dim=1) == labels).sum()
-    return loss.detach() * labels.shape[0], correct

@@ -32,8 +32,8 @@ from wascompress.fileio import atomic_write_text
 from wascompress.models import create_model
 from wascompress.train.config import TrainConfig
 from wascompress.train.distributed import DistContext, init_distributed
-from wascompress.train.step import training_step
-from wascompress.was import apply_was_, load_plain_state_dict, plain_state_dict
+from wascompress.train.step import Distillation, Sandwich, sandwich_step, training_step
+from wascompress.was import apply_was_, dom_draws, load_plain_state_dict, plain_state_dict, strip_was_, use_pw_
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,8 @@ QUIET = QuietReporter()
 def format_metrics(m: dict[str, Any]) -> str:
     dom = f" val DOM {m['val_acc_dom'] * 100:5.2f}%" if m.get("val_acc_dom") is not None else ""
     return (f"epoch {m['epoch']:>3}/{m['epochs']}  loss {m['train_loss']:.4f}  train {m['train_acc'] * 100:5.2f}%"
-            f"  val AOM {m['val_acc_aom'] * 100:5.2f}%{dom}  lr {m['lr']:.4g}  {m['images_per_s']:.0f} img/s")
+            f"  val AOM {m['val_acc_aom'] * 100:5.2f}%{dom}  lr {m['lr']:.4g}  {m['images_per_s']:.0f} img/s"
+            f"  {m.get('step_time_s', 0):.3f} s/step ({m.get('step', 'plain')}, {m.get('passes_per_step', 1)} passes)")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -193,6 +194,56 @@ def software_versions() -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------------------------------
+# Training the deployed sub-network on purpose (METHOD.md §6)
+
+
+def _initial_weights(path: str) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["state_dict"]
+
+
+def choose_dom_seed(config: TrainConfig, model: nn.Module, image_size: int) -> TrainConfig:
+    """``config`` with the DOM seed whose pruned graph lands at or just under ``dom_target_macs``."""
+    from wascompress.export.budget import closest_under, seed_costs
+
+    costs = seed_costs(model, range(config.dom_search_seeds), (3, image_size, image_size))
+    chosen = closest_under(costs, config.dom_target_macs)
+    log.info("DOM seed %d: pruned graph at %.3f of the AOM's MACs (%s MACs; budget %g, %d seeds tried)",
+             chosen.seed, chosen.ratio, f"{chosen.macs:,}", config.dom_target_macs, len(costs))
+    return replace(config, dom_seeds=(chosen.seed,), dom_budget={
+        "target": config.dom_target_macs, "chosen": chosen.as_dict(), "tried": [c.as_dict() for c in costs]})
+
+
+def sub_network_recipe(config: TrainConfig, model: nn.Module, device: torch.device) -> Sandwich | None:
+    """The sandwich step ``config`` asks for (None: the paper's step)."""
+    if not config.sandwich:
+        return None
+    teacher = None
+    if config.distill and config.teacher == "checkpoint":
+        from wascompress.checkpoint import build_model
+
+        teacher = strip_was_(build_model(load_checkpoint(config.init_checkpoint))).to(device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    distill = Distillation(config.distill_weight, config.distill_temperature) if config.distill else None
+    return Sandwich(fixed=tuple(dom_draws(model, s) for s in config.dom_seeds), random_samples=config.was_samples,
+                    train_pw=config.train_pw, distill=distill, teacher=teacher)
+
+
+def describe_step(config: TrainConfig, recipe: Sandwich | None) -> str:
+    if config.was is None:
+        return "plain"
+    if recipe is None:
+        what = f"one random SW ({config.was.describe()})"
+    else:
+        parts = (["AOM on the labels"] if recipe.train_pw else []) + [f"DOM seed {s}" for s in config.dom_seeds]
+        parts += [f"{recipe.random_samples} random SW"] if recipe.random_samples else []
+        what = " + ".join(parts) + (f", distilled from the {config.teacher} (weight {config.distill_weight:g}, "
+                                    f"T {config.distill_temperature:g})" if recipe.distill else "")
+    warm = f"; PW alone for the first {config.was_warmup} epochs" if config.was_warmup else ""
+    return what + warm
+
+
+# ----------------------------------------------------------------------------------------------------
 # Training
 
 
@@ -250,6 +301,10 @@ def _train(
             apply_was_(model, config.was)
     else:
         model = build_training_model(config, num_classes)
+    if config.init_checkpoint is not None and checkpoint is None:
+        load_plain_state_dict(model, _initial_weights(config.init_checkpoint))
+    if config.dom_target_macs is not None and not config.dom_seeds:
+        config = choose_dom_seed(config, model, splits.train.image_size)
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -265,6 +320,7 @@ def _train(
     calibration = calibration_batches(splits.train, config.bn_batches, config.batch_size, seed=config.seed)
     calibration = [c.to(device) for c in calibration]
 
+    recipe = sub_network_recipe(config, model, device)
     state: dict[str, Any] = {"epoch": 0, "step": 0, "partial": [0.0, 0.0, 0.0], "metrics": [], "best": None}
     if checkpoint is not None:
         load_plain_state_dict(model, checkpoint["state_dict"])
@@ -292,6 +348,7 @@ def _train(
         atomic_write_text(run.config, json.dumps({
             "config": config.to_dict(), "num_classes": num_classes, "versions": software_versions(),
             "world_size": ctx.world_size, "device": str(device), "amp": use_amp, "channels_last": channels_last,
+            "step": describe_step(config, recipe),
             "sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
         }, indent=2) + "\n")
 
@@ -322,12 +379,24 @@ def _train(
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
         seen = 0
+        warmup = config.was is not None and epoch < config.was_warmup  # PW alone (progressive shrinking)
+        if config.was is not None:
+            use_pw_(core)
+        steps_run = 0
         start = time.perf_counter()
         for step, (images, labels) in enumerate(loader, start=first + 1):
+            steps_run += 1
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            loss, hits = training_step(model, images, labels, optimizer, generator,
-                                       scaler=scaler, autocast_dtype=autocast_dtype)
+            if warmup:
+                loss, hits = training_step(model, images, labels, optimizer, None,
+                                           scaler=scaler, autocast_dtype=autocast_dtype)
+            elif recipe is not None:
+                loss, hits = sandwich_step(model, images, labels, optimizer, generator, recipe,
+                                           scaler=scaler, autocast_dtype=autocast_dtype)
+            else:
+                loss, hits = training_step(model, images, labels, optimizer, generator,
+                                           scaler=scaler, autocast_dtype=autocast_dtype)
             loss_sum += loss
             correct += hits
             seen += labels.shape[0]
@@ -360,6 +429,9 @@ def _train(
             "train_loss": totals[0] / max(totals[2], 1), "train_acc": totals[1] / max(totals[2], 1),
             "val_acc_aom": val_aom.top1, "val_acc_dom": val_dom.top1 if val_dom is not None else None,
             "epoch_time_s": elapsed, "images_per_s": totals[3] / max(elapsed, 1e-9) * 1.0,
+            "step_time_s": elapsed / max(steps_run, 1),
+            "step": "plain" if config.was is None or warmup else ("sandwich" if recipe is not None else "was"),
+            "passes_per_step": 1 if recipe is None or warmup else recipe.passes,
         }
         if not all(math.isfinite(metrics[k]) for k in ("train_loss", "train_acc", "val_acc_aom")):
             log.warning("epoch %d: non-finite metrics %s", epoch + 1, metrics)

@@ -24,6 +24,7 @@ from torch.nn.utils import parametrize
 from wascompress.errors import ConfigError
 from wascompress.was.config import WASConfig
 from wascompress.was.transforms import Draw, FusedDraws
+from wascompress.was.window_conv import WindowConvForward
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,11 @@ class ShadowWeight(nn.Module):
     def draws(self, draws: tuple[Draw, ...] | None) -> None:
         self._draws = draws
         self._fused = FusedDraws(draws, self.kernel) if draws is not None else None
+
+    @property
+    def fused(self) -> FusedDraws | None:
+        """The current draws compiled (None: PW)."""
+        return self._fused
 
     def forward(self, weight: Tensor) -> Tensor:
         return weight if self._fused is None else self._fused(weight)
@@ -121,7 +127,9 @@ def apply_was_(model: nn.Module, config: WASConfig, layer_filter: LayerFilter | 
     for name, conv in layers:
         kernel = (int(conv.kernel_size[0]), int(conv.kernel_size[1]))
         config.check_kernel(name, kernel)
-        parametrize.register_parametrization(conv, "weight", ShadowWeight(config, kernel, conv.out_channels))
+        shadow = ShadowWeight(config, kernel, conv.out_channels)
+        parametrize.register_parametrization(conv, "weight", shadow)
+        conv.forward = WindowConvForward(conv, shadow)  # a SW runs as its smaller conv (window_conv.py)
     log.debug("WAS %s on %d conv layers", config.describe(), len(layers))
     return [name for name, _ in layers]
 
@@ -242,6 +250,8 @@ def _remove_all(model: nn.Module) -> None:
             cls = module.__class__
             module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+            if isinstance(module.__dict__.get("forward"), WindowConvForward):
+                del module.forward
 
 
 def strip_was_(model: nn.Module) -> nn.Module:

@@ -153,6 +153,15 @@ class Placement:
         return moved.then_crop(CropWindow(0, 0, kernel[0], kernel[1]))
 
 
+@dataclass(frozen=True)
+class WindowPlan:
+    """A layer's SW as a smaller conv: the PW taps of ``placement`` (at its destination in the kernel)
+    and the output filters ``kept`` (None: all)."""
+
+    placement: Placement
+    kept: tuple[int, ...] | None
+
+
 class FusedDraws:
     """A layer's draws compiled into the fewest tensor operations, equal to :func:`apply_draws`.
 
@@ -177,6 +186,23 @@ class FusedDraws:
                 self.placement = None  # rotation or resize: no fusion
         self._mask_key: tuple | None = None
         self._mask: Tensor | None = None
+        self._index: Tensor | None = None
+
+    def window_plan(self) -> WindowPlan | None:
+        """The SW as a window of PW taps and a subset of filters, where that makes a smaller conv; None
+        where it does not (no zero border and no dropped filter, no taps at all, rotation, resize)."""
+        p = self.placement
+        if p is None or p.height == 0 or p.width == 0:
+            return None
+        if (p.height, p.width) == self.kernel and self.kept is None:
+            return None
+        return WindowPlan(p, self.kept)
+
+    def kept_index(self, device: torch.device) -> Tensor:
+        """The kept filters as an index tensor on ``device`` (built once per draw and device)."""
+        if self._index is None or self._index.device != device:
+            self._index = torch.tensor(self.kept, dtype=torch.long, device=device)
+        return self._index
 
     def _mask_for(self, weight: Tensor, taps: bool) -> Tensor | None:
         key = (weight.device, weight.dtype, weight.shape[0], taps)

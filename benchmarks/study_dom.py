@@ -1,0 +1,499 @@
+"""The evidence at a real budget: DOM models against prune-and-fine-tune and the same small net alone.
+
+Full CIFAR-10 (45,000 train / 5,000 validation, seeded split; the 10,000-image test set), standard
+protocol (random crop + flip, SGD momentum 0.9, weight decay 5e-4, cosine schedule, lr 0.05, batch
+128), for vgg16 and resnet18 at width 0.25. Every row gets the same total epochs E per model (vgg16:
+20, resnet18: 15; fine-tuning epochs count toward E) and a DOM MAC budget of at most 0.5 of the
+baseline's MACs, measured on the exported pruned graph:
+
+1. ``baseline``: no WAS, AOM.
+2. ``paper-crop`` / ``paper-ct``: the paper's step (a random SW every step; zero-crop (0.4, 0.6), and
+   zero-crop + translate 0.3); the DOM exported by ``--target-macs 0.5`` (the most accurate of 16
+   seeds on the validation split whose pruned graph is at or under the budget).
+3. ``sandwich``: crop (0.4, 0.6); AOM on the labels + the deployed DOM seed (``--dom-target-macs 0.5``)
+   + one random SW per step, with in-place distillation.
+4. ``sandwich-ft``: row 3 for E - F epochs, then ``wascompress finetune`` of its DOM for F = E / 4
+   epochs (distilled from its AOM).
+5. ``torch-pruning``: the baseline trained E - F epochs, channel-pruned with torch-pruning (group
+   magnitude importance, channel counts rounded to 16, else 8, else 1 where coarser rounding cannot
+   reach the budget) to at most the MACs of row 3's DOM, fine-tuned F epochs at a tenth of the
+   learning rate. ``torch-pruning-walltime``: the same given the training wall time of row 3.
+6. ``scratch``: the exact DOM architecture of row 3 (the same kernel windows and channels) trained
+   alone from scratch for E epochs: WAS with only that draw in every step, so no other weight is used.
+
+Each unit (model x row x seed) is its own resumable job: training runs resume from their ``last.pt``,
+and a unit's JSON lands in ``benchmarks/results/study_dom/`` when it finishes; finished units are
+skipped. Latency (ONNX Runtime CPU, batch 1 and 32, against the baseline, interleaved) is taken apart
+with ``--latency``, in a quiet moment after training. ``--summary`` reads the JSON and prints the
+headline; ``--quick`` runs a 2-minute version (tiny model, 600 images) into a folder of its own.
+
+    python benchmarks/study_dom.py [--models vgg16 resnet18] [--seeds 0 1] [--rows ...]
+    python benchmarks/study_dom.py --latency
+    python benchmarks/study_dom.py --summary
+
+Last lines of ``--summary``: ``min_baseline_top1``, ``best_dom_gap_points``, ``dom_minus_torch_pruning_points``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, today  # noqa: E402
+
+from wascompress.checkpoint import load_checkpoint  # noqa: E402
+from wascompress.export.budget import closest_under, seed_costs  # noqa: E402
+from wascompress.export.exporter import ExportConfig, export_model  # noqa: E402
+from wascompress.export.from_checkpoint import SeedSearch, checkpoint_splits, export_checkpoint  # noqa: E402
+from wascompress.fileio import atomic_write_text  # noqa: E402
+from wascompress.models import create_model  # noqa: E402
+from wascompress.models.cost import count_macs  # noqa: E402
+from wascompress.profile.profiler import onnx_accuracy  # noqa: E402
+from wascompress.train.config import TrainConfig, resolve_config  # noqa: E402
+from wascompress.train.finetune import finetune_config  # noqa: E402
+from wascompress.train.trainer import QUIET, train  # noqa: E402
+from wascompress.was import WASConfig, apply_was_  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+BUDGET = 0.5
+CROP = WASConfig(crop=(0.4, 0.6))
+CROP_TRANSLATE = WASConfig(crop=(0.4, 0.6), translate=0.3)
+ROWS = ("baseline", "sandwich", "scratch", "torch-pruning", "sandwich-ft", "paper-crop", "paper-ct",
+        "torch-pruning-walltime")
+DOM_ROWS = ("paper-crop", "paper-ct", "sandwich", "sandwich-ft")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The size of the study: data, epochs, search."""
+
+    epochs: dict[str, int]  # E per model
+    width: float = 0.25
+    limit_train: int | None = None
+    limit_test: int | None = None
+    val_size: int = 5000
+    lr: float = 0.05
+    search_seeds: int = 16
+    budget_seeds: int = 32
+    finetune_fraction: float = 0.25
+
+    def finetune_epochs(self, model: str) -> int:
+        return max(1, round(self.epochs[model] * self.finetune_fraction))
+
+
+SCALES = {
+    "default": Scale(epochs={"vgg16": 20, "resnet18": 15}),
+    "quick": Scale(epochs={"tiny": 2}, width=1.0, limit_train=600, limit_test=500, val_size=100, search_seeds=4,
+                   budget_seeds=8, finetune_fraction=0.5),
+}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Units
+
+
+def load_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def save_json(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+    return data
+
+
+@dataclass(frozen=True)
+class Study:
+    scale: Scale
+    runs: Path  # training runs and exports (not committed)
+    results: Path  # one JSON per finished unit (committed)
+    data_dir: str | None
+
+    def base_config(self, model: str, seed: int, epochs: int, was: WASConfig | None, **extra: Any) -> TrainConfig:
+        overrides = {"model": model, "width": self.scale.width, "dataset": "cifar10", "data_dir": self.data_dir,
+                     "epochs": epochs, "seed": seed, "limit_train": self.scale.limit_train,
+                     "limit_test": self.scale.limit_test, "val_size": self.scale.val_size, "lr": self.scale.lr,
+                     "was": was.to_dict() if was else None}
+        config = resolve_config(overrides, protocol="standard")
+        return replace(config, **extra)
+
+    def folder(self, model: str, row: str, seed: int) -> Path:
+        return self.runs / model / row / f"seed{seed}"
+
+    def unit_path(self, model: str, row: str, seed: int) -> Path:
+        return self.results / model / f"{row}-seed{seed}.json"
+
+
+def run_training(config: TrainConfig, folder: Path, model: torch.nn.Module | None = None) -> dict[str, Any]:
+    """Train (or resume, or just read) one run."""
+    results = load_json(folder / "results.json")
+    if results is not None:
+        return results
+    resume = (folder / "last.pt").is_file()
+    return train(config, folder, resume=resume, overwrite=not resume, reporter=QUIET, model=model)
+
+
+def wall_seconds(*folders: Path) -> float:
+    """Training time of runs (the sum of their epochs' training time; evaluation excluded)."""
+    total = 0.0
+    for folder in folders:
+        for line in (folder / "metrics.jsonl").read_text().splitlines():
+            total += json.loads(line)["epoch_time_s"]
+    return total
+
+
+def onnx_facts(report: dict[str, Any], path: Path, test: Any) -> dict[str, Any]:
+    return {"onnx": str(path), "macs": report["cost"]["macs"], "params": report["cost"]["params"],
+            "test_top1": onnx_accuracy(path, test)}
+
+
+def dom_seed_for_budget(study: Study, model: str, seed: int) -> dict[str, Any]:
+    """The DOM seed the sandwich rows deploy: its pruned graph at or just under the budget (structure
+    only: the same for every training seed)."""
+    net = create_model(model, num_classes=10, width=study.scale.width)
+    apply_was_(net, CROP)
+    costs = seed_costs(net, range(study.scale.budget_seeds), (3, 32, 32))
+    chosen = closest_under(costs, BUDGET)
+    return chosen.as_dict()
+
+
+def baseline_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
+    folder = study.folder(model, "baseline", seed)
+    epochs = study.scale.epochs[model]
+    results = run_training(study.base_config(model, seed, epochs, None), folder / "run")
+    splits = checkpoint_splits(load_checkpoint(folder / "run" / "best.pt"), study.data_dir)
+    aom = export_checkpoint(folder / "run" / "best.pt", folder / "aom.onnx", ExportConfig(mode="aom"),
+                            data_dir=study.data_dir, overwrite=True)
+    return {**onnx_facts(aom, folder / "aom.onnx", splits.test), "epochs": str(epochs),
+            "trainer_test_top1": results["test_acc_aom"], "train_wall_s": wall_seconds(folder / "run")}
+
+
+def paper_unit(study: Study, model: str, seed: int, was: WASConfig, row: str) -> dict[str, Any]:
+    folder = study.folder(model, row, seed)
+    epochs = study.scale.epochs[model]
+    results = run_training(study.base_config(model, seed, epochs, was), folder / "run")
+    best = folder / "run" / "best.pt"
+    splits = checkpoint_splits(load_checkpoint(best), study.data_dir)
+    dom = export_checkpoint(best, folder / "dom.onnx", ExportConfig(mode="dom", seed=0), data_dir=study.data_dir,
+                            search=SeedSearch(study.scale.search_seeds, target_macs=BUDGET), overwrite=True)
+    return {**onnx_facts(dom, folder / "dom.onnx", splits.test), "dom_seed": dom["seed"], "epochs": str(epochs),
+            "aom_test_top1": results["test_acc_aom"], "was": was.describe(),
+            "train_wall_s": wall_seconds(folder / "run")}
+
+
+def sandwich_config(study: Study, model: str, seed: int, epochs: int) -> TrainConfig:
+    return study.base_config(model, seed, epochs, CROP, dom_target_macs=BUDGET, dom_search_seeds=study.scale.budget_seeds,
+                             distill=True, select_mode="dom")
+
+
+def export_dom(study: Study, checkpoint: Path, out: Path, dom_seed: int) -> tuple[dict[str, Any], Any]:
+    splits = checkpoint_splits(load_checkpoint(checkpoint), study.data_dir)
+    report = export_checkpoint(checkpoint, out, ExportConfig(mode="dom", seed=dom_seed), data_dir=study.data_dir,
+                               overwrite=True)
+    return report, splits
+
+
+def sandwich_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
+    folder = study.folder(model, "sandwich", seed)
+    epochs = study.scale.epochs[model]
+    results = run_training(sandwich_config(study, model, seed, epochs), folder / "run")
+    dom_seed = results["dom_seed"]
+    report, splits = export_dom(study, folder / "run" / "best.pt", folder / "dom.onnx", dom_seed)
+    return {**onnx_facts(report, folder / "dom.onnx", splits.test), "dom_seed": dom_seed, "epochs": str(epochs),
+            "aom_test_top1": results["test_acc_aom"], "trainer_dom_test_top1": results["test_acc_dom"],
+            "train_wall_s": wall_seconds(folder / "run")}
+
+
+def sandwich_ft_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
+    folder = study.folder(model, "sandwich-ft", seed)
+    total, tune = study.scale.epochs[model], study.scale.finetune_epochs(model)
+    first = run_training(sandwich_config(study, model, seed, total - tune), folder / "run")
+    dom_seed = first["dom_seed"]
+    config = finetune_config(folder / "run" / "best.pt", dom_seed, tune, distill=True)
+    run_training(config, folder / "finetune")
+    report, splits = export_dom(study, folder / "finetune" / "best.pt", folder / "dom.onnx", dom_seed)
+    return {**onnx_facts(report, folder / "dom.onnx", splits.test), "dom_seed": dom_seed,
+            "epochs": f"{total - tune}+{tune}", "aom_test_top1": first["test_acc_aom"],
+            "dom_test_top1_before_finetune": first["test_acc_dom"],
+            "train_wall_s": wall_seconds(folder / "run", folder / "finetune")}
+
+
+def scratch_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
+    folder = study.folder(model, "scratch", seed)
+    epochs = study.scale.epochs[model]
+    dom_seed = dom_seed_for_budget(study, model, seed)["seed"]
+    config = study.base_config(model, seed, epochs, CROP, dom_seeds=(dom_seed,), train_pw=False, was_samples=0,
+                               select_mode="dom")
+    run_training(config, folder / "run")
+    report, splits = export_dom(study, folder / "run" / "best.pt", folder / "dom.onnx", dom_seed)
+    return {**onnx_facts(report, folder / "dom.onnx", splits.test), "dom_seed": dom_seed, "epochs": str(epochs),
+            "train_wall_s": wall_seconds(folder / "run")}
+
+
+def prune_to_macs(model: torch.nn.Module, target: int) -> tuple[torch.nn.Module, float, int]:
+    """Channel-prune a copy of ``model`` (group magnitude importance) to at most ``target`` MACs, by
+    bisection on the pruning ratio; channel counts rounded to 16, else 8, else 1 (the coarsest that
+    reaches the target)."""
+    import torch_pruning as tp
+
+    def pruned(ratio: float, round_to: int) -> torch.nn.Module:
+        copy_ = copy.deepcopy(model).eval()
+        classifier = [m for m in copy_.modules() if isinstance(m, torch.nn.Linear)]
+        pruner = tp.pruner.MetaPruner(copy_, torch.randn(1, 3, 32, 32),
+                                      importance=tp.importance.GroupMagnitudeImportance(p=2), pruning_ratio=ratio,
+                                      ignored_layers=classifier, round_to=round_to)
+        pruner.step()
+        return copy_
+
+    for round_to in (16, 8, 1):
+        lo, hi = 0.0, 0.9  # (torch-pruning skips a layer whose ratio would leave it almost empty)
+        for _ in range(12):
+            mid = (lo + hi) / 2
+            if count_macs(pruned(mid, round_to)) > target:
+                lo = mid
+            else:
+                hi = mid
+        small = pruned(hi, round_to)
+        if count_macs(small) <= target:
+            return small, hi, round_to
+    raise RuntimeError(f"torch-pruning cannot reach {target:,} MACs")
+
+
+def torch_pruning_unit(study: Study, model: str, seed: int, row: str, epochs: tuple[int, int]) -> dict[str, Any]:
+    folder = study.folder(model, row, seed)
+    dense_epochs, tune = epochs
+    target = load_json(study.unit_path(model, "sandwich", seed))
+    target_macs = target["macs"] if target else None
+    if target_macs is None:  # row 3 not finished: its DOM's MACs follow from its seed choice
+        net = create_model(model, num_classes=10, width=study.scale.width)
+        apply_was_(net, CROP)
+        target_macs = seed_costs(net, [dom_seed_for_budget(study, model, seed)["seed"]], (3, 32, 32))[0].macs
+    run_training(study.base_config(model, seed, dense_epochs, None), folder / "dense")
+    checkpoint = load_checkpoint(folder / "dense" / "best.pt")
+    net = create_model(model, num_classes=checkpoint["model"]["num_classes"], width=study.scale.width)
+    net.load_state_dict(checkpoint["state_dict"])
+    small, ratio, round_to = prune_to_macs(net, target_macs)
+    fine = study.base_config(model, seed, tune, None)
+    fine = replace(fine, lr=fine.lr * 0.1)
+    results = run_training(fine, folder / "finetune", model=small)
+    trained = copy.deepcopy(small).eval()
+    fine_best = load_checkpoint(folder / "finetune" / "best.pt")
+    trained.load_state_dict(fine_best["state_dict"])
+    report = export_model(trained, folder / "pruned.onnx", ExportConfig(mode="aom"), overwrite=True)
+    splits = checkpoint_splits(checkpoint, study.data_dir)
+    return {**onnx_facts(report, folder / "pruned.onnx", splits.test), "epochs": f"{dense_epochs}+{tune}",
+            "target_macs": target_macs, "pruning_ratio": ratio, "round_to": round_to,
+            "trainer_test_top1": results["test_acc_aom"],
+            "train_wall_s": wall_seconds(folder / "dense", folder / "finetune")}
+
+
+def walltime_epochs(study: Study, model: str, seed: int) -> tuple[int, int] | None:
+    """Dense + fine-tuning epochs whose training time matches the sandwich row's (None: not known yet)."""
+    sandwich = load_json(study.unit_path(model, "sandwich", seed))
+    baseline = load_json(study.unit_path(model, "baseline", seed))
+    pruned = load_json(study.unit_path(model, "torch-pruning", seed))
+    if not (sandwich and baseline and pruned):
+        return None
+    total = study.scale.epochs[model]
+    dense_epoch_s = baseline["train_wall_s"] / total
+    dense, tune = (int(x) for x in pruned["epochs"].split("+"))
+    tune_epoch_s = max(pruned["train_wall_s"] - dense * dense_epoch_s, 1e-9) / tune
+    budget = sandwich["train_wall_s"]
+    tune_share = study.scale.finetune_fraction
+    # dense * d + tune * t = budget, tune = share * (dense + tune)
+    scale = budget / ((1 - tune_share) * dense_epoch_s + tune_share * tune_epoch_s)
+    tune_epochs = max(1, round(scale * tune_share))
+    return max(1, round(scale) - tune_epochs), tune_epochs
+
+
+def run_unit(study: Study, model: str, row: str, seed: int) -> dict[str, Any] | None:
+    path = study.unit_path(model, row, seed)
+    done = load_json(path)
+    if done is not None:
+        return done
+    started = time.perf_counter()
+    total, tune = study.scale.epochs[model], study.scale.finetune_epochs(model)
+    units: dict[str, Callable[[], dict[str, Any] | None]] = {
+        "baseline": lambda: baseline_unit(study, model, seed),
+        "paper-crop": lambda: paper_unit(study, model, seed, CROP, "paper-crop"),
+        "paper-ct": lambda: paper_unit(study, model, seed, CROP_TRANSLATE, "paper-ct"),
+        "sandwich": lambda: sandwich_unit(study, model, seed),
+        "sandwich-ft": lambda: sandwich_ft_unit(study, model, seed),
+        "torch-pruning": lambda: torch_pruning_unit(study, model, seed, "torch-pruning", (total - tune, tune)),
+        "scratch": lambda: scratch_unit(study, model, seed),
+    }
+    if row == "torch-pruning-walltime":
+        epochs = walltime_epochs(study, model, seed)
+        if epochs is None:
+            print(f"{model} {row} seed {seed}: waits for the baseline, sandwich and torch-pruning units", flush=True)
+            return None
+        facts = torch_pruning_unit(study, model, seed, row, epochs)
+    else:
+        facts = units[row]()
+    unit = {"model": model, "row": row, "seed": seed, "width": study.scale.width, **facts,
+            "unit_wall_s": time.perf_counter() - started, "date": today(), "machine": machine()}
+    save_json(path, unit)
+    print(f"{model} {row} seed {seed}: test top-1 {unit['test_top1'] * 100:.2f}% at {unit['macs']:,} MACs "
+          f"({unit['train_wall_s'] / 60:.1f} min training)", flush=True)
+    return unit
+
+
+# ----------------------------------------------------------------------------------------------------
+# Summary
+
+
+def load_units(results: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(results.glob("*/*.json"))]
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "n": len(values)}
+
+
+def table(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per model x study row: means and standard deviations over seeds."""
+    out = []
+    for model in dict.fromkeys(u["model"] for u in units):
+        base = [u for u in units if u["model"] == model and u["row"] == "baseline"]
+        base_macs = base[0]["macs"] if base else None
+        for row in ROWS:
+            group = [u for u in units if u["model"] == model and u["row"] == row]
+            if not group:
+                continue
+            entry: dict[str, Any] = {"model": model, "row": row, "seeds": [u["seed"] for u in group],
+                                     "epochs": group[0]["epochs"]}
+            for key in ("test_top1", "aom_test_top1", "macs", "params", "train_wall_s", "latency_ratio_b1",
+                        "latency_ratio_b32"):
+                values = [u[key] for u in group if u.get(key) is not None]
+                entry[key] = mean_std(values) if values else None
+            entry["mac_ratio"] = entry["macs"]["mean"] / base_macs if base_macs else None
+            out.append(entry)
+    return out
+
+
+def summary(units: list[dict[str, Any]]) -> dict[str, Any]:
+    rows = table(units)
+    by = {(r["model"], r["row"]): r for r in rows}
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    facts: dict[str, Any] = {"models": {}}
+    for model in models:
+        base = by.get((model, "baseline"))
+        doms = [by[(model, r)] for r in DOM_ROWS if (model, r) in by
+                and by[(model, r)]["mac_ratio"] is not None and by[(model, r)]["mac_ratio"] <= BUDGET + 1e-9]
+        best = max(doms, key=lambda r: r["test_top1"]["mean"]) if doms else None
+        pruning = by.get((model, "torch-pruning"))
+        facts["models"][model] = {
+            "baseline_top1": base["test_top1"]["mean"] * 100 if base else None,
+            "best_dom_row": best["row"] if best else None,
+            "best_dom_top1": best["test_top1"]["mean"] * 100 if best else None,
+            "best_dom_gap_points": (base["test_top1"]["mean"] - best["test_top1"]["mean"]) * 100
+            if base and best else None,
+            "dom_minus_torch_pruning_points": (best["test_top1"]["mean"] - pruning["test_top1"]["mean"]) * 100
+            if best and pruning else None,
+        }
+    per = facts["models"].values()
+    pick = lambda key, fn: fn([m[key] for m in per if m[key] is not None], default=None)  # noqa: E731
+    facts["min_baseline_top1"] = pick("baseline_top1", min)
+    facts["best_dom_gap_points"] = pick("best_dom_gap_points", max)
+    facts["dom_minus_torch_pruning_points"] = pick("dom_minus_torch_pruning_points", min)
+    facts["table"] = rows
+    return facts
+
+
+def print_summary(results: Path) -> None:
+    facts = summary(load_units(results))
+    for row in facts["table"]:
+        acc = row["test_top1"]
+        aom = f"  AOM {row['aom_test_top1']['mean'] * 100:.2f}%" if row.get("aom_test_top1") else ""
+        ratio = f"{row['mac_ratio']:.3f}" if row["mac_ratio"] is not None else "?"
+        print(f"{row['model']:<9} {row['row']:<23} {acc['mean'] * 100:6.2f}% ± {acc['std'] * 100:.2f} (n={acc['n']})"
+              f"  MACs x{ratio}  epochs {row['epochs']}{aom}")
+    show = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+    print(f"min_baseline_top1: {show(facts['min_baseline_top1'])}")
+    print(f"best_dom_gap_points: {show(facts['best_dom_gap_points'])}")
+    print(f"dom_minus_torch_pruning_points: {show(facts['dom_minus_torch_pruning_points'])}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Latency (apart from training, in a quiet moment)
+
+
+def measure_latency(study: Study, runs: int) -> None:
+    """Add ONNX Runtime CPU latency at batch 1 and 32 against the baseline's to every finished unit."""
+    import numpy as np
+
+    from wascompress.profile.latency import TimingPlan, make_session, summarize, time_interleaved
+
+    for path in sorted(study.results.glob("*/*.json")):
+        unit = json.loads(path.read_text())
+        if unit["row"] == "baseline" or "latency_ratio_b32" in unit:
+            continue
+        base = load_json(study.unit_path(unit["model"], "baseline", unit["seed"]))
+        if base is None or not Path(unit["onnx"]).is_file() or not Path(base["onnx"]).is_file():
+            continue
+        for batch in (1, 32):
+            sessions = [make_session(base["onnx"], "CPUExecutionProvider", 0),
+                        make_session(unit["onnx"], "CPUExecutionProvider", 0)]
+            x = np.random.default_rng(0).standard_normal((batch, 3, 32, 32), dtype=np.float32)
+            times = time_interleaved(sessions, "input", x, TimingPlan(warmup=3, runs=runs * (4 if batch == 1 else 1)))
+            a, d = summarize(times[0], batch), summarize(times[1], batch)
+            unit[f"baseline_ms_b{batch}"], unit[f"ms_b{batch}"] = a["p50_ms"], d["p50_ms"]
+            unit[f"latency_ratio_b{batch}"] = d["p50_ms"] / a["p50_ms"]
+        save_json(path, unit)
+        print(f"{unit['model']} {unit['row']} seed {unit['seed']}: latency x{unit['latency_ratio_b1']:.3f} (batch 1), "
+              f"x{unit['latency_ratio_b32']:.3f} (batch 32)", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2-minute version: tiny model, 600 images")
+    parser.add_argument("--models", nargs="+", default=None, help="default: vgg16 resnet18")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 for vgg16, 0 for resnet18")
+    parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS))
+    parser.add_argument("--runs-dir", type=Path, default=None, help="training runs (default runs/study_dom[-quick])")
+    parser.add_argument("--results-dir", type=Path, default=None,
+                        help="unit JSON (default benchmarks/results/study_dom; with --quick: in the runs folder)")
+    parser.add_argument("--data-dir", default=None, help="CIFAR-10 folder (default $WASCOMPRESS_DATA_DIR)")
+    parser.add_argument("--summary", action="store_true", help="only read the finished units and print the headline")
+    parser.add_argument("--latency", action="store_true", help="only measure latency of finished units")
+    parser.add_argument("--latency-runs", type=int, default=20)
+    args = parser.parse_args()
+    torch.set_flush_denormal(True)
+    scale = SCALES["quick" if args.quick else "default"]
+    runs = args.runs_dir or Path("runs") / ("study_dom-quick" if args.quick else "study_dom")
+    results = args.results_dir or (runs / "results" if args.quick else HERE / "results" / "study_dom")
+    study = Study(scale, runs, results, args.data_dir)
+    if args.summary:
+        print_summary(results)
+        return
+    if args.latency:
+        measure_latency(study, args.latency_runs)
+        print_summary(results)
+        return
+    models = args.models or list(scale.epochs)
+    plan = []
+    for seed_index in range(2):
+        for model in models:
+            seeds = args.seeds or ([0, 1] if model == "vgg16" or args.quick else [0])
+            if seed_index < len(seeds):
+                plan += [(model, row, seeds[seed_index]) for row in args.rows]
+    for model, row, seed in plan:
+        run_unit(study, model, row, seed)
+    if args.quick:
+        measure_latency(study, 3)
+    print_summary(results)
+
+
+if __name__ == "__main__":
+    main()

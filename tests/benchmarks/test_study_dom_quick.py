@@ -1,0 +1,38 @@
+"""The DOM study runs end to end at its --quick size: every row's unit, latency, and the summary lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+ROWS = {"baseline", "sandwich", "scratch", "torch-pruning", "sandwich-ft", "paper-crop", "paper-ct",
+        "torch-pruning-walltime"}
+
+
+def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
+    runs = tmp_path / "study"
+    command = [sys.executable, "benchmarks/study_dom.py", "--quick", "--seeds", "0", "--runs-dir", str(runs),
+               "--data-dir", str(cifar_dir)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines[-3:]] == [
+        "min_baseline_top1", "best_dom_gap_points", "dom_minus_torch_pruning_points"]
+    units = {p.stem: json.loads(p.read_text()) for p in (runs / "results" / "tiny").glob("*.json")}
+    assert {name.rsplit("-seed", 1)[0] for name in units} == ROWS
+    base = units["baseline-seed0"]
+    for name, unit in units.items():
+        assert 0 <= unit["test_top1"] <= 1 and unit["macs"] > 0 and unit["train_wall_s"] > 0, name
+        if unit["row"] != "baseline":
+            assert unit["latency_ratio_b1"] > 0 and unit["latency_ratio_b32"] > 0, name
+            assert unit["macs"] <= 0.5 * base["macs"], name  # every compressed row meets the budget
+    sandwich, scratch = units["sandwich-seed0"], units["scratch-seed0"]
+    assert scratch["macs"] == sandwich["macs"] and scratch["dom_seed"] == sandwich["dom_seed"]  # the same net
+    assert units["torch-pruning-seed0"]["macs"] <= sandwich["macs"]
+    assert units["sandwich-ft-seed0"]["epochs"] == "1+1"
+    # a second invocation finds every unit done: it trains nothing and prints the same summary
+    again = subprocess.run([*command, "--summary"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout.strip().splitlines()[-3:] == lines[-3:]

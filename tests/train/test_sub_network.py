@@ -1,0 +1,186 @@
+"""Training the deployed DOM on purpose: sandwich steps, in-place distillation, MAC budgets, resume."""
+
+from __future__ import annotations
+
+import copy
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.conftest import REPO, run_cli
+from wascompress.checkpoint import build_model, load_checkpoint
+from wascompress.data import load_dataset
+from wascompress.errors import ConfigError
+from wascompress.evaluate import calibration_batches
+from wascompress.models import create_model
+from wascompress.train.config import TrainConfig
+from wascompress.train.step import Distillation, Sandwich, sandwich_step
+from wascompress.train.trainer import train
+from wascompress.was import WASConfig, apply_was_, dom_draws, recalibrate_bn_, set_draws_, use_dom_, use_pw_, was_layers
+
+CROP = WASConfig(crop=(0.4, 0.6))
+TINY = dict(model="tiny", dataset="synthetic", lr=0.05, batch_size=64, bn_batches=2)
+
+
+def tiny_was(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = create_model("tiny", num_classes=10)
+    apply_was_(model, WASConfig(crop=(0.4, 0.6), translate=0.3))
+    return model.train()
+
+
+def pw_grads(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
+
+
+def test_sandwich_gradient_is_the_sum_of_the_separate_forwards():
+    torch.manual_seed(0)
+    model = tiny_was().double()
+    images, labels = torch.randn(8, 3, 32, 32, dtype=torch.float64), torch.randint(0, 10, (8,))
+    fixed = (dom_draws(model, 5),)
+    recipe = Sandwich(fixed=fixed, random_samples=1, distill=Distillation(weight=0.5, temperature=2.0))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # a zero step: the gradients stay to be read
+    separate = copy.deepcopy(model)
+    sandwich_step(model, images, labels, optimizer, torch.Generator().manual_seed(7), recipe)
+    together = pw_grads(model)
+
+    # the same three forwards one by one, the teacher computed by hand and detached
+    generator = torch.Generator().manual_seed(7)
+    use_pw_(separate)
+    aom_logits = separate(images)
+    total = F.cross_entropy(aom_logits, labels)
+    teacher = aom_logits.detach()
+    set_draws_(separate, fixed[0])
+    total = total + recipe.distill.loss(separate(images), labels, teacher)
+    for layer in was_layers(separate).values():
+        layer.draws = layer.sample(generator)
+    total = total + recipe.distill.loss(separate(images), labels, teacher)
+    total.backward()
+    for a, b in zip(together, pw_grads(separate)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_distillation_teacher_is_detached():
+    student = torch.randn(4, 10, requires_grad=True)
+    teacher = torch.randn(4, 10, requires_grad=True)
+    Distillation(weight=1.0).loss(student, torch.zeros(4, dtype=torch.long), teacher).backward()
+    assert student.grad is not None and teacher.grad is None
+    # in a real step: the distillation term adds exactly the gradient of the KL with the teacher held constant
+    model = tiny_was().double()
+    images, labels = torch.randn(4, 3, 32, 32, dtype=torch.float64), torch.randint(0, 10, (4,))
+    only_dom = Sandwich(fixed=(dom_draws(model, 1),), random_samples=0, distill=Distillation(weight=1.0))
+    aom_only = Sandwich(fixed=(), random_samples=0)
+    a, b = copy.deepcopy(model), copy.deepcopy(model)
+    zero = lambda m: torch.optim.SGD(m.parameters(), lr=0.0)  # noqa: E731
+    sandwich_step(a, images, labels, zero(a), None, only_dom)
+    sandwich_step(b, images, labels, zero(b), None, aom_only)
+    # the distillation term adds the DOM forward's gradient only: a's gradient minus b's equals the
+    # gradient of the KL term taken with the teacher constant
+    c = copy.deepcopy(model)
+    use_pw_(c)
+    teacher = c(images).detach()
+    set_draws_(c, dom_draws(c, 1))
+    Distillation(weight=1.0).loss(c(images), labels, teacher).backward()
+    for ga, gb, gc in zip(pw_grads(a), pw_grads(b), pw_grads(c)):
+        torch.testing.assert_close(ga - gb, gc, rtol=1e-9, atol=1e-12)
+
+
+def dom_loss(run, seed: int) -> float:
+    checkpoint = load_checkpoint(run / "last.pt")
+    model = build_model(checkpoint)
+    train_set = load_dataset("synthetic", None, train=True, seed=0)
+    batches = calibration_batches(train_set, 4, 64, seed=1)
+    test = load_dataset("synthetic", None, train=False, seed=0)
+    use_dom_(model, seed)
+    recalibrate_bn_(model, batches)
+    with torch.no_grad():
+        images = (test.images[:512].float() / 255 - torch.tensor(test.mean).view(1, 3, 1, 1)) / torch.tensor(
+            test.std).view(1, 3, 1, 1)
+        return float(F.cross_entropy(model(images), test.labels[:512].long()))
+
+
+def test_trained_dom_seed_ends_with_a_lower_dom_loss(tmp_path):
+    seed = 3
+    common = dict(**TINY, epochs=3, limit_train=1500, was=CROP)
+    train(TrainConfig(**common), tmp_path / "paper")
+    train(TrainConfig(**common, dom_seeds=(seed,), was_samples=0, train_pw=True), tmp_path / "sandwich")
+    assert dom_loss(tmp_path / "sandwich", seed) < dom_loss(tmp_path / "paper", seed)
+
+
+def test_dom_target_macs_picks_a_seed_under_the_budget(tmp_path):
+    config = TrainConfig(**TINY, epochs=1, limit_train=300, was=CROP, dom_target_macs=0.5, dom_search_seeds=8,
+                         distill=True)
+    results = train(config, tmp_path / "run")
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    budget = stored["dom_budget"]
+    assert budget["chosen"]["ratio"] <= 0.5 and len(budget["tried"]) == 8
+    assert max(t["ratio"] for t in budget["tried"] if t["ratio"] <= 0.5) == budget["chosen"]["ratio"]
+    assert stored["dom_seeds"] == [budget["chosen"]["seed"]] == [results["dom_seed"]]
+    with pytest.raises(ConfigError, match="no DOM seed of the 8 tried reaches 0.1"):
+        train(TrainConfig(**TINY, epochs=1, limit_train=300, was=CROP, dom_target_macs=0.1, dom_search_seeds=8),
+              tmp_path / "unreachable")
+    assert not (tmp_path / "unreachable").exists()
+
+
+SANDWICH_ARGS = ["train", "--model", "tiny", "--dataset", "synthetic", "--epochs", "3", "--batch-size", "32",
+                 "--lr", "0.05", "--crop", "0.4", "0.6", "--translate", "0.3", "--augment", "--bn-batches", "2",
+                 "--limit-train", "800", "--save-every", "4", "--dom-seed", "2", "5", "--was-samples", "1",
+                 "--distill", "--distill-weight", "0.7", "--distill-temperature", "2", "--was-warmup", "1"]
+
+
+def state_of(path):
+    return load_checkpoint(path)["state_dict"]
+
+
+def test_sigkill_then_resume_is_bit_identical_with_sandwich_options(tmp_path):
+    reference = run_cli(*SANDWICH_ARGS, "--out", str(tmp_path / "ref"))
+    assert reference.returncode == 0, reference.stderr
+    metrics = [json.loads(line) for line in (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == ["plain", "sandwich", "sandwich"]
+    assert [m["passes_per_step"] for m in metrics] == [1, 4, 4] and all(m["step_time_s"] > 0 for m in metrics)
+    assert "s/step (sandwich, 4 passes)" in reference.stderr
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "wascompress", *SANDWICH_ARGS, "--out", str(run)],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "metrics.jsonl").exists():  # past the warm-up epoch
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(run / "last.pt")
+    assert (killed_at["epoch"], killed_at["step_in_epoch"]) < (3, 0), "the run finished before it was killed"
+    resumed = run_cli(*SANDWICH_ARGS, "--out", str(run), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = state_of(tmp_path / "ref" / "last.pt"), state_of(run / "last.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["config"]["dom_seeds"] == [2, 5] and stored["config"]["eval_seed"] == 2
+    assert stored["step"].startswith("AOM on the labels + DOM seed 2 + DOM seed 5 + 1 random SW, distilled")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--crop", "0.4", "0.6", "--dom-seed"], "expected at least one argument"),
+    (["--crop", "0.4", "0.6", "--dom-seed", "-1"], "non-negative integer"),
+    (["--crop", "0.4", "0.6", "--dom-seed", "x"], "invalid int value"),
+    (["--crop", "0.4", "0.6", "--dom-target-macs", "0"], "(0, 1]"),
+    (["--crop", "0.4", "0.6", "--dom-target-macs", "1.5"], "(0, 1]"),
+    (["--distill"], "--distill needs WAS settings"),
+    (["--dom-seed", "1"], "--dom-seed needs WAS settings"),
+    (["--crop", "0.4", "0.6", "--dom-seed", "1", "--dom-target-macs", "0.5"], "not both"),
+    (["--crop", "0.4", "0.6", "--was-samples", "0"], "must train some SW"),
+    (["--crop", "0.4", "0.6", "--was-warmup", "5", "--epochs", "5"], "was-warmup 5 leaves no WAS epoch"),
+])
+def test_bad_sub_network_input(tmp_path, args, fragment):
+    result = run_cli("train", "--model", "tiny", "--dataset", "synthetic", "--out", str(tmp_path / "r"),
+                     "--epochs", "2", *args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], lines
+    assert not (tmp_path / "r").exists()
