@@ -14,14 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from wascompress.data import BatchLoader, ImageSet
+from wascompress.data.run_data import calibration_batches  # noqa: F401  (part of this module's API)
 from wascompress.was import recalibrate_bn_, shadow_mode
-
-
-def calibration_batches(train: ImageSet, num_batches: int, batch_size: int, seed: int = 0) -> list[Tensor]:
-    """``num_batches`` normalised, un-augmented batches of training images, chosen by ``seed``."""
-    loader = BatchLoader(train, batch_size, shuffle=True, augment=False, seed=seed)
-    loader.set_epoch(0)
-    return [images for _, (images, _labels) in zip(range(num_batches), loader)]
 
 
 @dataclass(frozen=True)

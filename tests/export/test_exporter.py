@@ -299,3 +299,30 @@ def test_filter_removal_keeps_channel_counts_aligned(tmp_path):
     removed = [c for c in report["filter_changes"] if c["removed"]]
     assert removed and all(c["filters_after"] % 16 == 0 for c in removed)
     assert report["cost"]["macs"] < report["cost_before_pruning"]["macs"]
+
+
+class _Offset(torch.nn.Module):
+    """``model``'s output plus a constant: a reference that differs from the export by a known amount."""
+
+    def __init__(self, model: torch.nn.Module, offset: list[float]) -> None:
+        super().__init__()
+        self.model, self.offset = model, torch.tensor(offset)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) + self.offset
+
+
+def test_verification_skips_top1_of_near_ties_but_not_real_differences():
+    from wascompress.export.onnx_graph import ExportError, onnx_bytes, to_onnx, verify
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]]))  # two equal logits
+        model[1].bias.zero_()
+    data = onnx_bytes(to_onnx(model, (1, 2, 2)))
+    inputs = [torch.randn(3, 1, 2, 2, generator=torch.Generator().manual_seed(0))]
+    # PyTorch's top-1 is the second logit by 1e-6, ONNX Runtime's the first (an exact tie): within tolerance
+    report = verify(data, _Offset(model, [0.0, 1e-6]), inputs, tolerance=1e-4)
+    assert report["top1_near_ties_skipped"] == 3 and report["max_abs_diff_scaled"] <= 1e-4
+    with pytest.raises(ExportError, match="differs from PyTorch"):  # a real difference is still refused
+        verify(data, _Offset(model, [0.0, 0.5]), inputs, tolerance=1e-4)

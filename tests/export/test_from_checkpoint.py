@@ -14,7 +14,7 @@ from wascompress.errors import ConfigError
 from wascompress.evaluate import calibration_batches, mode_accuracy
 from wascompress.export.exporter import ExportConfig
 from wascompress.export.from_checkpoint import SeedSearch, export_checkpoint
-from wascompress.train.trainer import load_splits
+from wascompress.data.run_data import load_splits
 
 EXPORT_BN_BATCHES = WAS_RUN.bn_batches  # export_checkpoint (and the CLI) default to the trainer's count
 
@@ -31,7 +31,7 @@ def checkpoint(run) -> dict:
 
 @pytest.fixture(scope="module")
 def splits():
-    return load_splits(WAS_RUN)
+    return load_splits(WAS_RUN.to_dict())
 
 
 def dom_accuracy(checkpoint: dict, splits, seed: int, bn_batches: int | None) -> float:

@@ -226,3 +226,26 @@ def test_resume_with_truncated_checkpoint(tmp_path, finished_run):
     (run / "last.pt").write_bytes(data[: len(data) // 2])
     result = run_cli("train", "--out", str(run), "--resume")
     assert_one_line_error(result, "last.pt")
+
+
+def test_rng_state_holds_and_restores_the_cuda_states(monkeypatch):
+    from wascompress.train import trainer
+
+    saved_cuda = [torch.ByteTensor([1, 2, 3]), torch.ByteTensor([4, 5])]
+    restored = {}
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: saved_cuda)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: restored.setdefault("cuda", states))
+    generator = torch.Generator().manual_seed(5)
+    state = trainer.rng_state(generator, torch.device("cuda", 0))
+    assert state["cuda"] is saved_cuda and torch.equal(state["was"], generator.get_state())
+    expected = torch.rand(3, generator=generator)
+    trainer.restore_rng_state(state, generator, torch.device("cuda", 0))
+    assert restored["cuda"] is saved_cuda and torch.equal(torch.rand(3, generator=generator), expected)
+    assert "cuda" not in trainer.rng_state(generator, torch.device("cpu"))
+    if torch.cuda.is_available():  # a real GPU: the device's generator comes back
+        torch.cuda.manual_seed_all(3)
+        monkeypatch.undo()
+        real = trainer.rng_state(None, torch.device("cuda", 0))
+        first = torch.rand(2, device="cuda")
+        trainer.restore_rng_state(real, None, torch.device("cuda", 0))
+        assert torch.equal(torch.rand(2, device="cuda"), first)

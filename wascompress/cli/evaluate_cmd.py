@@ -7,8 +7,8 @@ import json
 
 from wascompress.checkpoint import build_model, load_checkpoint
 from wascompress.errors import ConfigError
-from wascompress.evaluate import calibration_batches
-from wascompress.export.from_checkpoint import checkpoint_splits
+from wascompress.data.run_data import checkpoint_calibration, checkpoint_splits
+from wascompress.plotting import png_bytes, pyplot
 from wascompress.fileio import atomic_write_bytes, atomic_write_text, check_output_file
 from wascompress.robustness import parse_shift, robustness_rows
 from wascompress.was import check_seed, has_was
@@ -47,12 +47,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         from wascompress.data import limit
 
         test = limit(test, args.limit_test)
-    train_config = checkpoint["train_config"]
-    bn_batches = args.bn_batches if args.bn_batches is not None else int(train_config.get("bn_batches", 4))
-    if bn_batches < 1:
-        raise ConfigError(f"--bn-batches must be a positive integer, got {bn_batches}")
-    calibration = calibration_batches(splits.train, bn_batches, int(train_config.get("batch_size", 128)),
-                                      seed=int(train_config.get("seed", 0)))
+    if args.bn_batches is not None and args.bn_batches < 1:
+        raise ConfigError(f"--bn-batches must be a positive integer, got {args.bn_batches}")
+    calibration = checkpoint_calibration(checkpoint, splits, args.bn_batches)
     rows = []
     for mode in args.mode:
         for seed in (seeds if mode == "dom" else [None]):
@@ -74,13 +71,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def plot_rows(rows: list[dict]) -> bytes:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     shifts = list(dict.fromkeys(r["shift"] for r in rows))
     groups = list(dict.fromkeys((r["mode"], r["seed"]) for r in rows))
     fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(shifts) * max(1, len(groups)) / 2), 3.6))
@@ -92,8 +83,4 @@ def plot_rows(rows: list[dict]) -> bytes:
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(shifts))], shifts, rotation=15)
     ax.set_ylabel("test top-1 (%)")
     ax.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig)

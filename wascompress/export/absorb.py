@@ -96,8 +96,7 @@ def absorb_crops_(model: nn.Module) -> list[CropAbsorption]:
             continue
         consumer.set_pads(consumer.conv_pads)  # its input now arrives cropped: no crop op of its own
         if producer is not modules[source.target]:
-            parent, _, child = source.target.rpartition(".")
-            setattr(model.get_submodule(parent) if parent else model, child, producer)
+            model.set_submodule(source.target, producer)
             modules[source.target] = producer
         absorbed.append(CropAbsorption(node.target, source.target, crops))
     return absorbed

@@ -61,11 +61,6 @@ def _index(i: object) -> int:
     return int(getattr(i, "idx", i))
 
 
-def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, module)
-
-
 def _capture_inputs(model: nn.Module, modules: list[nn.Module], probe: Tensor) -> dict[nn.Module, Tensor]:
     captured: dict[nn.Module, Tensor] = {}
     hooks = [m.register_forward_pre_hook(lambda mod, args: captured.__setitem__(mod, args[0].detach()))
@@ -128,7 +123,7 @@ def _try_remove(model: nn.Module, name: str, filters: list[int], probe: Tensor, 
                 with torch.no_grad():
                     module.bias.add_(bias)
         else:
-            _set_module(trial, names[module], CompensatedConv2d(module, contribution))
+            trial.set_submodule(names[module], CompensatedConv2d(module, contribution))
     try:
         with torch.no_grad():
             output = trial(probe)

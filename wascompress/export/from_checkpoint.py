@@ -16,12 +16,11 @@ from typing import Any
 import torch
 
 from wascompress.checkpoint import build_model, file_sha256, load_checkpoint
+from wascompress.data.run_data import Splits, checkpoint_calibration, checkpoint_splits  # noqa: F401
 from wascompress.errors import ConfigError, DataError
-from wascompress.evaluate import calibration_batches, mode_accuracy
+from wascompress.evaluate import mode_accuracy
 from wascompress.export.budget import check_budget, seed_costs, within_budget
 from wascompress.export.exporter import ExportConfig, check_output, export_model
-from wascompress.train.config import TrainConfig
-from wascompress.train.trainer import Splits, load_splits
 from wascompress.was import has_was
 
 log = logging.getLogger(__name__)
@@ -47,13 +46,6 @@ class SeedSearch:
             raise ConfigError(f"--max-drop must be >= 0 percentage points, got {self.max_drop!r}")
         if self.target_macs is not None:
             check_budget(self.target_macs)
-
-
-def checkpoint_splits(checkpoint: dict[str, Any], data_dir: str | None) -> Splits:
-    config = TrainConfig.from_dict(checkpoint["train_config"])
-    if data_dir is not None:
-        config = replace(config, data_dir=str(data_dir))
-    return load_splits(config)
 
 
 def search_seeds(model: torch.nn.Module, splits: Splits, calibration: list[torch.Tensor], search: SeedSearch,
@@ -119,11 +111,7 @@ def export_checkpoint(
             raise DataError(f"{err} (DOM export re-estimates BatchNorm on the training data: pass --data-dir, "
                             f"or --no-recalibrate-bn to keep the stored statistics)") from None
         log.info("no data found (%s): verifying on random inputs only", err)
-    train_seed = int(checkpoint["train_config"].get("seed", 0))
-    batch = int(checkpoint["train_config"].get("batch_size", 128))
-    if bn_batches is None:  # the trainer's own calibration: its count, batch size and seed
-        bn_batches = int(checkpoint["train_config"].get("bn_batches", 4))
-    calibration = calibration_batches(splits.train, bn_batches, batch, seed=train_seed) if splits else None
+    calibration = checkpoint_calibration(checkpoint, splits, bn_batches) if splits else None
     images = next(_val_images(splits), None) if splits else None
     table = None
     if search is not None:

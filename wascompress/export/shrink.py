@@ -201,8 +201,7 @@ def shrink_kernels_(model: nn.Module) -> list[KernelChange]:
         before = tuple(conv.kernel_size)
         if take:
             shrunk = ShrunkConv2d(conv, window)
-            parent_name, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent_name) if parent_name else model, child, shrunk)
+            model.set_submodule(name, shrunk)
             changes.append(KernelChange(name, before, (window.height, window.width), shrunk.pads, reason))
         elif window is not None and window.area < before[0] * before[1]:
             changes.append(KernelChange(name, before, before, None, f"kept: {reason}"))

@@ -8,6 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from wascompress.fileio import atomic_write_bytes
+from wascompress.plotting import png_bytes, pyplot
+
 COLUMNS = ("model", "provider", "batch", "macs", "macs_ratio", "effective_macs", "params", "nonzero_params",
            "sparsity", "file_bytes", "p50_ms", "p90_ms", "p99_ms", "throughput_ips", "p50_ratio", "test_accuracy")
 
@@ -72,11 +75,7 @@ def to_json(report: dict[str, Any]) -> str:
 
 def plot(report: dict[str, Any], path: str | Path) -> None:
     """Latency (p50, first provider, largest batch) and MACs side by side; accuracy against MACs if measured."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     models = report["models"]
     names = [m["name"] for m in models]
     provider, batch = report["providers"][0], max(report["batch_sizes"])
@@ -96,10 +95,4 @@ def plot(report: dict[str, Any], path: str | Path) -> None:
         axes[2].set_title("accuracy against MACs")
     for ax in axes[:2]:
         ax.tick_params(axis="x", rotation=20)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    from wascompress.fileio import atomic_write_bytes
-
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, png_bytes(fig))

@@ -83,7 +83,7 @@ def onnx_accuracy(path: str | Path, data: Any, input_name: str = "input", thread
     return correct / len(data)
 
 
-def test_accuracy(path: Path, entry: dict[str, Any], request: ProfileRequest) -> float:
+def dataset_accuracy(path: Path, entry: dict[str, Any], request: ProfileRequest) -> float:
     """Top-1 of the model on the requested test split."""
     from wascompress.data import limit, load_dataset
 
@@ -113,7 +113,7 @@ def profile(request: ProfileRequest) -> dict[str, Any]:
                                 "p50_ratio": stat["p50_ms"] / stats[0]["p50_ms"]})
     if request.dataset:
         for entry in entries:
-            entry["test_accuracy"] = test_accuracy(Path(entry["path"]), entry, request)
+            entry["test_accuracy"] = dataset_accuracy(Path(entry["path"]), entry, request)
     reference = entries[0]
     for entry in entries:
         entry["ratios"] = {

@@ -24,10 +24,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 from wascompress import __version__
 from wascompress.checkpoint import load_checkpoint, save_checkpoint
-from wascompress.data import DATA_DIR_ENV, BatchLoader, ImageSet, limit, load_dataset, split_validation
+from wascompress.data import DATA_DIR_ENV, BatchLoader
+from wascompress.data.run_data import Splits, calibration_batches, load_splits
 from wascompress.device import flush_denormals
 from wascompress.errors import CheckpointError, ConfigError
-from wascompress.evaluate import Accuracy, calibration_batches, mode_accuracy
+from wascompress.evaluate import Accuracy, mode_accuracy
 from wascompress.fileio import atomic_write_text
 from wascompress.models import create_model
 from wascompress.train.config import TrainConfig
@@ -155,26 +156,6 @@ def config_for_resume(run_dir: str | Path, overrides: dict[str, Any]) -> TrainCo
 # Setup
 
 
-@dataclass
-class Splits:
-    train: ImageSet
-    val: ImageSet
-    test: ImageSet
-
-
-def load_splits(config: TrainConfig) -> Splits:
-    """Train / validation / test sets: validation carved from the (limited) training set by seed."""
-    pool = load_dataset(config.dataset, config.data_dir, train=True, download=config.download, seed=config.seed)
-    test = load_dataset(config.dataset, config.data_dir, train=False, download=config.download, seed=config.seed)
-    pool = limit(pool, config.limit_train, seed=config.seed)
-    test = limit(test, config.limit_test, seed=config.seed)
-    n_val = config.val_size if config.val_size is not None else len(pool) // 10
-    if n_val >= len(pool):
-        raise ConfigError(f"val-size {n_val} leaves no training images (the training set has {len(pool)})")
-    train, val = split_validation(pool, n_val, seed=config.seed)
-    return Splits(train, val, test)
-
-
 def build_training_model(config: TrainConfig, num_classes: int) -> nn.Module:
     torch.manual_seed(config.seed)
     model = create_model(config.model, num_classes=num_classes, width=config.width)
@@ -290,7 +271,7 @@ def _train(
     channels_last = config.channels_last if config.channels_last is not None else device.type == "cuda"
 
     # --- data and model (nothing is written before these succeed)
-    splits = load_splits(config)
+    splits = load_splits(config.to_dict())
     num_classes = config.num_classes or splits.train.num_classes
     if int(splits.train.labels.max()) >= num_classes:
         raise ConfigError(f"num-classes {num_classes} is too small for the data set's labels")
@@ -327,9 +308,7 @@ def _train(
         optimizer.load_state_dict(checkpoint["optimizer"])
         if scheduler is not None and checkpoint.get("scheduler"):
             scheduler.load_state_dict(checkpoint["scheduler"])
-        if generator is not None:
-            generator.set_state(checkpoint["rng"]["was"])
-        torch.set_rng_state(checkpoint["rng"]["torch"])
+        restore_rng_state(checkpoint["rng"], generator, device)
         state.update(epoch=checkpoint["epoch"], step=checkpoint["step_in_epoch"],
                      partial=list(checkpoint["partial"]), metrics=list(checkpoint["metrics"]),
                      best=checkpoint.get("best"))
@@ -362,8 +341,7 @@ def _train(
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "epoch": state["epoch"], "step_in_epoch": state["step"], "partial": list(state["partial"]),
-            "rng": {"was": generator.get_state() if generator is not None else None,
-                    "torch": torch.get_rng_state()},
+            "rng": rng_state(generator, device),
             "train_config": config.to_dict(), "dataset": dataset_info,
             "metrics": list(state["metrics"]), "best": state["best"],
             "versions": software_versions(),
@@ -459,6 +437,24 @@ def _train(
         atomic_write_text(run.results, json.dumps(results, indent=2) + "\n")
     ctx.barrier()
     return results
+
+
+def rng_state(generator: torch.Generator | None, device: torch.device) -> dict[str, Any]:
+    """Every random state a resume needs: the WAS draws', the CPU's and, on CUDA, the devices' (dropout)."""
+    state: dict[str, Any] = {"was": generator.get_state() if generator is not None else None,
+                             "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any], generator: torch.Generator | None, device: torch.device) -> None:
+    """Put back what :func:`rng_state` saved (a CUDA state only where the run is on CUDA again)."""
+    if generator is not None:
+        generator.set_state(state["was"])
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _reduced(ctx: DistContext, accuracy: Accuracy) -> Accuracy:

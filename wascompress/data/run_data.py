@@ -1,0 +1,63 @@
+"""The data of a run: its train / validation / test splits and its BatchNorm calibration batches.
+
+Read from a run's recorded settings (a training configuration as a dict, e.g. a checkpoint's
+``train_config``), so that training, export, evaluation and profiling all see the same images: the
+validation split carved from the (limited) training set by the run's seed, and the calibration batches
+the trainer re-estimated BatchNorm with (their count, size and seed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from torch import Tensor
+
+from wascompress.data.datasets import ImageSet, limit, load_dataset, split_validation
+from wascompress.data.loader import BatchLoader
+from wascompress.errors import ConfigError
+
+
+@dataclass
+class Splits:
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+
+
+def load_splits(settings: Mapping[str, Any], data_dir: str | None = None) -> Splits:
+    """Train / validation / test sets of a run's ``settings`` (``data_dir`` overrides where the files are):
+    validation carved from the (limited) training set by the run's seed."""
+    dataset, seed = settings.get("dataset", "cifar10"), int(settings.get("seed", 0))
+    where = str(data_dir) if data_dir is not None else settings.get("data_dir")
+    download = bool(settings.get("download", False))
+    pool = load_dataset(dataset, where, train=True, download=download, seed=seed)
+    test = load_dataset(dataset, where, train=False, download=download, seed=seed)
+    pool = limit(pool, settings.get("limit_train"), seed=seed)
+    test = limit(test, settings.get("limit_test"), seed=seed)
+    val_size = settings.get("val_size")
+    n_val = val_size if val_size is not None else len(pool) // 10
+    if n_val >= len(pool):
+        raise ConfigError(f"val-size {n_val} leaves no training images (the training set has {len(pool)})")
+    train, val = split_validation(pool, n_val, seed=seed)
+    return Splits(train, val, test)
+
+
+def checkpoint_splits(checkpoint: Mapping[str, Any], data_dir: str | None = None) -> Splits:
+    """The splits of the run that wrote ``checkpoint``."""
+    return load_splits(checkpoint["train_config"], data_dir)
+
+
+def calibration_batches(train: ImageSet, num_batches: int, batch_size: int, seed: int = 0) -> list[Tensor]:
+    """``num_batches`` normalised, un-augmented batches of training images, chosen by ``seed``."""
+    loader = BatchLoader(train, batch_size, shuffle=True, augment=False, seed=seed)
+    loader.set_epoch(0)
+    return [images for _, (images, _labels) in zip(range(num_batches), loader)]
+
+
+def checkpoint_calibration(checkpoint: Mapping[str, Any], splits: Splits, bn_batches: int | None = None) -> list[Tensor]:
+    """The calibration batches the trainer of ``checkpoint`` used (``bn_batches`` overrides their count)."""
+    settings = checkpoint["train_config"]
+    count = bn_batches if bn_batches is not None else int(settings.get("bn_batches", 4))
+    return calibration_batches(splits.train, count, int(settings.get("batch_size", 128)),
+                               seed=int(settings.get("seed", 0)))
