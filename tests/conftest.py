@@ -11,6 +11,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The suite exports hundreds of small models: with PyTorch's current (torch.export-based) ONNX exporter
+# that takes about five times as long as with the legacy one, so the suite uses the legacy exporter unless
+# told otherwise (WASCOMPRESS_ONNX_EXPORTER=dynamo runs it with the current one); tests/export/
+# test_exporters.py checks the current exporter against the legacy one on every zoo model.
+os.environ.setdefault("WASCOMPRESS_ONNX_EXPORTER", "legacy")
+
 
 def real_data_dir() -> Path:
     return Path(os.environ.get("WASCOMPRESS_DATA_DIR", REPO.parent / "shared" / "data"))

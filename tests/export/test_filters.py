@@ -181,3 +181,14 @@ def test_aligned_removal_leaves_a_multiple_of_the_block():
     assert len(aligned_removal(48, zero, 16)) == 16  # 48 - 20 = 28 -> keep 32
     assert aligned_removal(16, [1, 2, 3], 16) == []  # 13 would be left: keep all 16
     assert aligned_removal(48, zero, 1) == zero
+
+
+def test_an_untested_torch_pruning_release_fails_loudly(monkeypatch):
+    import torch_pruning
+
+    from wascompress.export.filters import check_torch_pruning
+
+    check_torch_pruning()  # the installed release is a tested one
+    monkeypatch.setattr(torch_pruning, "__version__", "2.0.0")
+    with pytest.raises(RuntimeError, match="torch-pruning 2.0.0 is not a tested release"):
+        check_torch_pruning()

@@ -74,18 +74,35 @@ def _capture_inputs(model: nn.Module, modules: list[nn.Module], probe: Tensor) -
     return captured
 
 
+TORCH_PRUNING_TESTED = ((1, 6),)
+"""The torch-pruning releases (major, minor) this module is tested with; pyproject.toml admits these."""
+
+
+def check_torch_pruning() -> None:
+    """Fail loudly on a torch-pruning release outside :data:`TORCH_PRUNING_TESTED` (its API changes
+    between minor releases; pyproject.toml pins the range)."""
+    import torch_pruning as tp
+
+    version = tuple(int(part) for part in tp.__version__.split(".")[:2])
+    if version not in TORCH_PRUNING_TESTED:
+        raise RuntimeError(f"torch-pruning {tp.__version__} is not a tested release "
+                           f"({', '.join('.'.join(map(str, v)) for v in TORCH_PRUNING_TESTED)}); "
+                           "install one of those (pip install 'torch-pruning>=1.6,<1.7')")
+
+
 def _try_remove(model: nn.Module, name: str, filters: list[int], probe: Tensor, reference: Tensor,
                 tolerance: float) -> tuple[nn.Module | None, str]:
     import torch_pruning as tp
 
+    check_torch_pruning()
     trial = copy.deepcopy(model)
     graph = tp.DependencyGraph().build_dependency(trial, example_inputs=probe[:1], verbose=False)
     group = graph.get_pruning_group(trial.get_submodule(name), tp.prune_conv_out_channels, idxs=filters)
     if not graph.check_pruning_group(group):
         return None, "torch-pruning refused the group"
-    pruned_out = {dep.target.module for dep, _ in group if dep.handler.__name__ == "prune_out_channels"}
+    pruned_out = {dep.target.module for dep, _ in group if graph.is_out_channel_pruning_fn(dep.handler)}
     consumers = [(dep.target.module, [_index(i) for i in idxs]) for dep, idxs in group
-                 if dep.handler.__name__ == "prune_in_channels" and dep.target.module not in pruned_out]
+                 if graph.is_in_channel_pruning_fn(dep.handler) and dep.target.module not in pruned_out]
     for module, _ in consumers:
         if not isinstance(module, (nn.Conv2d, nn.Linear)):
             return None, f"consumer {type(module).__name__} is not a conv or linear layer"
@@ -108,7 +125,7 @@ def _try_remove(model: nn.Module, name: str, filters: list[int], probe: Tensor, 
                                         module.dilation, module.groups)[0]
         compensations.append((module, contribution))
     removed_out = {dep.target.module: sorted(_index(i) for i in idxs) for dep, idxs in group
-                   if dep.handler.__name__ == "prune_out_channels" and isinstance(dep.target.module, nn.Conv2d)}
+                   if graph.is_out_channel_pruning_fn(dep.handler) and isinstance(dep.target.module, nn.Conv2d)}
     group.prune()
     for wrapper in [m for m in trial.modules() if isinstance(m, CompensatedConv2d) and m.conv in removed_out]:
         keep = [c for c in range(wrapper.offset.shape[1]) if c not in set(removed_out[wrapper.conv])]

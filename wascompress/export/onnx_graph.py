@@ -1,6 +1,7 @@
 """PyTorch model -> ONNX bytes, deterministically, with metadata, optional sparse storage, and checks.
 
-The same model always gives the same bytes: the TorchScript exporter at a fixed opset (17), fixed
+The same model always gives the same bytes: PyTorch's current (``torch.export``-based) ONNX exporter, the
+legacy TorchScript one as the fallback, at a fixed opset (18), fixed
 input/output names, a dynamic batch axis, metadata written in sorted order and nothing time-dependent.
 ``sparse_storage`` moves initializers that get smaller as COO (int64 linear indices) into
 ``sparse_initializer``: a smaller file only — ONNX Runtime densifies them when it loads the model.
@@ -8,9 +9,12 @@ input/output names, a dynamic batch axis, metadata written in sorted order and n
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
+import os
 import warnings
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import onnx
@@ -19,8 +23,9 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from wascompress.errors import WascompressError
+from wascompress.export.padded_conv import ONNX_TRANSLATIONS, OPSET
 
-OPSET = 17
+log = logging.getLogger(__name__)
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 
@@ -28,24 +33,79 @@ class ExportError(WascompressError):
     """An export that could not be made or did not pass verification."""
 
 
-def to_onnx(model: nn.Module, input_shape: tuple[int, int, int]) -> onnx.ModelProto:
-    """Export ``model`` (eval mode, CPU) with a dynamic batch axis."""
+EXPORTERS = ("dynamo", "legacy")
+"""``dynamo``: PyTorch's current, ``torch.export``-based exporter (onnxscript); ``legacy``: the TorchScript
+exporter PyTorch deprecated in 2.9, kept as the fallback."""
+
+
+EXPORTER_ENV = "WASCOMPRESS_ONNX_EXPORTER"
+
+
+def default_exporter() -> str:
+    """``$WASCOMPRESS_ONNX_EXPORTER`` (dynamo, legacy or auto), else ``auto``."""
+    return os.environ.get(EXPORTER_ENV, "auto") or "auto"
+
+
+def to_onnx(model: nn.Module, input_shape: tuple[int, int, int], exporter: str | None = None) -> onnx.ModelProto:
+    """Export ``model`` (eval mode, CPU) with a dynamic batch axis at opset :data:`OPSET`.
+
+    ``exporter``: ``dynamo``, ``legacy``, or ``auto`` (the current exporter, the legacy one where it
+    fails); None: :func:`default_exporter`. The exporter used is named in the model's ``doc_string``.
+    """
+    exporter = exporter or default_exporter()
+    if exporter not in ("auto", *EXPORTERS):
+        raise ExportError(f"exporter must be auto, dynamo or legacy, got {exporter!r}")
     model = model.eval().cpu()
-    example = torch.zeros(1, *input_shape)
-    buffer = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model, (example,), buffer, dynamo=False, opset_version=OPSET, input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            do_constant_folding=True,
-        )
-    proto = onnx.load_from_string(buffer.getvalue())
+    if exporter in ("auto", "dynamo"):
+        try:
+            proto, used = _export_dynamo(model, input_shape), "dynamo"
+        except Exception as err:  # noqa: BLE001  (any failure of the new exporter: fall back or report)
+            if exporter == "dynamo":
+                raise ExportError(f"the torch.export-based ONNX exporter failed: {str(err).splitlines()[0]}") from None
+            log.info("the torch.export-based ONNX exporter failed (%s); using the legacy exporter",
+                     str(err).splitlines()[0] if str(err) else type(err).__name__)
+            proto, used = _export_legacy(model, input_shape), "legacy"
+    else:
+        proto, used = _export_legacy(model, input_shape), "legacy"
     proto.producer_name = "wascompress"
+    proto.doc_string = f"exported by torch.onnx ({used} exporter)"
     from wascompress import __version__
 
     proto.producer_version = __version__
     return proto
+
+
+def _export_dynamo(model: nn.Module, input_shape: tuple[int, int, int]) -> onnx.ModelProto:
+    batch = torch.export.Dim("batch", min=1)
+    with torch.no_grad(), warnings.catch_warnings(), _quiet_exporter():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model, (torch.zeros(2, *input_shape),), dynamo=True, opset_version=OPSET, input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},), custom_translation_table=ONNX_TRANSLATIONS,
+            optimize=True, verbose=False,
+        )
+    proto = program.model_proto
+    proto.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    return proto
+
+
+def _export_legacy(model: nn.Module, input_shape: tuple[int, int, int]) -> onnx.ModelProto:
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (torch.zeros(1, *input_shape),), buffer, dynamo=False, opset_version=OPSET,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, do_constant_folding=True,
+        )
+    return onnx.load_from_string(buffer.getvalue())
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The current exporter prints its progress on stdout: keep it off the CLI's output."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 def set_metadata(proto: onnx.ModelProto, metadata: dict[str, Any]) -> None:

@@ -20,6 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from wascompress.export.padded_conv import padded_conv2d
+from wascompress.was.window_conv import window_pads as taps_pads
+
 DEPTHWISE_FAST_PATH = (3, 3)
 """ONNX Runtime's CPU EP runs 3×3 depthwise convs on a tuned kernel, and depthwise convs are memory bound:
 a crop before a shrunk depthwise conv (one more full pass over the input) costs about what the saved
@@ -66,27 +69,8 @@ def explicit_padding(conv: nn.Conv2d) -> tuple[int, int]:
 
 def window_pads(conv: nn.Conv2d, window: KernelWindow) -> tuple[int, int, int, int]:
     """(left, right, top, bottom) padding of the input for the window's taps alone (negative: a crop)."""
-    kh, kw = conv.kernel_size
-    dh, dw = conv.dilation
-    ph, pw = explicit_padding(conv)
-    return (pw - window.left * dw, pw - (kw - window.left - window.width) * dw,
-            ph - window.top * dh, ph - (kh - window.top - window.height) * dh)
-
-
-class _PaddedConv(torch.autograd.Function):
-    """conv2d of an input zero-padded by (left, right, top, bottom) >= 0, exported to ONNX as one Conv
-    node with asymmetric ``pads``."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, pads, stride, dilation, groups):  # type: ignore[override]
-        return F.conv2d(F.pad(x, pads) if any(pads) else x, weight, bias, stride, 0, dilation, groups)
-
-    @staticmethod
-    def symbolic(g, x, weight, bias, pads, stride, dilation, groups):  # type: ignore[no-untyped-def]
-        left, right, top, bottom = pads
-        kernel = weight.type().sizes()[2:]
-        return g.op("Conv", x, weight, bias, kernel_shape_i=kernel, strides_i=list(stride),
-                    dilations_i=list(dilation), group_i=groups, pads_i=[top, left, bottom, right])
+    return taps_pads(tuple(conv.kernel_size), explicit_padding(conv), tuple(conv.dilation),
+                     window.top, window.left, window.height, window.width)
 
 
 def _crop_axis(before: int, after: int) -> tuple[int, int, int]:
@@ -157,7 +141,7 @@ class ShrunkConv2d(nn.Module):
             x = self.crop(x)
         c = self.conv
         if torch.onnx.is_in_onnx_export():  # one Conv node with asymmetric pads
-            return _PaddedConv.apply(x, c.weight, c.bias, self.conv_pads, c.stride, c.dilation, c.groups)
+            return padded_conv2d(x, c.weight, c.bias, list(self.conv_pads), list(c.stride), list(c.dilation), c.groups)
         return c(F.pad(x, self.conv_pads) if any(self.conv_pads) else x)  # hooks (MAC counters) see the inner conv
 
     def extra_repr(self) -> str:
