@@ -23,8 +23,12 @@ baseline's MACs, measured on the exported pruned graph:
 
 Each unit (model x row x seed) is its own resumable job: training runs resume from their ``last.pt``,
 and a unit's JSON lands in ``benchmarks/results/study_dom/`` when it finishes; finished units are
-skipped. Latency (ONNX Runtime CPU, batch 1 and 32, against the baseline, interleaved) is taken apart
-with ``--latency``, in a quiet moment after training. ``--summary`` reads the JSON and prints the
+skipped (a unit whose runs were lost with a session starts again). Training time is recorded as measured
+and as a quiet-machine estimate (epochs x the fastest epoch: the machine is shared while the study runs);
+the walltime-matched row uses the estimate. Latency (ONNX Runtime CPU, batch 1 and 32, against the
+baseline, interleaved) is taken apart with ``--latency``, in a quiet moment after training, on each
+unit's graph rebuilt with random weights from what its JSON records (the DOM seed, or the pruned channel
+counts): latency depends on the structure only, and the trained files need not outlive a session. ``--summary`` reads the JSON and prints the
 headline; ``--quick`` runs a 2-minute version (tiny model, 600 images) into a folder of its own.
 
     python benchmarks/study_dom.py [--models vgg16 resnet18] [--seeds 0 1] [--rows ...]
@@ -53,7 +57,7 @@ from common import machine, today  # noqa: E402
 
 from wascompress.checkpoint import load_checkpoint  # noqa: E402
 from wascompress.export.budget import closest_under, seed_costs  # noqa: E402
-from wascompress.export.exporter import ExportConfig, export_model  # noqa: E402
+from wascompress.export.exporter import ExportConfig, export_model, mode_model, prune_model  # noqa: E402
 from wascompress.export.from_checkpoint import SeedSearch, checkpoint_splits, export_checkpoint  # noqa: E402
 from wascompress.fileio import atomic_write_text  # noqa: E402
 from wascompress.models import create_model  # noqa: E402
@@ -143,13 +147,30 @@ def run_training(config: TrainConfig, folder: Path, model: torch.nn.Module | Non
     return train(config, folder, resume=resume, overwrite=not resume, reporter=QUIET, model=model)
 
 
-def wall_seconds(*folders: Path) -> float:
-    """Training time of runs (the sum of their epochs' training time; evaluation excluded)."""
-    total = 0.0
+def training_time(*folders: Path) -> dict[str, float]:
+    """Training time of runs (their epochs' training loops; evaluation excluded): the sum as measured, and
+    a quiet-machine estimate, each run's epochs x its fastest epoch (this 2-core machine is shared while
+    the study runs; the fastest epoch is the least disturbed one)."""
+    wall = quiet = 0.0
     for folder in folders:
-        for line in (folder / "metrics.jsonl").read_text().splitlines():
-            total += json.loads(line)["epoch_time_s"]
-    return total
+        times = [json.loads(line)["epoch_time_s"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        wall += sum(times)
+        quiet += len(times) * min(times)
+    return {"train_wall_s": wall, "train_quiet_s": quiet}
+
+
+ROW_RUNS = {"sandwich-ft": ("run", "finetune"), "torch-pruning": ("dense", "finetune"),
+            "torch-pruning-walltime": ("dense", "finetune")}
+
+
+def backfill_training_time(study: Study) -> None:
+    """Add the quiet-machine estimate to finished units written before it existed (where the runs remain)."""
+    for path in sorted(study.results.glob("*/*.json")):
+        unit = json.loads(path.read_text())
+        folders = [study.folder(unit["model"], unit["row"], unit["seed"]) / run
+                   for run in ROW_RUNS.get(unit["row"], ("run",))]
+        if "train_quiet_s" not in unit and all((f / "metrics.jsonl").is_file() for f in folders):
+            save_json(path, {**unit, **training_time(*folders)})
 
 
 def onnx_facts(report: dict[str, Any], path: Path, test: Any) -> dict[str, Any]:
@@ -175,7 +196,7 @@ def baseline_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
     aom = export_checkpoint(folder / "run" / "best.pt", folder / "aom.onnx", ExportConfig(mode="aom"),
                             data_dir=study.data_dir, overwrite=True)
     return {**onnx_facts(aom, folder / "aom.onnx", splits.test), "epochs": str(epochs),
-            "trainer_test_top1": results["test_acc_aom"], "train_wall_s": wall_seconds(folder / "run")}
+            "trainer_test_top1": results["test_acc_aom"], **training_time(folder / "run")}
 
 
 def paper_unit(study: Study, model: str, seed: int, was: WASConfig, row: str) -> dict[str, Any]:
@@ -188,7 +209,7 @@ def paper_unit(study: Study, model: str, seed: int, was: WASConfig, row: str) ->
                             search=SeedSearch(study.scale.search_seeds, target_macs=BUDGET), overwrite=True)
     return {**onnx_facts(dom, folder / "dom.onnx", splits.test), "dom_seed": dom["seed"], "epochs": str(epochs),
             "aom_test_top1": results["test_acc_aom"], "was": was.describe(),
-            "train_wall_s": wall_seconds(folder / "run")}
+            **training_time(folder / "run")}
 
 
 def sandwich_config(study: Study, model: str, seed: int, epochs: int) -> TrainConfig:
@@ -211,7 +232,7 @@ def sandwich_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
     report, splits = export_dom(study, folder / "run" / "best.pt", folder / "dom.onnx", dom_seed)
     return {**onnx_facts(report, folder / "dom.onnx", splits.test), "dom_seed": dom_seed, "epochs": str(epochs),
             "aom_test_top1": results["test_acc_aom"], "trainer_dom_test_top1": results["test_acc_dom"],
-            "train_wall_s": wall_seconds(folder / "run")}
+            **training_time(folder / "run")}
 
 
 def sandwich_ft_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
@@ -225,7 +246,7 @@ def sandwich_ft_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
     return {**onnx_facts(report, folder / "dom.onnx", splits.test), "dom_seed": dom_seed,
             "epochs": f"{total - tune}+{tune}", "aom_test_top1": first["test_acc_aom"],
             "dom_test_top1_before_finetune": first["test_acc_dom"],
-            "train_wall_s": wall_seconds(folder / "run", folder / "finetune")}
+            **training_time(folder / "run", folder / "finetune")}
 
 
 def scratch_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
@@ -237,7 +258,7 @@ def scratch_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
     run_training(config, folder / "run")
     report, splits = export_dom(study, folder / "run" / "best.pt", folder / "dom.onnx", dom_seed)
     return {**onnx_facts(report, folder / "dom.onnx", splits.test), "dom_seed": dom_seed, "epochs": str(epochs),
-            "train_wall_s": wall_seconds(folder / "run")}
+            **training_time(folder / "run")}
 
 
 def prune_to_macs(model: torch.nn.Module, target: int) -> tuple[torch.nn.Module, float, int]:
@@ -292,9 +313,10 @@ def torch_pruning_unit(study: Study, model: str, seed: int, row: str, epochs: tu
     report = export_model(trained, folder / "pruned.onnx", ExportConfig(mode="aom"), overwrite=True)
     splits = checkpoint_splits(checkpoint, study.data_dir)
     return {**onnx_facts(report, folder / "pruned.onnx", splits.test), "epochs": f"{dense_epochs}+{tune}",
+            "structure": conv_channels(trained),
             "target_macs": target_macs, "pruning_ratio": ratio, "round_to": round_to,
             "trainer_test_top1": results["test_acc_aom"],
-            "train_wall_s": wall_seconds(folder / "dense", folder / "finetune")}
+            **training_time(folder / "dense", folder / "finetune")}
 
 
 def walltime_epochs(study: Study, model: str, seed: int) -> tuple[int, int] | None:
@@ -302,13 +324,13 @@ def walltime_epochs(study: Study, model: str, seed: int) -> tuple[int, int] | No
     sandwich = load_json(study.unit_path(model, "sandwich", seed))
     baseline = load_json(study.unit_path(model, "baseline", seed))
     pruned = load_json(study.unit_path(model, "torch-pruning", seed))
-    if not (sandwich and baseline and pruned):
+    if not (sandwich and baseline and pruned) or any("train_quiet_s" not in u for u in (sandwich, baseline, pruned)):
         return None
     total = study.scale.epochs[model]
-    dense_epoch_s = baseline["train_wall_s"] / total
+    dense_epoch_s = baseline["train_quiet_s"] / total
     dense, tune = (int(x) for x in pruned["epochs"].split("+"))
-    tune_epoch_s = max(pruned["train_wall_s"] - dense * dense_epoch_s, 1e-9) / tune
-    budget = sandwich["train_wall_s"]
+    tune_epoch_s = max(pruned["train_quiet_s"] - dense * dense_epoch_s, 1e-9) / tune
+    budget = sandwich["train_quiet_s"]
     tune_share = study.scale.finetune_fraction
     # dense * d + tune * t = budget, tune = share * (dense + tune)
     scale = budget / ((1 - tune_share) * dense_epoch_s + tune_share * tune_epoch_s)
@@ -373,7 +395,8 @@ def table(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             entry: dict[str, Any] = {"model": model, "row": row, "seeds": [u["seed"] for u in group],
                                      "epochs": group[0]["epochs"]}
-            for key in ("test_top1", "aom_test_top1", "macs", "params", "train_wall_s", "latency_ratio_b1",
+            for key in ("test_top1", "aom_test_top1", "macs", "params", "train_wall_s", "train_quiet_s",
+                        "latency_ratio_b1",
                         "latency_ratio_b32"):
                 values = [u[key] for u in group if u.get(key) is not None]
                 entry[key] = mean_std(values) if values else None
@@ -429,30 +452,85 @@ def print_summary(results: Path) -> None:
 # Latency (apart from training, in a quiet moment)
 
 
-def measure_latency(study: Study, runs: int) -> None:
-    """Add ONNX Runtime CPU latency at batch 1 and 32 against the baseline's to every finished unit."""
+def conv_channels(model: torch.nn.Module) -> dict[str, int]:
+    """Every conv's output channels: the structure a channel-pruned model has (weights aside)."""
+    return {name: m.out_channels for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
+
+
+def rebuild_pruned(model: str, width: float, structure: dict[str, int]) -> torch.nn.Module:
+    """A zoo model (random weights) channel-pruned with torch-pruning to ``structure``'s channel counts."""
+    import torch_pruning as tp
+
+    net = create_model(model, num_classes=10, width=width).eval()
+    example = torch.randn(1, 3, 32, 32)
+    for name, channels in structure.items():
+        conv = net.get_submodule(name)
+        if conv.out_channels > channels:
+            graph = tp.DependencyGraph().build_dependency(net, example_inputs=example)
+            graph.get_pruning_group(conv, tp.prune_conv_out_channels,
+                                    idxs=list(range(conv.out_channels - channels))).prune()
+    if conv_channels(net) != structure:
+        raise RuntimeError(f"could not rebuild the pruned structure of {model}")
+    return net
+
+
+def unit_graph(study: Study, unit: dict[str, Any]) -> torch.nn.Module:
+    """The deployed graph of a unit with random weights: latency depends on the structure only (ONNX
+    Runtime computes zeros like any other weight), so it is timed apart from the trained files."""
+    model, row = unit["model"], unit["row"]
+    if row == "baseline":
+        return create_model(model, num_classes=10, width=study.scale.width).eval()
+    if row.startswith("torch-pruning"):
+        return rebuild_pruned(model, study.scale.width, unit["structure"])
+    net = create_model(model, num_classes=10, width=study.scale.width)
+    apply_was_(net, CROP_TRANSLATE if row == "paper-ct" else CROP)
+    config = ExportConfig(mode="dom", seed=unit["dom_seed"], recalibrate_bn=False)
+    pruned, _ = prune_model(mode_model(net, config, None), config)
+    return pruned
+
+
+def measure_latency(study: Study, runs: int, again: bool = False) -> None:
+    """ONNX Runtime CPU latency of every finished unit's graph at batch 1 and 32 against the baseline's,
+    interleaved (median of each; the ratio of the medians)."""
+    import tempfile
+
     import numpy as np
 
+    from wascompress.export.onnx_graph import onnx_bytes, to_onnx
+    from wascompress.models.cost import count_macs
     from wascompress.profile.latency import TimingPlan, make_session, summarize, time_interleaved
 
-    for path in sorted(study.results.glob("*/*.json")):
-        unit = json.loads(path.read_text())
-        if unit["row"] == "baseline" or "latency_ratio_b32" in unit:
-            continue
-        base = load_json(study.unit_path(unit["model"], "baseline", unit["seed"]))
-        if base is None or not Path(unit["onnx"]).is_file() or not Path(base["onnx"]).is_file():
-            continue
-        for batch in (1, 32):
-            sessions = [make_session(base["onnx"], "CPUExecutionProvider", 0),
-                        make_session(unit["onnx"], "CPUExecutionProvider", 0)]
-            x = np.random.default_rng(0).standard_normal((batch, 3, 32, 32), dtype=np.float32)
-            times = time_interleaved(sessions, "input", x, TimingPlan(warmup=3, runs=runs * (4 if batch == 1 else 1)))
-            a, d = summarize(times[0], batch), summarize(times[1], batch)
-            unit[f"baseline_ms_b{batch}"], unit[f"ms_b{batch}"] = a["p50_ms"], d["p50_ms"]
-            unit[f"latency_ratio_b{batch}"] = d["p50_ms"] / a["p50_ms"]
-        save_json(path, unit)
-        print(f"{unit['model']} {unit['row']} seed {unit['seed']}: latency x{unit['latency_ratio_b1']:.3f} (batch 1), "
-              f"x{unit['latency_ratio_b32']:.3f} (batch 32)", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        files: dict[tuple[str, str, int], Path] = {}
+
+        def graph_file(unit: dict[str, Any]) -> Path:
+            key = (unit["model"], unit["row"], -1 if unit["row"] == "baseline" else unit["seed"])
+            if key not in files:
+                net = unit_graph(study, unit)
+                if unit["row"] != "baseline" and count_macs(net) != unit["macs"]:
+                    raise RuntimeError(f"rebuilt graph of {key} has {count_macs(net):,} MACs, not {unit['macs']:,}")
+                files[key] = Path(tmp) / f"{'-'.join(map(str, key))}.onnx"
+                files[key].write_bytes(onnx_bytes(to_onnx(net, (3, 32, 32))))
+            return files[key]
+
+        for path in sorted(study.results.glob("*/*.json")):
+            unit = json.loads(path.read_text())
+            if unit["row"] == "baseline" or ("latency_ratio_b32" in unit and not again):
+                continue
+            base = graph_file({"model": unit["model"], "row": "baseline", "seed": -1})
+            mine = graph_file(unit)
+            for batch in (1, 32):
+                sessions = [make_session(base, "CPUExecutionProvider", 0), make_session(mine, "CPUExecutionProvider", 0)]
+                x = np.random.default_rng(0).standard_normal((batch, 3, 32, 32), dtype=np.float32)
+                plan = TimingPlan(warmup=3, runs=runs * (4 if batch == 1 else 1))
+                times = time_interleaved(sessions, "input", x, plan)
+                a, d = summarize(times[0], batch), summarize(times[1], batch)
+                unit[f"baseline_ms_b{batch}"], unit[f"ms_b{batch}"] = a["p50_ms"], d["p50_ms"]
+                unit[f"latency_ratio_b{batch}"] = d["p50_ms"] / a["p50_ms"]
+            unit["latency_date"] = today()
+            save_json(path, unit)
+            print(f"{unit['model']} {unit['row']} seed {unit['seed']}: latency x{unit['latency_ratio_b1']:.3f} "
+                  f"(batch 1), x{unit['latency_ratio_b32']:.3f} (batch 32)", flush=True)
 
 
 def main() -> None:
@@ -468,6 +546,7 @@ def main() -> None:
     parser.add_argument("--summary", action="store_true", help="only read the finished units and print the headline")
     parser.add_argument("--latency", action="store_true", help="only measure latency of finished units")
     parser.add_argument("--latency-runs", type=int, default=20)
+    parser.add_argument("--remeasure", action="store_true", help="with --latency: also units measured before")
     args = parser.parse_args()
     torch.set_flush_denormal(True)
     scale = SCALES["quick" if args.quick else "default"]
@@ -477,8 +556,9 @@ def main() -> None:
     if args.summary:
         print_summary(results)
         return
+    backfill_training_time(study)
     if args.latency:
-        measure_latency(study, args.latency_runs)
+        measure_latency(study, args.latency_runs, again=args.remeasure)
         print_summary(results)
         return
     models = args.models or list(scale.epochs)
