@@ -1,9 +1,11 @@
 """The WAS trainer: data, model, optimisation, honest evaluation, checkpoints that survive.
 
-Sections: the run folder; setup (data, model, optimizer) ; resuming; the epoch loop; evaluation and
-checkpoints; the final test. One process, or one per device under ``torchrun`` (only rank 0 writes).
-Model selection uses a validation split carved from the training set; the test set is touched once, at
-the end, for the reported numbers. Every evaluation re-estimates BatchNorm for the mode it measures.
+A run goes through named stages of a :class:`TrainingSession`: setup (data, model, optimizer; nothing
+is written before these succeed), restoring a checkpoint, writing the configuration, then per epoch
+training, evaluation and checkpointing, and the final test. One process, or one per device under
+``torchrun`` (only rank 0 writes). Model selection uses a validation split carved from the training
+set; the test set is touched once, at the end, for the reported numbers. Every evaluation re-estimates
+BatchNorm for the mode it measures.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import math
 import os
 import platform
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from wascompress import __version__
 from wascompress.checkpoint import load_checkpoint, save_checkpoint
 from wascompress.data import DATA_DIR_ENV, BatchLoader
-from wascompress.data.run_data import Splits, calibration_batches, load_splits
+from wascompress.data.run_data import calibration_batches, load_splits
 from wascompress.device import flush_denormals
 from wascompress.errors import CheckpointError, ConfigError
 from wascompress.evaluate import Accuracy, mode_accuracy
@@ -33,127 +35,15 @@ from wascompress.fileio import atomic_write_text
 from wascompress.models import create_model
 from wascompress.train.config import TrainConfig
 from wascompress.train.distributed import DistContext, init_distributed
-from wascompress.train.step import Distillation, Sandwich, sandwich_step, training_step
-from wascompress.was import apply_was_, dom_draws, load_plain_state_dict, plain_state_dict, strip_was_, use_pw_
+from wascompress.train.reporting import QUIET, LogReporter, QuietReporter, Reporter, format_metrics  # noqa: F401
+from wascompress.train.run_folder import RUN_FILES, RESUMABLE_CHANGES, RunFolder, config_for_resume  # noqa: F401
+from wascompress.train.step import sandwich_step, training_step
+from wascompress.train.sub_networks import choose_dom_seed, describe_step, initial_weights, sub_network_recipe
+from wascompress.was import apply_was_, load_plain_state_dict, plain_state_dict, use_pw_
 
 log = logging.getLogger(__name__)
 
-RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "results.json")
-# Settings a resumed run may change; anything else must match the checkpoint.
-RESUMABLE_CHANGES = ("epochs", "device", "save_every", "amp", "channels_last")
 EVAL_BATCH = 256
-
-
-class Reporter(Protocol):
-    """What the trainer tells about its progress (the CLI draws bars; the default logs lines)."""
-
-    def epoch_start(self, epoch: int, epochs: int, steps: int, first_step: int) -> None: ...
-    def step(self, loss: float) -> None: ...
-    def epoch_end(self, metrics: dict[str, Any]) -> None: ...
-
-
-class LogReporter:
-    """Plain log lines, one per epoch."""
-
-    def epoch_start(self, epoch: int, epochs: int, steps: int, first_step: int) -> None:
-        pass
-
-    def step(self, loss: float) -> None:
-        pass
-
-    def epoch_end(self, metrics: dict[str, Any]) -> None:
-        log.info(format_metrics(metrics))
-
-
-class QuietReporter(LogReporter):
-    """Nothing at all (other ranks, or callers that report themselves)."""
-
-    def epoch_end(self, metrics: dict[str, Any]) -> None:
-        pass
-
-
-QUIET = QuietReporter()
-
-
-def format_metrics(m: dict[str, Any]) -> str:
-    dom = f" val DOM {m['val_acc_dom'] * 100:5.2f}%" if m.get("val_acc_dom") is not None else ""
-    return (f"epoch {m['epoch']:>3}/{m['epochs']}  loss {m['train_loss']:.4f}  train {m['train_acc'] * 100:5.2f}%"
-            f"  val AOM {m['val_acc_aom'] * 100:5.2f}%{dom}  lr {m['lr']:.4g}  {m['images_per_s']:.0f} img/s"
-            f"  {m.get('step_time_s', 0):.3f} s/step ({m.get('step', 'plain')}, {m.get('passes_per_step', 1)} passes)")
-
-
-# ----------------------------------------------------------------------------------------------------
-# The run folder
-
-
-@dataclass(frozen=True)
-class RunFolder:
-    """The files of one run: config.json, metrics.jsonl, last.pt, best.pt, results.json."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.json"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.jsonl"
-
-    @property
-    def last(self) -> Path:
-        return self.root / "last.pt"
-
-    @property
-    def best(self) -> Path:
-        return self.root / "best.pt"
-
-    @property
-    def results(self) -> Path:
-        return self.root / "results.json"
-
-    def check(self, resume: bool, overwrite: bool) -> None:
-        """Refuse to clobber a run, or to resume one that is not there; writes nothing."""
-        if self.root.exists() and not self.root.is_dir():
-            raise ConfigError(f"run folder {self.root} exists and is not a folder")
-        if resume:
-            if not self.last.is_file():
-                raise CheckpointError(f"cannot resume: no checkpoint at {self.last}")
-            return
-        existing = [n for n in RUN_FILES if (self.root / n).exists()]
-        if existing and not overwrite:
-            raise ConfigError(f"run folder {self.root} already holds a run ({', '.join(existing)}); "
-                              "pass --resume to continue it or --overwrite to replace it")
-
-    def clear(self) -> None:
-        """Remove a previous run's files (only ours; other files in the folder stay)."""
-        for name in RUN_FILES:
-            (self.root / name).unlink(missing_ok=True)
-
-
-def config_for_resume(run_dir: str | Path, overrides: dict[str, Any]) -> TrainConfig:
-    """The stored configuration of a run, with the settings a resume may change applied.
-
-    Any other explicitly given setting that differs from the stored one is an error naming it.
-    """
-    run = RunFolder(Path(run_dir))
-    run.check(resume=True, overwrite=False)
-    checkpoint = load_checkpoint(run.last)
-    stored = TrainConfig.from_dict(checkpoint["train_config"])
-    data = stored.to_dict()
-    for key, value in overrides.items():
-        if value is None or key == "was" and not value:
-            continue
-        if key == "was":
-            value = TrainConfig.from_dict({**data, "was": value}).to_dict()["was"]
-        if key not in RESUMABLE_CHANGES and data.get(key) != value:
-            raise ConfigError(f"cannot resume: the run was trained with {key}={data.get(key)!r}, not {value!r}")
-        data[key] = value
-    return TrainConfig.from_dict(data)
-
-
-# ----------------------------------------------------------------------------------------------------
-# Setup
 
 
 def build_training_model(config: TrainConfig, num_classes: int) -> nn.Module:
@@ -174,60 +64,6 @@ def software_versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-# ----------------------------------------------------------------------------------------------------
-# Training the deployed sub-network on purpose (METHOD.md §6)
-
-
-def _initial_weights(path: str) -> dict[str, torch.Tensor]:
-    return load_checkpoint(path)["state_dict"]
-
-
-def choose_dom_seed(config: TrainConfig, model: nn.Module, image_size: int) -> TrainConfig:
-    """``config`` with the DOM seed whose pruned graph lands at or just under ``dom_target_macs``."""
-    from wascompress.export.budget import closest_under, seed_costs
-
-    costs = seed_costs(model, range(config.dom_search_seeds), (3, image_size, image_size))
-    chosen = closest_under(costs, config.dom_target_macs)
-    log.info("DOM seed %d: pruned graph at %.3f of the AOM's MACs (%s MACs; budget %g, %d seeds tried)",
-             chosen.seed, chosen.ratio, f"{chosen.macs:,}", config.dom_target_macs, len(costs))
-    return replace(config, dom_seeds=(chosen.seed,), dom_budget={
-        "target": config.dom_target_macs, "chosen": chosen.as_dict(), "tried": [c.as_dict() for c in costs]})
-
-
-def sub_network_recipe(config: TrainConfig, model: nn.Module, device: torch.device) -> Sandwich | None:
-    """The sandwich step ``config`` asks for (None: the paper's step)."""
-    if not config.sandwich:
-        return None
-    teacher = None
-    if config.distill and config.teacher == "checkpoint":
-        from wascompress.checkpoint import build_model
-
-        teacher = strip_was_(build_model(load_checkpoint(config.init_checkpoint))).to(device).eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-    distill = Distillation(config.distill_weight, config.distill_temperature) if config.distill else None
-    return Sandwich(fixed=tuple(dom_draws(model, s) for s in config.dom_seeds), random_samples=config.was_samples,
-                    train_pw=config.train_pw, distill=distill, teacher=teacher)
-
-
-def describe_step(config: TrainConfig, recipe: Sandwich | None) -> str:
-    if config.was is None:
-        return "plain"
-    if recipe is None:
-        what = f"one random SW ({config.was.describe()})"
-    else:
-        parts = (["AOM on the labels"] if recipe.train_pw else []) + [f"DOM seed {s}" for s in config.dom_seeds]
-        parts += [f"{recipe.random_samples} random SW"] if recipe.random_samples else []
-        what = " + ".join(parts) + (f", distilled from the {config.teacher} (weight {config.distill_weight:g}, "
-                                    f"T {config.distill_temperature:g})" if recipe.distill else "")
-    warm = f"; PW alone for the first {config.was_warmup} epochs" if config.was_warmup else ""
-    return what + warm
-
-
-# ----------------------------------------------------------------------------------------------------
-# Training
-
-
 def train(
     config: TrainConfig,
     out_dir: str | Path,
@@ -246,197 +82,273 @@ def train(
         config = replace(config, data_dir=os.environ[DATA_DIR_ENV])  # record where the data really was
     ctx = init_distributed(config.device)
     try:
-        return _train(config, RunFolder(Path(out_dir)), ctx, resume, overwrite, reporter or LogReporter(), model)
+        run = RunFolder(Path(out_dir))
+        run.check(resume, overwrite)
+        checkpoint = load_checkpoint(run.last) if resume else None
+        session = TrainingSession(config, run, ctx, checkpoint, model)
+        session.write_config(resume)
+        return session.run(reporter or LogReporter())
     finally:
         ctx.close()
 
 
-def _train(
-    config: TrainConfig, run: RunFolder, ctx: DistContext, resume: bool, overwrite: bool, reporter: Reporter,
-    given_model: nn.Module | None = None,
-) -> dict[str, Any]:
-    run.check(resume, overwrite)
-    checkpoint = load_checkpoint(run.last) if resume else None
-    if checkpoint is not None:
-        stored = checkpoint["train_config"]
-        if stored["model"] != config.model:
-            raise CheckpointError(f"{run.last} holds a {stored['model']!r} model, not {config.model!r}")
-    device = ctx.device
-    if device.type == "cpu":
-        flush_denormals()
-    if config.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-    use_amp = config.amp if config.amp is not None else device.type == "cuda"
-    channels_last = config.channels_last if config.channels_last is not None else device.type == "cuda"
+@dataclass
+class Progress:
+    """Where the run is: what a checkpoint stores besides the weights and optimizer."""
 
-    # --- data and model (nothing is written before these succeed)
-    splits = load_splits(config.to_dict())
-    num_classes = config.num_classes or splits.train.num_classes
-    if int(splits.train.labels.max()) >= num_classes:
-        raise ConfigError(f"num-classes {num_classes} is too small for the data set's labels")
-    if given_model is not None:
+    epoch: int = 0
+    step: int = 0  # steps done in the current epoch (a checkpoint within an epoch)
+    partial: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # loss sum, correct, seen so far
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+
+
+@dataclass
+class EpochTotals:
+    """One epoch's training figures (this process's share, except ``totals``: reduced over ranks)."""
+
+    totals: list[float]  # loss sum, correct, images, images of this session
+    elapsed_s: float
+    steps_run: int
+    warmup: bool
+
+
+class TrainingSession:
+    """One process's training run. The constructor is the setup stage: data, model, optimizer, the step
+    recipe and, when resuming, the checkpoint's state; nothing is written before it succeeds."""
+
+    def __init__(self, config: TrainConfig, run: RunFolder, ctx: DistContext, checkpoint: dict[str, Any] | None,
+                 given_model: nn.Module | None = None) -> None:
+        if checkpoint is not None and checkpoint["train_config"]["model"] != config.model:
+            raise CheckpointError(f"{run.last} holds a {checkpoint['train_config']['model']!r} model, "
+                                  f"not {config.model!r}")
+        self.run_folder, self.ctx, self.given_model = run, ctx, given_model
+        self.device = device = ctx.device
+        if device.type == "cpu":
+            flush_denormals()
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        self.use_amp = config.amp if config.amp is not None else device.type == "cuda"
+        self.channels_last = config.channels_last if config.channels_last is not None else device.type == "cuda"
+
+        self.splits = splits = load_splits(config.to_dict())
+        self.num_classes = config.num_classes or splits.train.num_classes
+        if int(splits.train.labels.max()) >= self.num_classes:
+            raise ConfigError(f"num-classes {self.num_classes} is too small for the data set's labels")
+        model = self._build_model(config, given_model)
+        if config.init_checkpoint is not None and checkpoint is None:
+            load_plain_state_dict(model, initial_weights(config.init_checkpoint))
+        if config.dom_target_macs is not None and not config.dom_seeds:
+            config = choose_dom_seed(config, model, splits.train.image_size)
+        self.config = config
+        model = model.to(device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                         weight_decay=config.weight_decay)
+        self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.epochs)
+                          if config.schedule == "cosine" else None)
+        self.scaler = torch.amp.GradScaler("cuda") if self.use_amp and device.type == "cuda" else None
+        self.autocast_dtype = torch.float16 if self.use_amp and device.type == "cuda" else None
+        self.generator = torch.Generator().manual_seed(config.seed) if config.was is not None else None
+        self.loader = BatchLoader(splits.train, config.batch_size, shuffle=True, augment=config.augment,
+                                  drop_last=False, seed=config.seed, rank=ctx.rank, world_size=ctx.world_size,
+                                  device=device)
+        calibration = calibration_batches(splits.train, config.bn_batches, config.batch_size, seed=config.seed)
+        self.calibration = [c.to(device) for c in calibration]
+        self.recipe = sub_network_recipe(config, model, device)
+        self.progress = Progress()
+        self.core = model
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        self.model = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+                      if ctx.distributed else model)
+
+    def _build_model(self, config: TrainConfig, given_model: nn.Module | None) -> nn.Module:
+        if given_model is None:
+            return build_training_model(config, self.num_classes)
         torch.manual_seed(config.seed)
-        model = given_model
         if config.was is not None:
-            apply_was_(model, config.was)
-    else:
-        model = build_training_model(config, num_classes)
-    if config.init_checkpoint is not None and checkpoint is None:
-        load_plain_state_dict(model, _initial_weights(config.init_checkpoint))
-    if config.dom_target_macs is not None and not config.dom_seeds:
-        config = choose_dom_seed(config, model, splits.train.image_size)
-    model = model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-                 if config.schedule == "cosine" else None)
-    scaler = torch.amp.GradScaler("cuda") if use_amp and device.type == "cuda" else None
-    autocast_dtype = torch.float16 if use_amp and device.type == "cuda" else None
-    generator = torch.Generator().manual_seed(config.seed) if config.was is not None else None
-    loader = BatchLoader(splits.train, config.batch_size, shuffle=True, augment=config.augment, drop_last=False,
-                         seed=config.seed, rank=ctx.rank, world_size=ctx.world_size, device=device)
-    calibration = calibration_batches(splits.train, config.bn_batches, config.batch_size, seed=config.seed)
-    calibration = [c.to(device) for c in calibration]
+            apply_was_(given_model, config.was)
+        return given_model
 
-    recipe = sub_network_recipe(config, model, device)
-    state: dict[str, Any] = {"epoch": 0, "step": 0, "partial": [0.0, 0.0, 0.0], "metrics": [], "best": None}
-    if checkpoint is not None:
-        load_plain_state_dict(model, checkpoint["state_dict"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        if scheduler is not None and checkpoint.get("scheduler"):
-            scheduler.load_state_dict(checkpoint["scheduler"])
-        restore_rng_state(checkpoint["rng"], generator, device)
-        state.update(epoch=checkpoint["epoch"], step=checkpoint["step_in_epoch"],
-                     partial=list(checkpoint["partial"]), metrics=list(checkpoint["metrics"]),
-                     best=checkpoint.get("best"))
-        log.info("resuming %s at epoch %d, step %d", run.root, state["epoch"] + 1, state["step"])
-    core = model
-    if ctx.distributed:
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    # --- resuming and writing
 
-    dataset_info = {"name": config.dataset, "data_dir": config.data_dir, "num_classes": num_classes,
-                    "mean": list(splits.train.mean), "std": list(splits.train.std),
-                    "image_size": splits.train.image_size}
-    if ctx.is_main:
+    def _restore(self, checkpoint: dict[str, Any]) -> None:
+        load_plain_state_dict(self.core, checkpoint["state_dict"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.scheduler is not None and checkpoint.get("scheduler"):
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+        restore_rng_state(checkpoint["rng"], self.generator, self.device)
+        self.progress = Progress(epoch=checkpoint["epoch"], step=checkpoint["step_in_epoch"],
+                                 partial=list(checkpoint["partial"]), metrics=list(checkpoint["metrics"]),
+                                 best=checkpoint.get("best"))
+        log.info("resuming %s at epoch %d, step %d", self.run_folder.root, self.progress.epoch + 1, self.progress.step)
+
+    def write_config(self, resume: bool) -> None:
+        """Create the run folder (clearing a previous run unless resuming) and write config.json."""
+        if not self.ctx.is_main:
+            return
+        run, config, splits = self.run_folder, self.config, self.splits
         run.root.mkdir(parents=True, exist_ok=True)
         if not resume:
             run.clear()
         atomic_write_text(run.config, json.dumps({
-            "config": config.to_dict(), "num_classes": num_classes, "versions": software_versions(),
-            "world_size": ctx.world_size, "device": str(device), "amp": use_amp, "channels_last": channels_last,
-            "step": describe_step(config, recipe),
+            "config": config.to_dict(), "num_classes": self.num_classes, "versions": software_versions(),
+            "world_size": self.ctx.world_size, "device": str(self.device), "amp": self.use_amp,
+            "channels_last": self.channels_last, "step": describe_step(config, self.recipe),
             "sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
         }, indent=2) + "\n")
 
-    def make_checkpoint(bn_stats: str) -> dict[str, Any]:
+    def checkpoint(self, bn_stats: str) -> dict[str, Any]:
+        config, p, train_set = self.config, self.progress, self.splits.train
         return {
-            "model": {"name": config.model, "num_classes": num_classes, "width": config.width,
-                      **({"custom_structure": True} if given_model is not None else {})},
+            "model": {"name": config.model, "num_classes": self.num_classes, "width": config.width,
+                      **({"custom_structure": True} if self.given_model is not None else {})},
             "was": config.was.to_dict() if config.was is not None else None,
-            "state_dict": plain_state_dict(core),
+            "state_dict": plain_state_dict(self.core),
             "bn_stats": bn_stats,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "epoch": state["epoch"], "step_in_epoch": state["step"], "partial": list(state["partial"]),
-            "rng": rng_state(generator, device),
-            "train_config": config.to_dict(), "dataset": dataset_info,
-            "metrics": list(state["metrics"]), "best": state["best"],
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "epoch": p.epoch, "step_in_epoch": p.step, "partial": list(p.partial),
+            "rng": rng_state(self.generator, self.device),
+            "train_config": config.to_dict(),
+            "dataset": {"name": config.dataset, "data_dir": config.data_dir, "num_classes": self.num_classes,
+                        "mean": list(train_set.mean), "std": list(train_set.std), "image_size": train_set.image_size},
+            "metrics": list(p.metrics), "best": p.best,
             "versions": software_versions(),
         }
 
-    # --- the epoch loop
-    for epoch in range(state["epoch"], config.epochs):
-        model.train()
-        loader.set_epoch(epoch)
-        first = state["step"]
-        loader.resume_from(first)
-        reporter.epoch_start(epoch + 1, config.epochs, len(loader), first)
+    # --- the stages of an epoch
+
+    def run(self, reporter: Reporter) -> dict[str, Any]:
+        """Every remaining epoch, then the final test; returns the results (also results.json)."""
+        for epoch in range(self.progress.epoch, self.config.epochs):
+            totals = self.train_epoch(epoch, reporter)
+            metrics = self.end_epoch(epoch, totals)
+            reporter.epoch_end(metrics)
+            self.ctx.barrier()
+        return self.finish()
+
+    def train_epoch(self, epoch: int, reporter: Reporter) -> EpochTotals:
+        """One epoch of steps (from where a checkpoint within it stopped)."""
+        config, progress, device = self.config, self.progress, self.device
+        self.model.train()
+        self.loader.set_epoch(epoch)
+        first = progress.step
+        self.loader.resume_from(first)
+        reporter.epoch_start(epoch + 1, config.epochs, len(self.loader), first)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
-        seen = 0
+        seen = steps_run = 0
         warmup = config.was is not None and epoch < config.was_warmup  # PW alone (progressive shrinking)
         if config.was is not None:
-            use_pw_(core)
-        steps_run = 0
+            use_pw_(self.core)
         start = time.perf_counter()
-        for step, (images, labels) in enumerate(loader, start=first + 1):
+        for step, (images, labels) in enumerate(self.loader, start=first + 1):
             steps_run += 1
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            if warmup:
-                loss, hits = training_step(model, images, labels, optimizer, None,
-                                           scaler=scaler, autocast_dtype=autocast_dtype)
-            elif recipe is not None:
-                loss, hits = sandwich_step(model, images, labels, optimizer, generator, recipe,
-                                           scaler=scaler, autocast_dtype=autocast_dtype)
-            else:
-                loss, hits = training_step(model, images, labels, optimizer, generator,
-                                           scaler=scaler, autocast_dtype=autocast_dtype)
+            loss, hits = self._step(images, labels, warmup)
             loss_sum += loss
             correct += hits
             seen += labels.shape[0]
             reporter.step(float(loss) / labels.shape[0])
-            if config.save_every and step % config.save_every == 0 and step < len(loader):
-                state["step"] = step
-                state["partial"] = [state["partial"][0] + float(loss_sum), state["partial"][1] + int(correct),
-                                    state["partial"][2] + seen]
+            if config.save_every and step % config.save_every == 0 and step < len(self.loader):
+                progress.step = step
+                progress.partial = [progress.partial[0] + float(loss_sum), progress.partial[1] + int(correct),
+                                    progress.partial[2] + seen]
                 loss_sum.zero_(), correct.zero_()
                 seen = 0
-                if ctx.is_main:
-                    save_checkpoint(make_checkpoint("running"), run.last)
+                if self.ctx.is_main:
+                    save_checkpoint(self.checkpoint("running"), self.run_folder.last)
         elapsed = time.perf_counter() - start
-        totals = ctx.all_reduce_sum([state["partial"][0] + float(loss_sum), state["partial"][1] + int(correct),
-                                     state["partial"][2] + seen, float(seen)])
-        if scheduler is not None:
-            scheduler.step()
+        totals = self.ctx.all_reduce_sum([progress.partial[0] + float(loss_sum), progress.partial[1] + int(correct),
+                                          progress.partial[2] + seen, float(seen)])
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return EpochTotals(totals, elapsed, steps_run, warmup)
 
-        # --- evaluation: DOM first, then AOM, so the model keeps the AOM statistics for the checkpoint
+    def _step(self, images: torch.Tensor, labels: torch.Tensor, warmup: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        amp = {"scaler": self.scaler, "autocast_dtype": self.autocast_dtype}
+        if warmup:
+            return training_step(self.model, images, labels, self.optimizer, None, **amp)
+        if self.recipe is not None:
+            return sandwich_step(self.model, images, labels, self.optimizer, self.generator, self.recipe, **amp)
+        return training_step(self.model, images, labels, self.optimizer, self.generator, **amp)
+
+    def evaluate(self) -> tuple[Accuracy, Accuracy | None]:
+        """Validation accuracy in AOM and (with WAS) DOM: DOM first, then AOM, so the model keeps the AOM
+        statistics for the checkpoint."""
+        ctx, common = self.ctx, {"calibration": self.calibration, "batch_size": EVAL_BATCH, "device": self.device,
+                                 "rank": self.ctx.rank, "world_size": self.ctx.world_size}
         val_dom = None
-        if config.was is not None:
-            val_dom = _reduced(ctx, mode_accuracy(core, splits.val, mode="dom", seed=config.eval_seed,
-                                                  calibration=calibration, batch_size=EVAL_BATCH, device=device,
-                                                  rank=ctx.rank, world_size=ctx.world_size))
-        val_aom = _reduced(ctx, mode_accuracy(core, splits.val, mode="aom", calibration=calibration,
-                                              batch_size=EVAL_BATCH, device=device, rank=ctx.rank,
-                                              world_size=ctx.world_size))
+        if self.config.was is not None:
+            val_dom = _reduced(ctx, mode_accuracy(self.core, self.splits.val, mode="dom", seed=self.config.eval_seed,
+                                                  **common))
+        val_aom = _reduced(ctx, mode_accuracy(self.core, self.splits.val, mode="aom", **common))
+        return val_aom, val_dom
+
+    def end_epoch(self, epoch: int, epoch_totals: EpochTotals) -> dict[str, Any]:
+        """Evaluate, record the metrics, choose best.pt, write the checkpoints; returns the metrics."""
+        config, progress, recipe = self.config, self.progress, self.recipe
+        totals, elapsed, warmup = epoch_totals.totals, epoch_totals.elapsed_s, epoch_totals.warmup
+        val_aom, val_dom = self.evaluate()
         metrics = {
-            "epoch": epoch + 1, "epochs": config.epochs, "lr": optimizer.param_groups[0]["lr"],
+            "epoch": epoch + 1, "epochs": config.epochs, "lr": self.optimizer.param_groups[0]["lr"],
             "train_loss": totals[0] / max(totals[2], 1), "train_acc": totals[1] / max(totals[2], 1),
             "val_acc_aom": val_aom.top1, "val_acc_dom": val_dom.top1 if val_dom is not None else None,
             "epoch_time_s": elapsed, "images_per_s": totals[3] / max(elapsed, 1e-9) * 1.0,
-            "step_time_s": elapsed / max(steps_run, 1),
+            "step_time_s": elapsed / max(epoch_totals.steps_run, 1),
             "step": "plain" if config.was is None or warmup else ("sandwich" if recipe is not None else "was"),
             "passes_per_step": 1 if recipe is None or warmup else recipe.passes,
         }
         if not all(math.isfinite(metrics[k]) for k in ("train_loss", "train_acc", "val_acc_aom")):
             log.warning("epoch %d: non-finite metrics %s", epoch + 1, metrics)
-        state["metrics"].append(metrics)
-        state["epoch"], state["step"], state["partial"] = epoch + 1, 0, [0.0, 0.0, 0.0]
+        progress.metrics.append(metrics)
+        progress.epoch, progress.step, progress.partial = epoch + 1, 0, [0.0, 0.0, 0.0]
         score = metrics["val_acc_dom"] if config.select_mode == "dom" else metrics["val_acc_aom"]
-        improved = state["best"] is None or score > state["best"]["val_acc"]
+        improved = progress.best is None or score > progress.best["val_acc"]
         if improved:
-            state["best"] = {"epoch": epoch + 1, "mode": config.select_mode, "val_acc": score,
+            progress.best = {"epoch": epoch + 1, "mode": config.select_mode, "val_acc": score,
                              "seed": config.eval_seed if config.select_mode == "dom" else None}
-        if ctx.is_main:
-            checkpoint_now = make_checkpoint("aom")
-            save_checkpoint(checkpoint_now, run.last)
+        if self.ctx.is_main:
+            now = self.checkpoint("aom")
+            save_checkpoint(now, self.run_folder.last)
             if improved:
-                save_checkpoint(checkpoint_now, run.best)
-            atomic_write_text(run.metrics, "".join(json.dumps(m) + "\n" for m in state["metrics"]))
-        reporter.epoch_end(metrics)
-        ctx.barrier()
+                save_checkpoint(now, self.run_folder.best)
+            atomic_write_text(self.run_folder.metrics, "".join(json.dumps(m) + "\n" for m in progress.metrics))
+        return metrics
 
     # --- the test set, once, for the reported numbers (best.pt)
-    fingerprints = _gather_fingerprints(ctx, core)  # the trained replicas, before best.pt is loaded
-    results = _final_test(config, run, ctx, core, splits, calibration, device, state)
-    results["last_weights_sha256_per_rank"] = fingerprints
-    if ctx.is_main:
-        atomic_write_text(run.results, json.dumps(results, indent=2) + "\n")
-    ctx.barrier()
-    return results
+
+    def finish(self) -> dict[str, Any]:
+        ctx, config, splits, run = self.ctx, self.config, self.splits, self.run_folder
+        fingerprints = _gather_fingerprints(ctx, self.core)  # the trained replicas, before best.pt is loaded
+        ctx.barrier()
+        best = load_checkpoint(run.best) if run.best.is_file() else None
+        if best is not None:
+            load_plain_state_dict(self.core, {k: v.to(self.device) for k, v in best["state_dict"].items()})
+        common = {"calibration": self.calibration, "batch_size": EVAL_BATCH, "device": self.device,
+                  "rank": ctx.rank, "world_size": ctx.world_size}
+        test_dom = None
+        if config.was is not None:
+            test_dom = _reduced(ctx, mode_accuracy(self.core, splits.test, mode="dom", seed=config.eval_seed,
+                                                   **common)).top1
+        test_aom = _reduced(ctx, mode_accuracy(self.core, splits.test, mode="aom", **common)).top1
+        results = {
+            "best": self.progress.best, "epochs": self.progress.epoch,
+            "test_acc_aom": test_aom, "test_acc_dom": test_dom,
+            "dom_seed": config.eval_seed if test_dom is not None else None,
+            "last": self.progress.metrics[-1] if self.progress.metrics else None,
+            "sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+            "last_weights_sha256_per_rank": fingerprints,
+        }
+        if ctx.is_main:
+            atomic_write_text(run.results, json.dumps(results, indent=2) + "\n")
+        ctx.barrier()
+        return results
 
 
 def rng_state(generator: torch.Generator | None, device: torch.device) -> dict[str, Any]:
@@ -483,25 +395,3 @@ def _gather_fingerprints(ctx: DistContext, model: nn.Module) -> list[str]:
     gathered: list[Any] = [None] * ctx.world_size
     dist.all_gather_object(gathered, mine)
     return [str(g) for g in gathered]
-
-
-def _final_test(config: TrainConfig, run: RunFolder, ctx: DistContext, core: nn.Module, splits: Splits,
-                calibration: list[torch.Tensor], device: torch.device, state: dict[str, Any]) -> dict[str, Any]:
-    ctx.barrier()
-    best = load_checkpoint(run.best) if run.best.is_file() else None
-    if best is not None:
-        load_plain_state_dict(core, {k: v.to(device) for k, v in best["state_dict"].items()})
-    test_dom = None
-    if config.was is not None:
-        test_dom = _reduced(ctx, mode_accuracy(core, splits.test, mode="dom", seed=config.eval_seed,
-                                               calibration=calibration, batch_size=EVAL_BATCH, device=device,
-                                               rank=ctx.rank, world_size=ctx.world_size)).top1
-    test_aom = _reduced(ctx, mode_accuracy(core, splits.test, mode="aom", calibration=calibration,
-                                           batch_size=EVAL_BATCH, device=device, rank=ctx.rank,
-                                           world_size=ctx.world_size)).top1
-    return {
-        "best": state["best"], "epochs": state["epoch"],
-        "test_acc_aom": test_aom, "test_acc_dom": test_dom, "dom_seed": config.eval_seed if test_dom is not None else None,
-        "last": state["metrics"][-1] if state["metrics"] else None,
-        "sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
-    }

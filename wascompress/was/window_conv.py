@@ -12,7 +12,6 @@ sub-network costs about its MACs, and the gradient still reaches PW through the 
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
