@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "results.json")
 # Settings a resumed run may change; anything else must match the checkpoint.
-RESUMABLE_CHANGES = ("epochs", "device", "save_every", "amp", "channels_last")
+RESUMABLE_CHANGES = ("epochs", "device", "save_every", "amp", "channels_last", "workers")
 EVAL_BATCH = 256
 
 
@@ -182,11 +182,11 @@ def _initial_weights(path: str) -> dict[str, torch.Tensor]:
     return load_checkpoint(path)["state_dict"]
 
 
-def choose_dom_seed(config: TrainConfig, model: nn.Module, image_size: int) -> TrainConfig:
+def choose_dom_seed(config: TrainConfig, model: nn.Module, input_shape: tuple[int, int, int]) -> TrainConfig:
     """``config`` with the DOM seed whose pruned graph lands at or just under ``dom_target_macs``."""
     from wascompress.export.budget import closest_under, seed_costs
 
-    costs = seed_costs(model, range(config.dom_search_seeds), (3, image_size, image_size))
+    costs = seed_costs(model, range(config.dom_search_seeds), input_shape)
     chosen = closest_under(costs, config.dom_target_macs)
     log.info("DOM seed %d: pruned graph at %.3f of the AOM's MACs (%s MACs; budget %g, %d seeds tried)",
              chosen.seed, chosen.ratio, f"{chosen.macs:,}", config.dom_target_macs, len(costs))
@@ -285,7 +285,7 @@ def _train(
     if config.init_checkpoint is not None and checkpoint is None:
         load_plain_state_dict(model, _initial_weights(config.init_checkpoint))
     if config.dom_target_macs is not None and not config.dom_seeds:
-        config = choose_dom_seed(config, model, splits.train.image_size)
+        config = choose_dom_seed(config, model, splits.train.image_shape)
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -319,7 +319,7 @@ def _train(
 
     dataset_info = {"name": config.dataset, "data_dir": config.data_dir, "num_classes": num_classes,
                     "mean": list(splits.train.mean), "std": list(splits.train.std),
-                    "image_size": splits.train.image_size}
+                    "image_size": list(splits.train.image_shape[1:])}
     if ctx.is_main:
         run.root.mkdir(parents=True, exist_ok=True)
         if not resume:
