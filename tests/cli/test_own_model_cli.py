@@ -45,8 +45,9 @@ def test_train_export_verify_profile_at_its_own_size(factory, image_folder, tmp_
     assert checkpoint["train_config"]["image_size"] == [SIZE, SIZE]
     assert checkpoint["dataset"]["image_size"] == [SIZE, SIZE] and checkpoint["model"]["name"] == factory
 
-    out = cli(capsys, "evaluate", str(run / "best.pt"), "--mode", "aom", "dom")  # test images at 64x64
-    assert "clean" in out and "dom" in out
+    out = cli(capsys, "evaluate", str(run / "best.pt"), "--mode", "aom", "dom", "--shift", "translate:0.1")
+    rows = [line.split()[:3] for line in out.splitlines()[1:]]  # the 6 test images, at 64x64
+    assert rows == [["aom", "-", "none"], ["aom", "-", "translate:0.1"], ["dom", "0", "none"], ["dom", "0", "translate:0.1"]]
 
     files = {"aom": tmp_path / "aom.onnx", "sparse": tmp_path / "sparse" / "dom.onnx",
              "pruned": tmp_path / "pruned" / "dom.onnx"}
