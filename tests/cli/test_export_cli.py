@@ -189,7 +189,7 @@ def test_search_seeds_for_fewest_macs(tmp_path, was_run, capsys):
     report = json.loads(out.with_suffix(".json").read_text())
     table = report["seed_search"]["seeds"]
     allowed = [row for row in table if row["drop_points"] <= 1.0]
-    chosen = min(allowed, key=lambda r: (r["effective_macs"], -r["val_acc"], r["seed"]))
+    chosen = min(allowed, key=lambda r: (r["pruned_macs"], -r["val_acc"], r["seed"]))
     assert report["seed"] == chosen["seed"] and report["mode"] == "dom"
     assert report["seed_search"]["objective"] == "macs"
     assert [row["chosen"] for row in table] == [row["seed"] == chosen["seed"] for row in table]
