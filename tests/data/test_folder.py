@@ -82,7 +82,8 @@ def test_an_unreadable_image_is_one_line_naming_it(image_folder: Path, workers: 
 
 
 def test_read_batch_by_batch_never_whole(tmp_path: Path, monkeypatch) -> None:
-    """Loading reads only the statistics sample; a loader reads each batch's files when it is needed."""
+    """Loading reads only the statistics sample (once for both splits); a loader reads each batch's files
+    when it is needed."""
     root = write_image_folder(tmp_path / "f", classes=2, per_class=6, size=(20, 20))
     reads: list[str] = []
     original = folder_module.read_image
@@ -90,6 +91,8 @@ def test_read_batch_by_batch_never_whole(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(folder_module, "STATS_IMAGES", 4)
     train = load_dataset("imagefolder", root, train=True, image_size=16, workers=0)
     assert len(train) == 12 and len(reads) == 4
+    test = load_dataset("imagefolder", root, train=False, image_size=16, workers=0)
+    assert len(test) == 4 and len(reads) == 4 and test.mean == train.mean  # the statistics are remembered
     batches = iter(BatchLoader(train, 5, shuffle=True, augment=True, seed=3))
     next(batches)
     assert len(reads) == 4 + 5

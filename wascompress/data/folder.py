@@ -133,12 +133,7 @@ def load_image_folder(root: str | Path, train: bool, size: tuple[int, int], work
     classes = folder_classes(train_dir)
     pool = _listed(train_dir, classes, size)
     index = torch.arange(len(pool.samples))
-    sample = index
-    if len(index) > STATS_IMAGES:
-        sample, _ = torch.randperm(len(index), generator=seeded_generator(STATS_SEED))[:STATS_IMAGES].sort()
-    unknown = (0.5, 0.5, 0.5)  # the statistics are being measured
-    stats_part = FolderSet(pool, sample, classes, unknown, unknown, size, workers)
-    mean, std = chunk_stats(images for images, _ in stats_part.read(torch.arange(len(sample)).split(256)))
+    mean, std = _train_stats(pool, classes, size, workers)
     if train:
         data = FolderSet(pool, index, classes, mean, std, size, workers)
     else:
@@ -149,6 +144,25 @@ def load_image_folder(root: str | Path, train: bool, size: tuple[int, int], work
         data = FolderSet(listed, torch.arange(len(listed.samples)), classes, mean, std, size, workers)
     logger.info("found %d images of %d classes in %s (read from disk as needed)", len(data), len(classes), root)
     return data
+
+
+def _train_stats(pool: Any, classes: tuple[str, ...], size: tuple[int, int], workers: int
+                 ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Mean / std of a seeded sample of the training images (remembered: the test split needs them too)."""
+    key = (str(Path(pool.root).resolve()), size, len(pool.samples), STATS_IMAGES, Path(pool.root).stat().st_mtime_ns)
+    if key not in _STATS_CACHE:
+        sample = torch.arange(len(pool.samples))
+        if len(sample) > STATS_IMAGES:
+            sample, _ = torch.randperm(len(sample), generator=seeded_generator(STATS_SEED))[:STATS_IMAGES].sort()
+        unknown = (0.5, 0.5, 0.5)  # the statistics are being measured
+        part = FolderSet(pool, sample, classes, unknown, unknown, size, workers)
+        if len(_STATS_CACHE) >= 8:
+            _STATS_CACHE.pop(next(iter(_STATS_CACHE)))
+        _STATS_CACHE[key] = chunk_stats(images for images, _ in part.read(torch.arange(len(sample)).split(256)))
+    return _STATS_CACHE[key]
+
+
+_STATS_CACHE: dict[tuple, tuple[tuple[float, float, float], tuple[float, float, float]]] = {}
 
 
 def folder_classes(train_dir: Path) -> tuple[str, ...]:
