@@ -128,6 +128,17 @@ def export_latency(r: dict[str, Any]) -> list[str]:
               "| --- | --- | --- | --- | --- |"]
     for c in r.get("crop_rule", []):
         lines.append(f"| {c['model']} | {c['batch']} | {c['crops']} | {c['slice_ms']:.2f} | {c['ratio']:.3f} |")
+    tv = r.get("torchvision")
+    if tv and tv["rows"]:
+        lines += ["", f"torchvision networks at their own size ({tv['size']}x{tv['size']}, random weights, width 1), same "
+                  f"protocol; goal on every row: latency ratio <= {r['goal']:.2f} x MAC ratio:", "",
+                  "| model | WAS | batch | AOM ms | DOM ms | latency ratio (range) | MAC ratio | latency/MAC | DOM export s |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for x in tv["rows"]:
+            lines.append(f"| {x['model']} | {x['was']} | {x['batch']} | {x['aom_ms']:.2f} | {x['dom_ms']:.2f} | "
+                         f"{x['latency_ratio']:.3f} ({x['latency_ratio_range'][0]:.3f}-{x['latency_ratio_range'][1]:.3f}) | "
+                         f"{x['mac_ratio']:.3f} | {x['latency_over_mac']:.3f} | {x['export_dom_s']:.1f} |")
+        lines += ["", f"**Worst latency/MAC ratio (torchvision): {tv['worst_latency_over_mac_ratio']:.3f}**"]
     return lines + [""]
 
 

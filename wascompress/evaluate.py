@@ -13,7 +13,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from wascompress.data import BatchLoader, ImageSet
+from wascompress.data import BatchLoader
+from wascompress.data.datasets import Images
 from wascompress.data.run_data import calibration_batches  # noqa: F401  (part of this module's API)
 from wascompress.was import recalibrate_bn_, shadow_mode
 
@@ -30,7 +31,7 @@ class Accuracy:
 
 @torch.no_grad()
 def count_correct(
-    model: nn.Module, data: ImageSet, batch_size: int = 256, device: torch.device | str = "cpu",
+    model: nn.Module, data: Images, batch_size: int = 256, device: torch.device | str = "cpu",
     rank: int = 0, world_size: int = 1, transform: Callable[[Tensor], Tensor] | None = None,
 ) -> Accuracy:
     """Top-1 counts of ``model`` (put in eval mode) on ``data``, each batch passed through ``transform``
@@ -49,7 +50,7 @@ def count_correct(
 
 def mode_accuracy(
     model: nn.Module,
-    data: ImageSet,
+    data: Images,
     *,
     mode: str = "aom",
     seed: int | None = None,

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wascompress.data import ImageSet
+from wascompress.data.datasets import Images
 from wascompress.errors import ConfigError
 from wascompress.evaluate import count_correct, mode_accuracy
 
@@ -86,14 +86,14 @@ def shift_images(images: Tensor, shift: Shift, generator: torch.Generator) -> Te
     return F.grid_sample(images, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
 
-def shifted_accuracy(model: nn.Module, data: ImageSet, shift: Shift | None, seed: int = 0, batch_size: int = 256) -> float:
+def shifted_accuracy(model: nn.Module, data: Images, shift: Shift | None, seed: int = 0, batch_size: int = 256) -> float:
     """Top-1 of ``model`` (eval mode, current BN statistics) on ``data`` with ``shift`` applied."""
     generator = torch.Generator().manual_seed(seed)
     transform = None if shift is None else (lambda images: shift_images(images, shift, generator))
     return count_correct(model, data, batch_size, transform=transform).top1
 
 
-def robustness_rows(model: nn.Module, data: ImageSet, shifts: list[Shift], *, mode: str, seed: int | None,
+def robustness_rows(model: nn.Module, data: Images, shifts: list[Shift], *, mode: str, seed: int | None,
                     calibration: list[Tensor] | None, shift_seed: int = 0) -> list[dict[str, Any]]:
     """Clean and shifted accuracy of one mode (BN re-estimated for it when ``calibration`` is given)."""
     from wascompress.was import shadow_mode

@@ -189,7 +189,7 @@ def test_search_seeds_for_fewest_macs(tmp_path, was_run, capsys):
     report = json.loads(out.with_suffix(".json").read_text())
     table = report["seed_search"]["seeds"]
     allowed = [row for row in table if row["drop_points"] <= 1.0]
-    chosen = min(allowed, key=lambda r: (r["effective_macs"], -r["val_acc"], r["seed"]))
+    chosen = min(allowed, key=lambda r: (r["pruned_macs"], -r["val_acc"], r["seed"]))
     assert report["seed"] == chosen["seed"] and report["mode"] == "dom"
     assert report["seed_search"]["objective"] == "macs"
     assert [row["chosen"] for row in table] == [row["seed"] == chosen["seed"] for row in table]
@@ -203,3 +203,26 @@ def test_zero_bn_batches_is_named_in_the_error(tmp_path, was_run, capsys):
                             "--out", str(tmp_path / "m.onnx")], capsys)
     assert code == 2 and len(lines) == 1
     assert "--bn-batches" in lines[0], lines[0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Input geometry: the checkpoint's, or --input-shape
+
+
+def test_input_shape_overrides_the_trained_size(tmp_path, was_run, capsys):
+    out = tmp_path / "wide.onnx"
+    code, _, stdout = run_main(["export", str(was_run / "best.pt"), "--mode", "dom", "--seed", "0", "--input-shape",
+                                "3,48,40", "--out", str(out)], capsys)
+    assert code == 0 and "pruned at 48x40" in stdout
+    dims = [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim[1:]]
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert dims == [3, 48, 40] and report["input_shape"] == [3, 48, 40]
+    assert report["verification"]["inputs_checked"] > 2 + 3  # the real images came at 48x40 too
+
+
+@pytest.mark.parametrize("shape, fragment", [("1,32,32", "RGB images"), ("3,x,32", "C,H,W"), ("3,4,32", "[8, 4096]")])
+def test_bad_input_shape_is_one_line(tmp_path, was_run, capsys, shape, fragment):
+    code, lines, _ = run_main(["export", str(was_run / "best.pt"), "--input-shape", shape,
+                               "--out", str(tmp_path / "m.onnx")], capsys)
+    assert code == 2 and len(lines) == 1 and fragment in lines[0], lines
+    assert not list(tmp_path.iterdir())

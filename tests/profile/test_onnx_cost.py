@@ -76,3 +76,15 @@ def test_weights_shared_through_identity_nodes_are_counted():
     cost = onnx_cost(proto)
     assert cost.macs == count_macs(model, (8, 10, 10)) == 8 * 10 * 9 * 2 + 8 * 10 * 8 * 2
     assert cost.params == 8 * 2  # one stored copy
+
+
+def test_graph_macs_equal_thop_on_torchvision_resnet18_at_224():
+    """Any input size: torchvision's resnet18 (random weights) at 224x224, BatchNorm left out as the
+    exported graph folds it (1.81 G MACs)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None).eval()
+    graph = onnx_cost(to_onnx(model, (3, 224, 224)))
+    assert graph.macs == count_macs(model, (3, 224, 224)) and 1.80e9 < graph.macs < 1.83e9
+    assert graph.input_shape == (1, 3, 224, 224) and not graph.uncounted

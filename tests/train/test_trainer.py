@@ -181,6 +181,8 @@ def finished_run(tmp_path_factory) -> Path:
         (["--translate", "1.0"], "translate"),
         (["--model", "resnet99"], "resnet99"),
         (["--epochs", "0"], "epochs"),
+        (["--image-size", "64", "48", "32"], "image size must be H or H W"),
+        (["--image-size", "4"], "[8, 4096]"),
     ],
 )
 def test_bad_training_input(tmp_path, args, fragment):
@@ -249,3 +251,33 @@ def test_rng_state_holds_and_restores_the_cuda_states(monkeypatch):
         first = torch.rand(2, device="cuda")
         trainer.restore_rng_state(real, None, torch.device("cuda", 0))
         assert torch.equal(torch.rand(2, device="cuda"), first)
+
+
+def test_image_size_is_a_setting_recorded_in_the_run(tmp_path, capsys):
+    """--image-size H W: synthetic images made at that size, recorded in config.json and the checkpoint,
+    which export and evaluation read back; a resume keeps it."""
+    from wascompress.cli import main
+    from wascompress.data import checkpoint_input_shape
+
+    run = tmp_path / "run"
+    args = ["train", "--out", str(run), "--model", "tiny", "--dataset", "synthetic", "--epochs", "1", "--limit-train",
+            "120", "--limit-test", "50", "--batch-size", "40", "--bn-batches", "1", "--image-size", "24", "40"]
+    assert main(args) == 0
+    stored = json.loads((run / "config.json").read_text())["config"]
+    checkpoint = load_checkpoint(run / "last.pt")
+    assert stored["image_size"] == checkpoint["train_config"]["image_size"] == [24, 40]
+    assert checkpoint["dataset"]["image_size"] == [24, 40] and checkpoint_input_shape(checkpoint) == (3, 24, 40)
+    assert TrainConfig.from_dict(checkpoint["train_config"]).image_size == (24, 40)
+    assert main([*args[:3], "--resume", "--epochs", "2", "--image-size", "24", "40"]) == 0
+    assert load_checkpoint(run / "last.pt")["train_config"]["image_size"] == [24, 40]
+    capsys.readouterr()
+    assert main([*args[:3], "--resume", "--epochs", "3", "--image-size", "32"]) == 2
+    assert "image_size=[24, 40], not [32, 32]" in capsys.readouterr().err
+
+
+def test_runs_recorded_before_the_setting_trained_at_32():
+    from wascompress.data import checkpoint_input_shape
+
+    assert TrainConfig().image_size == (32, 32) and TrainConfig(image_size=64).image_size == (64, 64)
+    assert checkpoint_input_shape({"train_config": {"model": "tiny"}, "dataset": {"image_size": 32}}) == (3, 32, 32)
+    assert checkpoint_input_shape({"train_config": {}}) == (3, 32, 32)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from wascompress.data.geometry import parse_input_shape
 from wascompress.export.exporter import FORMATS, MODES, ExportConfig
 from wascompress.export.from_checkpoint import OBJECTIVES, SeedSearch, export_checkpoint
 
@@ -33,6 +34,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="MODEL.onnx", help="output file (a .json report goes beside)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--data-dir", help="data folder (default: the checkpoint's, or $WASCOMPRESS_DATA_DIR)")
+    p.add_argument("--input-shape", metavar="C,H,W",
+                   help="export, verify and count at this input shape (default: the size the model was trained at)")
     p.add_argument("--no-recalibrate-bn", action="store_true",
                    help="keep the stored BatchNorm statistics for DOM (DOM accuracy usually collapses)")
     p.add_argument("--bn-batches", type=int, help="training batches for BatchNorm re-estimation "
@@ -55,8 +58,9 @@ def run_export(args: argparse.Namespace) -> int:
     mode, seed = ("dom", 0) if search is not None else (args.mode, args.seed)  # the search sets the seed
     config = ExportConfig(mode=mode, seed=seed, format=args.format, sparse_storage=args.sparse_storage,
                           recalibrate_bn=not args.no_recalibrate_bn)
+    shape = parse_input_shape(args.input_shape) if args.input_shape else None
     report = export_checkpoint(args.checkpoint, args.out, config, data_dir=args.data_dir, bn_batches=args.bn_batches,
-                               search=search, overwrite=args.overwrite)
+                               search=search, overwrite=args.overwrite, input_shape=shape)
     if "seed_search" in report:
         print(f"{'seed':>5} {'val acc':>8} {'drop':>7} {'pruned MACs':>14} {'of AOM':>7}")
         for row in report["seed_search"]["seeds"]:
@@ -69,7 +73,8 @@ def run_export(args: argparse.Namespace) -> int:
                   f"{row['pruned_macs']:>14,} {row['mac_ratio']:7.3f}{mark}")
     cost, dense = report["cost"], report["cost_before_pruning"]
     seed = f" seed {report['seed']}" if report["seed"] is not None else ""
-    print(f"{args.out}: {report['mode'].upper()}{seed} {report['format']}, {cost['macs']:,} MACs "
+    size = "x".join(map(str, report["input_shape"][1:]))
+    print(f"{args.out}: {report['mode'].upper()}{seed} {report['format']} at {size}, {cost['macs']:,} MACs "
           f"({report['mac_ratio_vs_dense'] * 100:.1f}% of the unpruned model's {dense['macs']:,}), "
           f"{cost['params']:,} parameters ({cost['nonzero_params']:,} non-zero), {report['bytes']:,} bytes; "
           f"verified: max diff {report['verification']['max_abs_diff_scaled']:.1e}, top-1 identical")

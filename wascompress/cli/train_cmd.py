@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from wascompress.data import DATASETS
+from wascompress.data import DATASETS, image_size
 from wascompress.errors import ConfigError
 from wascompress.train.config import PROTOCOLS, SCHEDULES, SELECT_MODES, resolve_config
 from wascompress.train.trainer import QUIET, LogReporter, config_for_resume, format_metrics, train
@@ -37,6 +37,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     model.add_argument("--dataset", choices=DATASETS, help="default cifar10")
     model.add_argument("--data-dir", help="data folder (default: $WASCOMPRESS_DATA_DIR)")
     model.add_argument("--download", action="store_true", default=None, help="download CIFAR if missing")
+    model.add_argument("--image-size", type=int, nargs="+", metavar=("H", "W"),
+                       help="train at H x W pixels (one value: square; default 32): every image is resized to it")
+    model.add_argument("--workers", type=int, metavar="N",
+                       help="processes reading an image folder (default: one per core but one, at most 4)")
     model.add_argument("--val-size", type=int, help="validation images held out of training (default 10 %%)")
     model.add_argument("--limit-train", type=int, metavar="N", help="use only N training images")
     model.add_argument("--limit-test", type=int, metavar="N", help="use only N test images")
@@ -87,9 +91,11 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "momentum", "weight_decay", "schedule", "augment", "seed", "val_size", "limit_train", "limit_test",
             "eval_seed", "bn_batches", "select_mode", "save_every", "device", "amp", "protocol",
             "dom_target_macs", "dom_search_seeds", "was_samples", "distill", "distill_weight",
-            "distill_temperature", "was_warmup")
+            "distill_temperature", "was_warmup", "image_size", "workers")
     values = {k: getattr(args, k) for k in keys}
     values["dom_seeds"] = args.dom_seed
+    if args.image_size is not None:
+        values["image_size"] = list(image_size(args.image_size))
     if args.dom_seed is not None and args.dom_target_macs is not None:
         raise ConfigError("give --dom-seed or --dom-target-macs, not both")
     was = {"crop": args.crop, "crop_mode": args.crop_mode, "translate": args.translate, "filter": args.filter,

@@ -1,9 +1,10 @@
-"""Data sets and batching: CIFAR-10/100 readers, image folders, a synthetic task, in-memory loaders.
+"""Data sets and batching: CIFAR-10/100 readers, image folders, a synthetic task, the input geometry.
 
-Splits are loaded whole into memory as an :class:`ImageSet` (uint8 images, int64 labels, class names
-and normalisation stats) by :func:`load_dataset`; :func:`split_validation` and :func:`limit` take
-seeded subsets; :class:`BatchLoader` turns a set into deterministic, optionally augmented and
-sharded batches of normalised float tensors.
+:func:`load_dataset` gives a split at an image size: CIFAR and the synthetic task whole in memory as an
+:class:`ImageSet` (uint8 images, int64 labels, class names and normalisation stats), an image folder as
+a :class:`FolderSet` streamed from disk; :func:`split_validation` and :func:`limit` take seeded subsets
+of either; :class:`BatchLoader` turns either into deterministic, optionally augmented and sharded
+batches of normalised float tensors.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from wascompress.data.datasets import (
     make_synthetic,
     split_validation,
 )
+from wascompress.data.folder import FolderSet
+from wascompress.data.geometry import checkpoint_input_shape, image_size, parse_input_shape
 from wascompress.data.loader import BatchLoader
 from wascompress.data.unpickle import RestrictedUnpickler, load_pickle
 
@@ -27,13 +30,17 @@ __all__ = [
     "DATA_DIR_ENV",
     "BatchLoader",
     "CifarSplit",
+    "FolderSet",
     "ImageSet",
     "RestrictedUnpickler",
     "channel_stats",
+    "checkpoint_input_shape",
+    "image_size",
     "limit",
     "load_dataset",
     "load_pickle",
     "make_synthetic",
+    "parse_input_shape",
     "read_cifar",
     "split_validation",
 ]

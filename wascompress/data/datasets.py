@@ -1,11 +1,12 @@
-"""Data sets as whole splits in memory: the :class:`ImageSet` and the ways to get one.
+"""Data sets and the ways to get one: the in-memory :class:`ImageSet` and :func:`load_dataset`.
 
-:func:`load_dataset` returns one split of a named data set as uint8 images plus int64 labels,
-together with the class names and the per-channel mean/std used for normalisation. Four sources are
-known: ``cifar10`` and ``cifar100`` (read by :mod:`wascompress.data.cifar`), ``imagefolder`` (a
-user's ``train/<class>/*.png`` and ``test/`` or ``val/`` folders, read with PIL and resized) and
-``synthetic`` (a seeded, learnable 10-class task that needs no files). :func:`split_validation` and
-:func:`limit` carve seeded subsets out of a split.
+:func:`load_dataset` returns one split of a named data set: its images (uint8, at the run's image
+size), int64 labels, the class names and the per-channel mean/std used for normalisation. Four sources
+are known: ``cifar10`` and ``cifar100`` (read by :mod:`wascompress.data.cifar`, held in memory),
+``imagefolder`` (a user's ``train/<class>/*.png`` and ``test/`` or ``val/`` folders, streamed from
+disk: a :class:`~wascompress.data.folder.FolderSet`) and ``synthetic`` (a seeded, learnable 10-class
+task that needs no files, in memory). :func:`split_validation` and :func:`limit` carve seeded subsets
+out of either kind of split.
 """
 
 from __future__ import annotations
@@ -13,15 +14,21 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from wascompress.data import geometry
 from wascompress.data.cifar import read_cifar
 from wascompress.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from wascompress.data.folder import FolderSet
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +39,6 @@ CIFAR_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, flo
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 SYNTHETIC_SIZES = {True: 2000, False: 500}
 SYNTHETIC_CLASSES = 10
 # Separate random streams per use, so e.g. a validation split never mirrors a limit with the same seed.
@@ -71,13 +77,21 @@ class ImageSet:
 
     @property
     def image_size(self) -> int:
-        """Height of the (square) images."""
+        """Height of the images."""
         return int(self.images.shape[2])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(3, H, W)``: the input shape of a model for these images."""
+        return 3, int(self.images.shape[2]), int(self.images.shape[3])
 
     def subset(self, index: torch.Tensor) -> ImageSet:
         """The images at ``index`` (integer positions or a boolean mask), same classes and stats."""
         index = torch.as_tensor(index, device=self.images.device)
         return ImageSet(self.images[index], self.labels[index], self.classes, self.mean, self.std)
+
+
+Images = Union[ImageSet, "FolderSet"]  # a split in memory or streamed from an image folder
 
 
 def load_dataset(
@@ -86,31 +100,34 @@ def load_dataset(
     train: bool,
     *,
     download: bool = False,
-    image_size: int = 32,
+    image_size: int | tuple[int, int] = 32,
     seed: int = 0,
-) -> ImageSet:
+    workers: int | None = None,
+) -> ImageSet | FolderSet:
     """Load the train or test split of data set ``name`` (one of :data:`DATASETS`).
 
     ``data_dir`` is where the files are (for CIFAR, ``None`` means the ``WASCOMPRESS_DATA_DIR``
     environment variable); ``download`` lets CIFAR fetch its archive when it is missing; images are
-    resized to ``image_size`` squares; ``seed`` only affects ``synthetic``.
+    resized to ``image_size`` (H, or (H, W)); ``seed`` only affects ``synthetic``; ``workers`` are the
+    loader processes that read an image folder (None: :func:`~wascompress.data.folder.default_workers`).
     """
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
-    if not isinstance(image_size, int) or isinstance(image_size, bool) or not 8 <= image_size <= 1024:
-        raise ConfigError(f"image_size must be an integer in [8, 1024], got {image_size!r}")
+    size = geometry.image_size(image_size)
     if name in CIFAR_STATS:
-        return _load_cifar(name, data_dir, train, download, image_size)
+        return _load_cifar(name, data_dir, train, download, size)
     if name == "imagefolder":
         if data_dir is None:
             raise DataError(
                 "dataset 'imagefolder' needs data_dir: a folder with train/<class>/ and test/ (or val/) folders"
             )
-        return _load_image_folder(Path(data_dir).expanduser(), train, image_size)
-    return make_synthetic(train, seed=seed, image_size=image_size)
+        from wascompress.data.folder import load_image_folder
+
+        return load_image_folder(data_dir, train, size, workers)
+    return make_synthetic(train, seed=seed, image_size=size)
 
 
-def split_validation(data: ImageSet, n_val: int, seed: int) -> tuple[ImageSet, ImageSet]:
+def split_validation(data: Images, n_val: int, seed: int) -> tuple[Images, Images]:
     """Split off ``n_val`` images chosen by a seeded permutation; returns ``(train, val)``.
 
     Both parts keep the original order. ``n_val=0`` gives an empty validation set.
@@ -123,7 +140,7 @@ def split_validation(data: ImageSet, n_val: int, seed: int) -> tuple[ImageSet, I
     return data.subset(train_index), data.subset(val_index)
 
 
-def limit(data: ImageSet, n: int | None, seed: int = 0) -> ImageSet:
+def limit(data: Images, n: int | None, seed: int = 0) -> Images:
     """The first ``n`` images of a seeded permutation (in original order); ``None`` or ``n >= len`` keeps all."""
     if n is None:
         return data
@@ -137,28 +154,34 @@ def limit(data: ImageSet, n: int | None, seed: int = 0) -> ImageSet:
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """Per-channel mean and (population) std of uint8 images [N, 3, H, W], on the 0..1 scale."""
-    if images.shape[0] == 0:
-        raise DataError("cannot compute mean/std of an empty image set")
+    return chunk_stats(images.split(4096))
+
+
+def chunk_stats(chunks: Iterable[torch.Tensor]) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """:func:`channel_stats` of the images of several chunks taken together (each read once, in turn)."""
     total = torch.zeros(3, dtype=torch.float64)
     squares = torch.zeros(3, dtype=torch.float64)
-    for chunk in images.split(4096):
+    count = 0
+    for chunk in chunks:
         pixels = chunk.to(torch.float64).transpose(0, 1).reshape(3, -1) / 255.0
         total += pixels.sum(1).cpu()
         squares += pixels.square().sum(1).cpu()
-    count = images.numel() / 3
+        count += pixels.shape[1]
+    if count == 0:
+        raise DataError("cannot compute mean/std of an empty image set")
     mean = total / count
     std = (squares / count - mean.square()).clamp_min(1e-12).sqrt()
     return tuple(mean.tolist()), tuple(std.tolist())  # type: ignore[return-value]
 
 
-def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize uint8 images [N, 3, H, W] to ``size`` x ``size`` (bilinear, antialiased), in chunks."""
-    if images.shape[2] == size and images.shape[3] == size:
+def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize uint8 images [N, 3, H, W] to ``size`` (height, width; bilinear, antialiased), in chunks."""
+    if tuple(images.shape[2:]) == tuple(size):
         return images
-    out = torch.empty((images.shape[0], 3, size, size), dtype=torch.uint8)
+    out = torch.empty((images.shape[0], 3, *size), dtype=torch.uint8)
     for start in range(0, images.shape[0], 2048):
         chunk = images[start : start + 2048].float()
-        resized = F.interpolate(chunk, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        resized = F.interpolate(chunk, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
         out[start : start + 2048] = resized.round().clamp(0, 255).to(torch.uint8)
     return out
 
@@ -166,7 +189,8 @@ def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
 # --- CIFAR -----------------------------------------------------------------------------------------
 
 
-def _load_cifar(name: str, data_dir: str | Path | None, train: bool, download: bool, image_size: int) -> ImageSet:
+def _load_cifar(name: str, data_dir: str | Path | None, train: bool, download: bool,
+                image_size: tuple[int, int]) -> ImageSet:
     if data_dir is None:
         data_dir = os.environ.get(DATA_DIR_ENV) or None
         if data_dir is None:
@@ -181,8 +205,8 @@ def _load_cifar(name: str, data_dir: str | Path | None, train: bool, download: b
     split = read_cifar(name, data_dir, train, download=download)
     images = torch.from_numpy(np.ascontiguousarray(split.images))
     labels = torch.from_numpy(np.ascontiguousarray(split.labels, dtype=np.int64))
-    if image_size != images.shape[2]:
-        logger.info("resizing %s images from %d to %d pixels", name, images.shape[2], image_size)
+    if image_size != tuple(images.shape[2:]):
+        logger.info("resizing %s images from %dx%d to %dx%d pixels", name, *images.shape[2:], *image_size)
         images = resize_images(images, image_size)
     mean, std = CIFAR_STATS[name]
     data = ImageSet(images, labels, split.classes, mean, std)
@@ -195,79 +219,11 @@ def _load_cifar(name: str, data_dir: str | Path | None, train: bool, download: b
 _CIFAR_CACHE: dict[tuple, ImageSet] = {}
 
 
-# --- image folders ---------------------------------------------------------------------------------
-
-
-def _load_image_folder(root: Path, train: bool, image_size: int) -> ImageSet:
-    if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist or is not a directory")
-    train_dir = root / "train"
-    classes = _folder_classes(train_dir)
-    train_images, train_labels = _read_folder(train_dir, classes, image_size)
-    mean, std = channel_stats(train_images)
-    if train:
-        images, labels = train_images, train_labels
-    else:
-        test_dir = next((root / sub for sub in ("test", "val") if (root / sub).is_dir()), None)
-        if test_dir is None:
-            raise DataError(f"image folder {root} has no test/ or val/ folder")
-        images, labels = _read_folder(test_dir, classes, image_size)
-    logger.info("read %d images of %d classes from %s", len(labels), len(classes), root)
-    return ImageSet(images, labels, classes, mean, std)
-
-
-def _folder_classes(train_dir: Path) -> tuple[str, ...]:
-    if not train_dir.is_dir():
-        raise DataError(f"image folder has no train/ folder: {train_dir} is missing")
-    classes = tuple(sorted(e.name for e in os.scandir(train_dir) if e.is_dir() and not e.name.startswith(".")))
-    if not classes:
-        raise DataError(f"{train_dir} has no class folders (expected train/<class>/<image files>)")
-    return classes
-
-
-def _read_folder(split_dir: Path, classes: tuple[str, ...], image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every image under ``split_dir/<class>/`` resized to ``image_size``; labels index ``classes``."""
-    index = {name: i for i, name in enumerate(classes)}
-    files: list[tuple[Path, int]] = []
-    for entry in sorted(os.scandir(split_dir), key=lambda e: e.name):
-        if not entry.is_dir() or entry.name.startswith("."):
-            continue
-        if entry.name not in index:
-            raise DataError(f"class folder {entry.path} does not exist in the train/ folder")
-        files.extend((path, index[entry.name]) for path in _image_files(Path(entry.path)))
-    if not files:
-        raise DataError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) under {split_dir}/<class>/")
-    images = torch.empty((len(files), 3, image_size, image_size), dtype=torch.uint8)
-    for i, (path, _) in enumerate(files):
-        images[i] = _read_image(path, image_size)
-    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
-    return images, labels
-
-
-def _image_files(class_dir: Path) -> list[Path]:
-    found = []
-    for folder, subdirs, names in os.walk(class_dir):
-        subdirs.sort()
-        found.extend(Path(folder) / n for n in sorted(names) if n.lower().endswith(IMAGE_EXTENSIONS))
-    return found
-
-
-def _read_image(path: Path, image_size: int) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
-            array = np.asarray(rgb, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from exc
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
-
-
 # --- synthetic -------------------------------------------------------------------------------------
 
 
-def make_synthetic(train: bool, *, seed: int = 0, image_size: int = 32, size: int | None = None) -> ImageSet:
+def make_synthetic(train: bool, *, seed: int = 0, image_size: int | tuple[int, int] = 32,
+                   size: int | None = None) -> ImageSet:
     """A seeded, learnable 10-class task of striped, tinted, noisy images.
 
     Class ``k`` has stripes at angle ``k * 18`` degrees (random phase and contrast) and a tint whose
@@ -276,6 +232,7 @@ def make_synthetic(train: bool, *, seed: int = 0, image_size: int = 32, size: in
     always gives the same images. Mean/std are computed from the 2,000 train images of that seed.
     """
     n = SYNTHETIC_SIZES[bool(train)] if size is None else size
+    image_size = geometry.image_size(image_size)
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ConfigError(f"synthetic size must be a positive integer, got {n!r}")
     images, labels = _synthetic_images(n, seed, _STREAM_TRAIN if train else _STREAM_TEST, image_size)
@@ -288,19 +245,21 @@ def make_synthetic(train: bool, *, seed: int = 0, image_size: int = 32, size: in
     return ImageSet(images, labels, classes, mean, std)
 
 
-def _synthetic_images(n: int, seed: int, stream: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _synthetic_images(n: int, seed: int, stream: int, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     g = seeded_generator(seed, stream)
     k = SYNTHETIC_CLASSES
     labels = (torch.arange(n) % k)[torch.randperm(n, generator=g)]
-    coords = torch.arange(size, dtype=torch.float32) / size
-    yy, xx = torch.meshgrid(coords, coords, indexing="ij")
+    height, width = size
+    rows = torch.arange(height, dtype=torch.float32) / height
+    columns = torch.arange(width, dtype=torch.float32) / width
+    yy, xx = torch.meshgrid(rows, columns, indexing="ij")
     theta = (labels.to(torch.float32) * (math.pi / k)).view(n, 1, 1)
     phase = torch.rand(n, 1, 1, generator=g) * (2 * math.pi)
     stripes = torch.sin(2 * math.pi * 3.0 * (xx * torch.cos(theta) + yy * torch.sin(theta)) + phase)
     contrast = 0.15 + 0.15 * torch.rand(n, 1, 1, 1, generator=g)
     hue = ((labels + torch.rand(n, generator=g) - 0.5) / k) % 1.0
     tint = 0.3 + 0.4 * _hsv_to_rgb(hue, saturation=0.7, value=0.9).view(n, 3, 1, 1)
-    noise = 0.2 * torch.randn(n, 3, size, size, generator=g)
+    noise = 0.2 * torch.randn(n, 3, height, width, generator=g)
     pixels = tint + contrast * stripes.unsqueeze(1) + noise
     return (pixels.clamp(0, 1) * 255).round().to(torch.uint8), labels
 

@@ -1,8 +1,10 @@
-"""Fast in-memory batching of an :class:`~wascompress.data.datasets.ImageSet`.
+"""Deterministic batching of a split: in memory (:class:`~wascompress.data.datasets.ImageSet`) or
+streamed from an image folder (:class:`~wascompress.data.folder.FolderSet`), through one interface.
 
-:class:`BatchLoader` keeps the whole split as uint8 on the target device and builds every batch with
+:class:`BatchLoader` keeps an in-memory split as uint8 on the target device and builds every batch with
 a few tensor operations: index, crop/flip (one gather for the whole batch) and normalise. There is no
-per-image Python or PIL work. Everything random in an epoch — the order, the crop offsets and the
+per-image Python or PIL work. A streamed split has each batch's files read and resized by a
+``DataLoader``'s worker processes instead; what follows (crop/flip, normalise) is the same. Everything random in an epoch — the order, the crop offsets and the
 flips — is drawn up front from one ``torch.Generator`` seeded from ``(seed, epoch)``, one draw per
 position of the epoch, so an epoch is bit-identical when repeated, does not depend on the batch size
 used to cut it, and can resume mid-way (:meth:`BatchLoader.resume_from`) without touching the images
@@ -20,7 +22,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from wascompress.data.datasets import ImageSet, seeded_generator
+from wascompress.data.datasets import Images, ImageSet, seeded_generator
 from wascompress.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -29,7 +31,7 @@ CROP_PADDING = 4  # pixels of zero (black) padding before the random crop, as in
 
 
 class BatchLoader:
-    """Batches of ``(images float32 [B, 3, H, W] normalised, labels int64 [B])`` from an ImageSet.
+    """Batches of ``(images float32 [B, 3, H, W] normalised, labels int64 [B])`` from a split.
 
     ``augment=True`` applies a random crop from the image padded with 4 black (zero) pixels on every
     side and a random horizontal flip, per image but in one batched operation.
@@ -37,7 +39,7 @@ class BatchLoader:
 
     def __init__(
         self,
-        data: ImageSet,
+        data: Images,
         batch_size: int,
         *,
         shuffle: bool,
@@ -65,8 +67,10 @@ class BatchLoader:
         self.epoch = 0
         self._skip = 0
         self._size = len(data)
-        self._images = data.images.to(self.device)
-        self._labels = data.labels.to(self.device)
+        self._stream = None if isinstance(data, ImageSet) else data
+        if isinstance(data, ImageSet):
+            self._images = data.images.to(self.device)
+            self._labels = data.labels.to(self.device)
         self._offset = torch.tensor(data.mean, device=self.device).view(1, 3, 1, 1) * 255.0
         self._scale = 1.0 / (torch.tensor(data.std, device=self.device).view(1, 3, 1, 1) * 255.0)
         logger.debug(
@@ -105,13 +109,20 @@ class BatchLoader:
 
     def _batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         index, shifts, flips = self._epoch_plan(epoch)
-        for b in range(start, len(self)):
-            part = slice(b * self.batch_size, (b + 1) * self.batch_size)
-            batch_index = index[part].to(self.device)
-            images = self._images[batch_index]
+        parts = [slice(b * self.batch_size, (b + 1) * self.batch_size) for b in range(start, len(self))]
+        for part, (images, labels) in zip(parts, self._read([index[p] for p in parts])):
             if shifts is not None and flips is not None:
                 images = crop_flip(images, shifts[part].to(self.device), flips[part].to(self.device), CROP_PADDING)
-            yield self._normalise(images), self._labels[batch_index]
+            yield self._normalise(images), labels
+
+    def _read(self, batches: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """uint8 images and labels of each batch of positions, on the device."""
+        if self._stream is not None:
+            yield from self._stream.read(batches, self.device)
+            return
+        for positions in batches:
+            positions = positions.to(self.device)
+            yield self._images[positions], self._labels[positions]
 
     def _epoch_plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """This rank's image indices for ``epoch`` and, with augmentation, their crop offsets and flips."""

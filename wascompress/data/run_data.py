@@ -1,9 +1,9 @@
 """The data of a run: its train / validation / test splits and its BatchNorm calibration batches.
 
 Read from a run's recorded settings (a training configuration as a dict, e.g. a checkpoint's
-``train_config``), so that training, export, evaluation and profiling all see the same images: the
-validation split carved from the (limited) training set by the run's seed, and the calibration batches
-the trainer re-estimated BatchNorm with (their count, size and seed).
+``train_config``), so that training, export, evaluation and profiling all see the same images: at the
+run's image size, the validation split carved from the (limited) training set by the run's seed, and
+the calibration batches the trainer re-estimated BatchNorm with (their count, size and seed).
 """
 
 from __future__ import annotations
@@ -13,26 +13,30 @@ from typing import Any, Mapping
 
 from torch import Tensor
 
-from wascompress.data.datasets import ImageSet, limit, load_dataset, split_validation
+from wascompress.data.datasets import Images, limit, load_dataset, split_validation
+from wascompress.data.geometry import DEFAULT_IMAGE_SIZE
 from wascompress.data.loader import BatchLoader
 from wascompress.errors import ConfigError
 
 
 @dataclass
 class Splits:
-    train: ImageSet
-    val: ImageSet
-    test: ImageSet
+    train: Images
+    val: Images
+    test: Images
 
 
-def load_splits(settings: Mapping[str, Any], data_dir: str | None = None) -> Splits:
-    """Train / validation / test sets of a run's ``settings`` (``data_dir`` overrides where the files are):
-    validation carved from the (limited) training set by the run's seed."""
+def load_splits(settings: Mapping[str, Any], data_dir: str | None = None,
+                image_size: tuple[int, int] | None = None) -> Splits:
+    """Train / validation / test sets of a run's ``settings`` (``data_dir`` overrides where the files are,
+    ``image_size`` the size the images come at): validation carved from the (limited) training set by the
+    run's seed."""
     dataset, seed = settings.get("dataset", "cifar10"), int(settings.get("seed", 0))
     where = str(data_dir) if data_dir is not None else settings.get("data_dir")
-    download = bool(settings.get("download", False))
-    pool = load_dataset(dataset, where, train=True, download=download, seed=seed)
-    test = load_dataset(dataset, where, train=False, download=download, seed=seed)
+    read = {"download": bool(settings.get("download", False)), "seed": seed, "workers": settings.get("workers"),
+            "image_size": image_size or settings.get("image_size") or DEFAULT_IMAGE_SIZE}
+    pool = load_dataset(dataset, where, train=True, **read)
+    test = load_dataset(dataset, where, train=False, **read)
     pool = limit(pool, settings.get("limit_train"), seed=seed)
     test = limit(test, settings.get("limit_test"), seed=seed)
     val_size = settings.get("val_size")
@@ -43,12 +47,13 @@ def load_splits(settings: Mapping[str, Any], data_dir: str | None = None) -> Spl
     return Splits(train, val, test)
 
 
-def checkpoint_splits(checkpoint: Mapping[str, Any], data_dir: str | None = None) -> Splits:
-    """The splits of the run that wrote ``checkpoint``."""
-    return load_splits(checkpoint["train_config"], data_dir)
+def checkpoint_splits(checkpoint: Mapping[str, Any], data_dir: str | None = None,
+                      image_size: tuple[int, int] | None = None) -> Splits:
+    """The splits of the run that wrote ``checkpoint`` (at ``image_size`` if given, else the run's)."""
+    return load_splits(checkpoint["train_config"], data_dir, image_size)
 
 
-def calibration_batches(train: ImageSet, num_batches: int, batch_size: int, seed: int = 0) -> list[Tensor]:
+def calibration_batches(train: Images, num_batches: int, batch_size: int, seed: int = 0) -> list[Tensor]:
     """``num_batches`` normalised, un-augmented batches of training images, chosen by ``seed``."""
     loader = BatchLoader(train, batch_size, shuffle=True, augment=False, seed=seed)
     loader.set_epoch(0)

@@ -166,6 +166,7 @@ def export_model(
     report = {
         "file": out.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "opset": OPSET,
         "mode": config.mode, "seed": config.seed, "format": config.format, "was": was,
+        "input_shape": list(config.input_shape),  # one image's (C, H, W)
         "bn": props["wascompress.bn"], "metadata": {k: metadata_value(v) for k, v in props.items()},
         "sparse_storage": {"enabled": config.sparse_storage, "initializers": sparse_names,
                            "note": "ONNX Runtime densifies sparse initializers at load: smaller file, same speed"},

@@ -1,8 +1,9 @@
 """Exporting straight from a training checkpoint: data for BatchNorm re-estimation, DOM seed search.
 
-The data set, split and calibration batches (their count, size and seed) are those the trainer used (read from the checkpoint's
-recorded configuration; ``data_dir`` overrides where the files are), so a DOM export at the trainer's
-evaluation seed has the statistics the trainer measured it with.
+The input shape, data set, split and calibration batches (their count, size and seed) are those the
+trainer used (read from the checkpoint's recorded configuration; ``data_dir`` overrides where the files
+are, ``input_shape`` the image size), so a DOM export at the trainer's evaluation seed has the
+statistics the trainer measured it with.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 
 from wascompress.checkpoint import build_model, file_sha256, load_checkpoint
+from wascompress.data.geometry import checkpoint_input_shape, image_input_shape
 from wascompress.data.run_data import Splits, checkpoint_calibration, checkpoint_splits  # noqa: F401
 from wascompress.errors import ConfigError, DataError
 from wascompress.evaluate import mode_accuracy
@@ -91,13 +93,20 @@ def export_checkpoint(
     bn_batches: int | None = None,
     search: SeedSearch | None = None,
     overwrite: bool = False,
+    input_shape: tuple[int, ...] | None = None,
 ) -> dict[str, Any]:
-    """Export a checkpoint in AOM or DOM: ``config.seed``, or with ``search`` the seed it picks."""
+    """Export a checkpoint in AOM or DOM: ``config.seed``, or with ``search`` the seed it picks.
+
+    The model is exported, verified and counted at the checkpoint's input shape, or at ``input_shape``
+    (C, H, W) if given; ``config.input_shape`` is not used."""
     out = Path(out)
     check_output(out, overwrite)
     if bn_batches is not None and (isinstance(bn_batches, bool) or bn_batches < 1):
         raise ConfigError(f"--bn-batches must be a positive integer, got {bn_batches!r}")
+    if input_shape is not None:
+        input_shape = image_input_shape(input_shape, "a checkpoint's model")
     checkpoint = load_checkpoint(checkpoint_path)
+    config = replace(config, input_shape=input_shape or checkpoint_input_shape(checkpoint))
     model = build_model(checkpoint)
     dom = config.mode == "dom" or search is not None
     if dom and not has_was(model):
@@ -105,7 +114,7 @@ def export_checkpoint(
     needs_data = (dom and config.recalibrate_bn) or search is not None
     splits = None
     try:
-        splits = checkpoint_splits(checkpoint, data_dir)
+        splits = checkpoint_splits(checkpoint, data_dir, image_size=config.input_shape[1:])
     except DataError as err:
         if needs_data:
             raise DataError(f"{err} (DOM export re-estimates BatchNorm on the training data: pass --data-dir, "

@@ -11,8 +11,9 @@ from typing import Any
 from wascompress.fileio import atomic_write_bytes
 from wascompress.plotting import png_bytes, pyplot
 
-COLUMNS = ("model", "provider", "batch", "macs", "macs_ratio", "effective_macs", "params", "nonzero_params",
-           "sparsity", "file_bytes", "p50_ms", "p90_ms", "p99_ms", "throughput_ips", "p50_ratio", "test_accuracy")
+COLUMNS = ("model", "path", "provider", "batch", "macs", "macs_ratio", "effective_macs", "params", "nonzero_params",
+           "sparsity", "file_bytes", "p50_ms", "p90_ms", "p99_ms", "throughput_ips", "p50_ratio", "test_accuracy",
+           "uncounted_ops")
 
 
 def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -21,19 +22,31 @@ def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for lat in report["latency"]:
         m = models[lat["model"]]
-        out.append({"model": m["name"], "provider": lat["provider"], "batch": lat["batch"], "macs": m["macs"],
+        out.append({"model": m["name"], "path": m["path"], "provider": lat["provider"], "batch": lat["batch"], "macs": m["macs"],
                     "macs_ratio": m["ratios"]["macs"], "effective_macs": m["effective_macs"], "params": m["params"],
                     "nonzero_params": m["nonzero_params"], "sparsity": m["sparsity"], "file_bytes": m["file_bytes"],
                     "p50_ms": lat["p50_ms"], "p90_ms": lat["p90_ms"], "p99_ms": lat["p99_ms"],
                     "throughput_ips": lat["throughput_ips"], "p50_ratio": lat["p50_ratio"],
-                    "test_accuracy": m.get("test_accuracy")})
+                    "test_accuracy": m.get("test_accuracy"), "uncounted_ops": len(m.get("uncounted", []))})
     return out
+
+
+def uncounted_notes(report: dict[str, Any]) -> list[str]:
+    """One line per model with ops whose cost could not be counted (its MACs are then a lower bound)."""
+    notes = []
+    for m in report["models"]:
+        if m.get("uncounted"):
+            listed = ", ".join(m["uncounted"][:5]) + (", ..." if len(m["uncounted"]) > 5 else "")
+            notes.append(f"{m['name']}: {len(m['uncounted'])} op(s) not counted (weights not initializers, or shapes "
+                         f"unknown), so its MACs are a lower bound (marked +): {listed}")
+    return notes
 
 
 def _cells(row: dict[str, Any]) -> list[str]:
     acc = row["test_accuracy"]
-    return [row["model"], row["provider"], str(row["batch"]), f"{row['macs'] / 1e6:.2f}M", f"{row['macs_ratio']:.3f}",
-            f"{row['effective_macs'] / 1e6:.2f}M", f"{row['params']:,}", f"{row['sparsity'] * 100:.1f}%",
+    more = "+" if row["uncounted_ops"] else ""
+    return [row["model"], row["provider"], str(row["batch"]), f"{row['macs'] / 1e6:.2f}M{more}",
+            f"{row['macs_ratio']:.3f}", f"{row['effective_macs'] / 1e6:.2f}M{more}", f"{row['params']:,}", f"{row['sparsity'] * 100:.1f}%",
             f"{row['file_bytes'] / 1e6:.2f}MB", f"{row['p50_ms']:.3f}", f"{row['p90_ms']:.3f}", f"{row['p99_ms']:.3f}",
             f"{row['throughput_ips']:.0f}", f"{row['p50_ratio']:.3f}", "-" if acc is None else f"{acc * 100:.2f}%"]
 
@@ -48,7 +61,7 @@ def to_table(report: dict[str, Any]) -> str:
     line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     text = [line(HEADERS), line(["-" * w for w in widths]), *(line(b) for b in body)]
     text.append(f"ratios against {report['reference']}; MACs for one image (1 MAC = 2 FLOPs)")
-    return "\n".join(text)
+    return "\n".join(text + uncounted_notes(report))
 
 
 def to_markdown(report: dict[str, Any]) -> str:
@@ -57,6 +70,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(b) + " |" for b in body]
     lines.append("")
     lines.append(f"Ratios against `{report['reference']}`; MACs for one image (1 MAC = 2 FLOPs).")
+    lines += [f"- {note}" for note in uncounted_notes(report)]
     return "\n".join(lines) + "\n"
 
 

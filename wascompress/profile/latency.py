@@ -8,6 +8,7 @@ number of runs or a time budget per model bounds the measurement.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,12 +89,17 @@ def summarize(times_s: list[float], batch: int) -> dict[str, float]:
             "throughput_ips": batch / (p50 / 1e3)}
 
 
-def time_interleaved(sessions: list[Any], feed_name: str, batch: np.ndarray, plan: TimingPlan) -> list[list[float]]:
-    """Per-run seconds for each session, runs interleaved with alternating order."""
-    feeds = {feed_name: batch}
-    for session in sessions:
+def time_interleaved(sessions: list[Any], feed_name: str | Sequence[str], batch: np.ndarray | Sequence[np.ndarray],
+                     plan: TimingPlan) -> list[list[float]]:
+    """Per-run seconds for each session, runs interleaved with alternating order. ``feed_name`` and
+    ``batch`` are the same for every session, or one per session (models whose inputs differ in name
+    or element type)."""
+    names = [feed_name] * len(sessions) if isinstance(feed_name, str) else list(feed_name)
+    batches = [batch] * len(sessions) if isinstance(batch, np.ndarray) else list(batch)
+    feeds = [{name: data} for name, data in zip(names, batches)]
+    for session, feed in zip(sessions, feeds):
         for _ in range(plan.warmup):
-            session.run(None, feeds)
+            session.run(None, feed)
     times: list[list[float]] = [[] for _ in sessions]
     spent = [0.0] * len(sessions)
     order = list(range(len(sessions)))
@@ -105,7 +111,7 @@ def time_interleaved(sessions: list[Any], feed_name: str, batch: np.ndarray, pla
             break
         for i in order if round_ % 2 == 0 else reversed(order):
             start = time.perf_counter()
-            sessions[i].run(None, feeds)
+            sessions[i].run(None, feeds[i])
             elapsed = time.perf_counter() - start
             times[i].append(elapsed)
             spent[i] += elapsed

@@ -1,12 +1,16 @@
 """Counting an ONNX graph's cost from the graph itself: MACs, effective MACs, parameters, sparsity.
 
-Shapes come from ONNX shape inference at batch 1. MACs follow thop's rules for the ops both know, so
+Any ONNX model with one float input: its input's symbolic dimensions other than the batch (e.g. a
+height and width exported as dynamic) must be given (``image_shape``), never guessed, and a fixed one
+must agree (:func:`model_input`). Shapes come from ONNX shape inference at batch 1. MACs follow thop's rules for the ops both know, so
 the two counts agree on the same model: Conv (output elements x input channels per group x kernel
 taps; bias not counted), Gemm/MatMul (output elements x inner dimension), BatchNormalization (4 per
 element: thop's count for an affine norm), AveragePool/GlobalAveragePool (one add per pooled input plus
 one divide per output). Element-wise ops (Add, Relu, Clip, Mul), Pad/Slice, pooling by max, Reshape and
 Flatten count nothing — in thop as here. *Effective* MACs count only multiplications by non-zero
-weights (Conv, Gemm, MatMul with an initializer weight).
+weights (Conv, Gemm, MatMul with an initializer weight). A Conv whose weight is not an initializer
+(computed in the graph) or whose shapes cannot be inferred is listed as *not counted*
+(:attr:`GraphCost.uncounted`) and left out of the totals, which are then a lower bound.
 """
 
 from __future__ import annotations
@@ -20,11 +24,52 @@ import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
 
-from wascompress.errors import WascompressError
+from wascompress.errors import ConfigError, WascompressError
+
+FLOAT_INPUTS = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.FLOAT16: np.float16,
+                onnx.TensorProto.DOUBLE: np.float64}  # the input types the profiler can feed random images to
 
 
 class ModelFileError(WascompressError):
-    """A file that is not a readable ONNX model."""
+    """A file that is not a readable ONNX model, or one the profiler cannot feed."""
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """A model's one input: its name, element type and dimensions (an int, or a name if symbolic)."""
+
+    name: str
+    dtype: type
+    dims: tuple[int | str, ...]
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """The batch size the graph fixes (None: any)."""
+        return self.dims[0] if self.dims and isinstance(self.dims[0], int) else None
+
+    def shape(self, image_shape: tuple[int, ...] | None = None, batch: int = 1, where: str = "model") -> tuple[int, ...]:
+        """The full input shape at ``batch``: symbolic dimensions after the batch come from ``image_shape``
+        (one image's shape), which must also agree with the fixed ones."""
+        if len(self.dims) < 2:
+            raise ModelFileError(f"{where}: input {self.name!r} has shape {list(self.dims)}; expected a batch "
+                                 "dimension and at least one more")
+        per_image = self.dims[1:]
+        symbolic = [d for d in per_image if not isinstance(d, int)]
+        if image_shape is None:
+            if symbolic:
+                raise ConfigError(f"{where}: input {self.name!r} has symbolic dimensions "
+                                  f"{_dims_text(self.dims)}; give --input-shape "
+                                  f"{','.join(str(d) if isinstance(d, int) else d.upper() for d in per_image)}")
+            image_shape = tuple(per_image)  # type: ignore[arg-type]
+        elif len(image_shape) != len(per_image) or any(
+                isinstance(d, int) and d != g for d, g in zip(per_image, image_shape)):
+            raise ConfigError(f"{where}: input shape {','.join(map(str, image_shape))} does not fit input "
+                              f"{self.name!r} of shape {_dims_text(self.dims)}")
+        return (batch, *image_shape)
+
+
+def _dims_text(dims: tuple[int | str, ...]) -> str:
+    return "[" + ", ".join(str(d) for d in dims) + "]"
 
 
 @dataclass(frozen=True)
@@ -45,10 +90,12 @@ class GraphCost:
     nonzero_params: int = 0
     nodes: list[NodeCost] = field(default_factory=list)
     input_shape: tuple[int, ...] = ()
+    uncounted: list[str] = field(default_factory=list)  # Conv/Gemm/MatMul nodes whose cost is unknown
 
     def as_dict(self) -> dict[str, Any]:
         return {"macs": self.macs, "effective_macs": self.effective_macs, "params": self.params,
                 "nonzero_params": self.nonzero_params, "input_shape": list(self.input_shape),
+                "uncounted": list(self.uncounted),
                 "layers": [n.__dict__ | {"weight_shape": list(n.weight_shape) if n.weight_shape else None}
                            for n in self.nodes if n.macs]}
 
@@ -95,24 +142,37 @@ def graph_inputs(proto: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
     return [i for i in proto.graph.input if i.name not in names]
 
 
-def input_shape(proto: onnx.ModelProto, batch: int = 1) -> tuple[int, ...]:
-    """The first input's shape with symbolic dimensions (the batch) set to ``batch``."""
-    dims = graph_inputs(proto)[0].type.tensor_type.shape.dim
-    return tuple(d.dim_value if d.HasField("dim_value") else batch for d in dims)
+def model_input(proto: onnx.ModelProto, where: str = "model") -> ModelInput:
+    """The model's one input; several inputs, or one that is not a float tensor, is a one-line error."""
+    inputs = graph_inputs(proto)
+    if len(inputs) != 1:
+        names = ", ".join(repr(i.name) for i in inputs)
+        raise ModelFileError(f"{where} has {len(inputs)} inputs ({names}); only models with one input (an image "
+                             "or feature tensor) can be profiled")
+    value = inputs[0]
+    tensor = value.type.tensor_type
+    if not value.type.HasField("tensor_type") or tensor.elem_type not in FLOAT_INPUTS:
+        kind = onnx.TensorProto.DataType.Name(tensor.elem_type) if value.type.HasField("tensor_type") else "not a tensor"
+        raise ModelFileError(f"{where}: input {value.name!r} is {kind.lower()}; the profiler feeds random float "
+                             "tensors, so only float16, float32 and float64 inputs are supported")
+    if not tensor.HasField("shape"):
+        raise ModelFileError(f"{where}: input {value.name!r} has no declared shape")
+    dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim)
+    return ModelInput(value.name, FLOAT_INPUTS[tensor.elem_type], dims)
 
 
-def _shapes(proto: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+def _shapes(proto: onnx.ModelProto, shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
     fixed = onnx.ModelProto()
     fixed.CopyFrom(proto)
-    for d in graph_inputs(fixed)[0].type.tensor_type.shape.dim:
-        if not d.HasField("dim_value"):
-            d.Clear()
-            d.dim_value = 1
+    dims = graph_inputs(fixed)[0].type.tensor_type.shape.dim
+    for d, size in zip(dims, shape):
+        d.Clear()
+        d.dim_value = size
     inferred = shape_inference.infer_shapes(fixed, data_prop=True)
     shapes = {}
     for value in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
         dims = value.type.tensor_type.shape.dim
-        if all(d.HasField("dim_value") for d in dims):
+        if value.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
             shapes[value.name] = tuple(d.dim_value for d in dims)
     return shapes
 
@@ -124,12 +184,18 @@ def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
     return default
 
 
-def onnx_cost(model: str | Path | onnx.ModelProto) -> GraphCost:
-    """Count MACs (dense and effective), parameters and per-layer sparsity of one image."""
+def onnx_cost(model: str | Path | onnx.ModelProto, image_shape: tuple[int, ...] | None = None,
+              where: str | None = None) -> GraphCost:
+    """Count MACs (dense and effective), parameters and per-layer sparsity of one image (of
+    ``image_shape``, without the batch, where the graph leaves it symbolic); ``where`` names the model
+    in errors."""
     proto = load_model(model) if not isinstance(model, onnx.ModelProto) else model
+    where = where or (str(model) if not isinstance(model, onnx.ModelProto) else "model")
     weights = initializers(proto)
-    shapes = _shapes(proto)
-    cost = GraphCost(input_shape=input_shape(proto))
+    graph_input = model_input(proto, where)
+    batch = graph_input.fixed_batch or 1  # a graph that fixes its batch is counted at it, then per image
+    shapes = _shapes(proto, graph_input.shape(image_shape, batch, where))
+    cost = GraphCost(input_shape=graph_input.shape(image_shape, 1, where))
     for array in weights.values():
         if np.issubdtype(array.dtype, np.floating):
             cost.params += int(array.size)
@@ -141,12 +207,16 @@ def onnx_cost(model: str | Path | onnx.ModelProto) -> GraphCost:
         inp = shapes.get(node.input[0]) if node.input else None
         weight = weights.get(node.input[1]) if len(node.input) > 1 else None
         macs = effective = 0
-        if node.op_type == "Conv" and out is not None and weight is not None:
+        if node.op_type == "Conv" and (out is None or weight is None):
+            cost.uncounted.append(name)  # its cost is unknown here, not zero
+        elif node.op_type == "Conv":
             per_output = int(np.prod(weight.shape[1:]))  # in/groups x kernel taps
             spatial = int(np.prod(out[2:]))
             macs = int(np.prod(out)) * per_output
             effective = int(np.count_nonzero(weight)) * spatial * out[0]
-        elif node.op_type in ("Gemm", "MatMul") and out is not None and inp is not None:
+        elif node.op_type in ("Gemm", "MatMul") and (out is None or inp is None):
+            cost.uncounted.append(name)
+        elif node.op_type in ("Gemm", "MatMul"):
             inner = inp[-1] if not (node.op_type == "Gemm" and _attr(node, "transA", 0)) else inp[0]
             macs = int(np.prod(out)) * inner
             if weight is not None:
@@ -162,6 +232,7 @@ def onnx_cost(model: str | Path | onnx.ModelProto) -> GraphCost:
         sparsity = None
         if weight is not None and node.op_type in ("Conv", "Gemm", "MatMul"):
             sparsity = 1 - np.count_nonzero(weight) / weight.size
+        macs, effective = macs // batch, effective // batch
         cost.nodes.append(NodeCost(name, node.op_type, macs, effective,
                                    tuple(weight.shape) if weight is not None else None, sparsity))
         cost.macs += macs

@@ -1,8 +1,11 @@
 """The side-by-side profile of ONNX models: cost, size, latency per provider and batch, optional accuracy.
 
-The first model is the reference (normally AOM): every ratio is taken against it. MACs are counted from
-each graph (:mod:`.onnx_cost`) and, where the export's JSON report lies beside the file, cross-checked
-against thop's count of the PyTorch model it was exported from.
+Any ONNX model with one float input can be profiled, each fed under its own input name; symbolic input
+dimensions other than the batch take ``input_shape``. Models are rows keyed by path, labelled by file
+stem, with as many parent folders as keep the labels distinct (or by the given ``labels``). The first
+model is the reference (normally AOM): every ratio is taken against it. MACs are counted from each graph
+(:mod:`.onnx_cost`) and, where the export's JSON report lies beside the file, cross-checked against
+thop's count of the PyTorch model it was exported from.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 
 from wascompress.errors import ConfigError
 from wascompress.profile.latency import TimingPlan, make_session, resolve_providers, summarize, time_interleaved
-from wascompress.profile.onnx_cost import graph_inputs, input_shape, load_model, onnx_cost
+from wascompress.profile.onnx_cost import load_model, model_input, onnx_cost
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +35,16 @@ class ProfileRequest:
     dataset: str | None = None  # measure test accuracy on this data set through ONNX Runtime
     data_dir: str | None = None
     limit_test: int | None = None
+    input_shape: tuple[int, ...] | None = None  # one image's shape, for inputs with symbolic dimensions
+    labels: tuple[str, ...] | None = None  # row names (default: distinct file stems)
 
     def __post_init__(self) -> None:
         if not self.models:
             raise ConfigError("give at least one ONNX model")
+        if self.labels is not None and (len(self.labels) != len(self.models) or len(set(self.labels)) != len(self.labels)
+                                        or not all(self.labels)):
+            raise ConfigError(f"--labels needs {len(self.models)} distinct non-empty names, one per model, "
+                              f"got {list(self.labels)}")
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             raise ConfigError(f"batch sizes must be positive integers, got {list(self.batch_sizes)}")
 
@@ -51,14 +60,32 @@ def _export_report(path: Path) -> dict[str, Any] | None:
     return None
 
 
-def describe_model(path: Path) -> dict[str, Any]:
+def distinct_labels(paths: list[Path]) -> list[str]:
+    """File stems, prefixed with as many parent folders as make them distinct (``a/dom``, ``b/dom``)."""
+    parts = [Path(p).resolve().with_suffix("").parts for p in paths]
+    depth = [1] * len(paths)
+    while True:
+        labels = ["/".join(ps[-d:]) for ps, d in zip(parts, depth)]
+        repeated = {label for label in labels if labels.count(label) > 1}
+        if not repeated:
+            return labels
+        deeper = [i for i, label in enumerate(labels) if label in repeated and depth[i] < len(parts[i])]
+        if not deeper:
+            raise ConfigError(f"{paths[labels.index(next(iter(repeated)))]} is given twice")
+        for i in deeper:
+            depth[i] += 1
+
+
+def describe_model(path: Path, label: str | None = None, image_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
     """Cost, size and metadata of one ONNX file (no timing)."""
     proto = load_model(path)
-    cost = onnx_cost(proto)
+    graph_input = model_input(proto, str(path))
+    cost = onnx_cost(proto, image_shape, where=str(path))
     meta = {p.key: p.value for p in proto.metadata_props}
     entry: dict[str, Any] = {
-        "name": path.stem, "path": str(path), "file_bytes": path.stat().st_size,
-        "input_name": graph_inputs(proto)[0].name, "input_shape": list(input_shape(proto)),
+        "name": label or path.stem, "path": str(path), "file_bytes": path.stat().st_size,
+        "input_name": graph_input.name, "input_dtype": np.dtype(graph_input.dtype).name,
+        "fixed_batch": graph_input.fixed_batch,
         "mode": meta.get("wascompress.mode"), "seed": meta.get("wascompress.seed") or None,
         **cost.as_dict(),
     }
@@ -71,34 +98,45 @@ def describe_model(path: Path) -> dict[str, Any]:
 
 
 def onnx_accuracy(path: str | Path, data: Any, input_name: str = "input", threads: int = 0,
-                  batch_size: int = 256) -> float:
-    """Top-1 of an ONNX model on an ImageSet through ONNX Runtime (CPU)."""
+                  batch_size: int = 256, dtype: str = "float32") -> float:
+    """Top-1 of an ONNX model on a data split (in memory or streamed) through ONNX Runtime (CPU)."""
     from wascompress.data import BatchLoader
 
     session = make_session(path, "CPUExecutionProvider", threads)
     correct = 0
     for images, labels in BatchLoader(data, batch_size, shuffle=False):
-        logits = session.run(None, {input_name: images.numpy()})[0]
+        logits = session.run(None, {input_name: images.numpy().astype(dtype)})[0]
         correct += int((logits.argmax(1) == labels.numpy()).sum())
     return correct / len(data)
 
 
 def dataset_accuracy(path: Path, entry: dict[str, Any], request: ProfileRequest) -> float:
-    """Top-1 of the model on the requested test split."""
+    """Top-1 of the model on the requested test split, its images at the model's input size."""
     from wascompress.data import limit, load_dataset
 
-    data = limit(load_dataset(request.dataset, request.data_dir, train=False), request.limit_test)
-    return onnx_accuracy(path, data, entry["input_name"], request.plan.threads)
+    shape = entry["input_shape"][1:]
+    if len(shape) != 3 or shape[0] != 3:
+        raise ConfigError(f"{entry['path']} takes input {entry['input_shape']}: --dataset needs models that take "
+                          "RGB images (N, 3, H, W)")
+    data = limit(load_dataset(request.dataset, request.data_dir, train=False, image_size=tuple(shape[1:])),
+                 request.limit_test)
+    return onnx_accuracy(path, data, entry["input_name"], request.plan.threads, dtype=entry["input_dtype"])
 
 
 def profile(request: ProfileRequest) -> dict[str, Any]:
     """Profile every model; returns the report (models, latency per provider and batch, ratios)."""
     providers = resolve_providers(list(request.providers), request.skip_missing)
-    entries = [describe_model(Path(p)) for p in request.models]
+    paths = [Path(p) for p in request.models]
+    labels = list(request.labels) if request.labels is not None else distinct_labels(paths)
+    entries = [describe_model(p, label, request.input_shape) for p, label in zip(paths, labels)]
     shapes = {tuple(e["input_shape"][1:]) for e in entries}
     if len(shapes) > 1:
         listed = ", ".join(f"{e['name']} {e['input_shape'][1:]}" for e in entries)
         raise ConfigError(f"the models take different input shapes: {listed}")
+    for entry in entries:
+        fixed = entry["fixed_batch"]
+        if fixed is not None and set(request.batch_sizes) != {fixed}:
+            raise ConfigError(f"{entry['path']} fixes its batch size to {fixed}: use --batch-sizes {fixed}")
     per_image = entries[0]["input_shape"][1:]
     rng = np.random.default_rng(0)
     latency = []
@@ -106,7 +144,8 @@ def profile(request: ProfileRequest) -> dict[str, Any]:
         sessions = [make_session(e["path"], provider, request.plan.threads) for e in entries]
         for batch in request.batch_sizes:
             x = rng.standard_normal((batch, *per_image), dtype=np.float32)
-            times = time_interleaved(sessions, entries[0]["input_name"], x, request.plan)
+            times = time_interleaved(sessions, [e["input_name"] for e in entries],
+                                     [x.astype(e["input_dtype"]) for e in entries], request.plan)
             stats = [summarize(t, batch) for t in times]
             for entry, stat in zip(entries, stats):
                 latency.append({"model": entry["name"], "provider": short, "batch": batch, **stat,
@@ -122,7 +161,7 @@ def profile(request: ProfileRequest) -> dict[str, Any]:
             "params": entry["params"] / reference["params"],
             "file_bytes": entry["file_bytes"] / reference["file_bytes"],
         }
-    return {"reference": reference["name"], "models": entries, "latency": latency,
+    return {"reference": reference["name"], "input_shape": list(per_image), "models": entries, "latency": latency,
             "providers": [p for p, _ in providers], "batch_sizes": list(request.batch_sizes),
             "plan": {"warmup": request.plan.warmup, "runs": request.plan.runs, "budget_s": request.plan.budget_s,
                      "threads": request.plan.threads}}

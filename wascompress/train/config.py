@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from wascompress.data import geometry
 from wascompress.errors import ConfigError
 from wascompress.was import WASConfig
 
@@ -38,6 +39,8 @@ class TrainConfig:
     dataset: str = "cifar10"
     data_dir: str | None = None  # None: $WASCOMPRESS_DATA_DIR
     download: bool = False  # fetch CIFAR when missing (needs internet)
+    image_size: tuple[int, int] = geometry.DEFAULT_IMAGE_SIZE  # (height, width) in pixels every image is resized to
+    workers: int | None = None  # processes reading an image folder; None: one per core but one (max 4)
     protocol: str = "paper"
     epochs: int = 10
     batch_size: int = 128  # per process
@@ -91,6 +94,8 @@ class TrainConfig:
         positive_int("eval_seed", minimum=0)
         positive_int("bn_batches")
         positive_int("save_every", minimum=0)
+        positive_int("workers", allow_none=True, minimum=0)
+        object.__setattr__(self, "image_size", geometry.image_size(self.image_size))
         for name in ("lr", "momentum", "weight_decay"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
@@ -168,6 +173,7 @@ class TrainConfig:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["was"] = self.was.to_dict() if self.was is not None else None
         data["dom_seeds"] = list(self.dom_seeds)
+        data["image_size"] = list(self.image_size)
         return data
 
     @classmethod

@@ -13,7 +13,7 @@ from wascompress.train.config import TrainConfig
 
 RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "results.json")
 # Settings a resumed run may change; anything else must match the checkpoint.
-RESUMABLE_CHANGES = ("epochs", "device", "save_every", "amp", "channels_last")
+RESUMABLE_CHANGES = ("epochs", "device", "save_every", "amp", "channels_last", "workers")
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ def initial_weights(path: str) -> dict[str, torch.Tensor]:
     return load_checkpoint(path)["state_dict"]
 
 
-def choose_dom_seed(config: TrainConfig, model: nn.Module, image_size: int) -> TrainConfig:
+def choose_dom_seed(config: TrainConfig, model: nn.Module, input_shape: tuple[int, int, int]) -> TrainConfig:
     """``config`` with the DOM seed whose pruned graph lands at or just under ``dom_target_macs``."""
     from wascompress.export.budget import closest_under, seed_costs
 
-    costs = seed_costs(model, range(config.dom_search_seeds), (3, image_size, image_size))
+    costs = seed_costs(model, range(config.dom_search_seeds), input_shape)
     chosen = closest_under(costs, config.dom_target_macs)
     log.info("DOM seed %d: pruned graph at %.3f of the AOM's MACs (%s MACs; budget %g, %d seeds tried)",
              chosen.seed, chosen.ratio, f"{chosen.macs:,}", config.dom_target_macs, len(costs))

@@ -140,7 +140,7 @@ class TrainingSession:
         if config.init_checkpoint is not None and checkpoint is None:
             load_plain_state_dict(model, initial_weights(config.init_checkpoint))
         if config.dom_target_macs is not None and not config.dom_seeds:
-            config = choose_dom_seed(config, model, splits.train.image_size)
+            config = choose_dom_seed(config, model, splits.train.image_shape)
         self.config = config
         model = model.to(device)
         if self.channels_last:
@@ -215,7 +215,8 @@ class TrainingSession:
             "rng": rng_state(self.generator, self.device),
             "train_config": config.to_dict(),
             "dataset": {"name": config.dataset, "data_dir": config.data_dir, "num_classes": self.num_classes,
-                        "mean": list(train_set.mean), "std": list(train_set.std), "image_size": train_set.image_size},
+                        "mean": list(train_set.mean), "std": list(train_set.std),
+                        "image_size": list(train_set.image_shape[1:])},
             "metrics": list(p.metrics), "best": p.best,
             "versions": software_versions(),
         }
