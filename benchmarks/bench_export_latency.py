@@ -42,7 +42,7 @@ from wascompress.export.onnx_graph import onnx_bytes, to_onnx  # noqa: E402
 from wascompress.export.shrink import KernelWindow, ShrunkConv2d  # noqa: E402
 from wascompress.models import create_model, list_models  # noqa: E402
 from wascompress.profile.latency import TimingPlan, make_session, time_interleaved  # noqa: E402
-from wascompress.profile.onnx_cost import initializers, with_identity_aliases  # noqa: E402
+from wascompress.profile.onnx_cost import initializers, weight_aliases  # noqa: E402
 from wascompress.was import WASConfig, apply_was_  # noqa: E402
 
 SETTINGS = {
@@ -128,7 +128,7 @@ def depthwise_rule_table(rounds: int, repeats: int, threads: int, folder: Path) 
 def with_slice_crops(proto: onnx.ModelProto) -> onnx.ModelProto:
     """The same graph with every crop conv (a one-hot depthwise conv, wascompress.export.shrink.crop_conv)
     replaced by the Slice it stands for: the representation the exporter does not use."""
-    weights = with_identity_aliases(proto, initializers(proto))
+    weights = weight_aliases(proto, initializers(proto))
     out = onnx.ModelProto()
     out.CopyFrom(proto)
     nodes = []

@@ -5,8 +5,17 @@ from __future__ import annotations
 import argparse
 
 from wascompress.data.geometry import parse_input_shape
+from wascompress.errors import ConfigError
 from wascompress.export.exporter import FORMATS, MODES, ExportConfig
 from wascompress.export.from_checkpoint import OBJECTIVES, SeedSearch, export_checkpoint
+from wascompress.export.quantize import (
+    CALIBRATION_METHODS,
+    DEFAULT_CALIBRATION,
+    DEFAULT_CALIBRATION_IMAGES,
+    DEFAULT_MIN_AGREEMENT,
+    QUANTIZE_TYPES,
+    QuantizeConfig,
+)
 
 
 def non_negative_int(text: str) -> int:
@@ -47,7 +56,31 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--target-macs", type=float, metavar="R",
                    help="export the most accurate seed (of --search-seeds, default 16) whose pruned graph has "
                         "at most R x the AOM's MACs")
+    p.add_argument("--quantize", metavar="TYPE",
+                   help=f"quantize the verified export ({', '.join(QUANTIZE_TYPES)}: static QDQ by ONNX Runtime, "
+                        "per-channel weights, activations calibrated on the run's training images)")
+    p.add_argument("--calibration", choices=CALIBRATION_METHODS,
+                   help=f"with --quantize: how activation ranges are set (default {DEFAULT_CALIBRATION})")
+    p.add_argument("--calibration-images", type=int, metavar="N",
+                   help=f"with --quantize: training images to calibrate on (default {DEFAULT_CALIBRATION_IMAGES})")
+    p.add_argument("--min-agreement", type=float, metavar="PCT",
+                   help="with --quantize: validation images whose top-1 must match the FP32 export's, in percent "
+                        f"(default {DEFAULT_MIN_AGREEMENT * 100:g}); below it nothing is written")
     p.set_defaults(run=run_export)
+
+
+def quantize_config(args: argparse.Namespace) -> QuantizeConfig | None:
+    """The INT8 settings of the command line (None without --quantize)."""
+    given = {"--calibration": args.calibration, "--calibration-images": args.calibration_images,
+             "--min-agreement": args.min_agreement}
+    if args.quantize is None:
+        stray = [name for name, value in given.items() if value is not None]
+        if stray:
+            raise ConfigError(f"{', '.join(stray)} applies with --quantize int8 only")
+        return None
+    settings = {"calibration": args.calibration, "calibration_images": args.calibration_images,
+                "min_agreement": args.min_agreement / 100 if args.min_agreement is not None else None}
+    return QuantizeConfig(args.quantize.lower(), **{k: v for k, v in settings.items() if v is not None})
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -57,7 +90,7 @@ def run_export(args: argparse.Namespace) -> int:
         print("wascompress export: note: --seed is ignored with --search-seeds / --target-macs")
     mode, seed = ("dom", 0) if search is not None else (args.mode, args.seed)  # the search sets the seed
     config = ExportConfig(mode=mode, seed=seed, format=args.format, sparse_storage=args.sparse_storage,
-                          recalibrate_bn=not args.no_recalibrate_bn)
+                          recalibrate_bn=not args.no_recalibrate_bn, quantize=quantize_config(args))
     shape = parse_input_shape(args.input_shape) if args.input_shape else None
     report = export_checkpoint(args.checkpoint, args.out, config, data_dir=args.data_dir, bn_batches=args.bn_batches,
                                search=search, overwrite=args.overwrite, input_shape=shape)
@@ -78,4 +111,11 @@ def run_export(args: argparse.Namespace) -> int:
           f"({report['mac_ratio_vs_dense'] * 100:.1f}% of the unpruned model's {dense['macs']:,}), "
           f"{cost['params']:,} parameters ({cost['nonzero_params']:,} non-zero), {report['bytes']:,} bytes; "
           f"verified: max diff {report['verification']['max_abs_diff_scaled']:.1e}, top-1 identical")
+    quantized = report["quantization"]
+    if quantized is not None:
+        test = (f"; test top-1 FP32 {quantized['fp32_test_top1'] * 100:.2f}%, INT8 {quantized['int8_test_top1'] * 100:.2f}%"
+                if "fp32_test_top1" in quantized else "")
+        print(f"{args.out}: INT8 ({quantized['calibration']} calibration on {quantized['calibration_images']} training "
+              f"images): top-1 agrees with FP32 on {quantized['agreement'] * 100:.2f}% of "
+              f"{quantized['validation']['images']} validation images (>= {quantized['min_agreement'] * 100:g}%){test}")
     return 0

@@ -1,4 +1,4 @@
-"""The data of a run: its train / validation / test splits and its BatchNorm calibration batches.
+"""The data of a run: its train / validation / test splits and its calibration images (for BatchNorm and INT8).
 
 Read from a run's recorded settings (a training configuration as a dict, e.g. a checkpoint's
 ``train_config``), so that training, export, evaluation and profiling all see the same images: at the
@@ -8,9 +8,11 @@ the calibration batches the trainer re-estimated BatchNorm with (their count, si
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import torch
 from torch import Tensor
 
 from wascompress.data.datasets import Images, limit, load_dataset, split_validation
@@ -66,3 +68,13 @@ def checkpoint_calibration(checkpoint: Mapping[str, Any], splits: Splits, bn_bat
     count = bn_batches if bn_batches is not None else int(settings.get("bn_batches", 4))
     return calibration_batches(splits.train, count, int(settings.get("batch_size", 128)),
                                seed=int(settings.get("seed", 0)))
+
+
+def checkpoint_calibration_images(checkpoint: Mapping[str, Any], splits: Splits, count: int) -> Tensor:
+    """The first ``count`` (or all, if fewer) training images in the order the trainer of ``checkpoint``
+    drew its BatchNorm calibration batches: the same source, so its BatchNorm batches are a prefix."""
+    settings = checkpoint["train_config"]
+    batch_size = int(settings.get("batch_size", 128))
+    batches = calibration_batches(splits.train, math.ceil(count / batch_size), batch_size,
+                                  seed=int(settings.get("seed", 0)))
+    return torch.cat(batches)[:count] if batches else torch.empty(0)

@@ -4,8 +4,10 @@ AOM runs the Plain Weights with the checkpoint's (AOM) BatchNorm statistics. DOM
 Shadow Weights that seed N draws (METHOD.md §3.7) after re-estimating BatchNorm for them. The
 ``sparse`` format keeps the SW's zeros in dense Conv ops; ``pruned`` makes the graph physically
 smaller: zero filters are removed (:mod:`.filters`), zero kernel borders shrink the kernels
-(:mod:`.shrink`), and input crops move into the convs that produce those inputs (:mod:`.absorb`). Every file is verified against the PyTorch model of the same mode before it is
-written, atomically, with a JSON report beside it.
+(:mod:`.shrink`), and input crops move into the convs that produce those inputs (:mod:`.absorb`). Every
+file is verified against the PyTorch model of the same mode before it is written, atomically, with a
+JSON report beside it. With ``quantize`` the verified FP32 graph is then quantized to INT8 (:mod:`.quantize`)
+and the INT8 file verified by its top-1 agreement with the FP32 one.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from wascompress.export.onnx_graph import (
     to_onnx,
     verify,
 )
+from wascompress.export.quantize import QuantizationData, QuantizeConfig, quantize_verified
 from wascompress.export.shrink import shrink_kernels_
 from wascompress.fileio import atomic_write_bytes, atomic_write_text, check_output_file
 from wascompress.models.cost import count_macs, count_parameters, layer_costs
@@ -57,8 +60,12 @@ class ExportConfig:
     tolerance: float = 1e-4  # max |ONNX Runtime - PyTorch| / max(1, max |PyTorch|)
     channel_align: int = CHANNEL_ALIGN  # filters are removed down to a multiple of this many channels
     input_shape: tuple[int, int, int] = (3, 32, 32)
+    quantize: QuantizeConfig | None = None  # INT8: quantize the verified FP32 graph (needs QuantizationData)
 
     def __post_init__(self) -> None:
+        if self.quantize is not None and self.sparse_storage:
+            raise ConfigError("--sparse-storage stores float weights as COO; it does not apply to --quantize int8 "
+                              "(INT8 weights are already a quarter of the size)")
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.mode == "dom":
@@ -129,14 +136,19 @@ def export_model(
     images: Tensor | None = None,
     overwrite: bool = False,
     metadata: dict[str, Any] | None = None,
+    quantization: QuantizationData | None = None,
 ) -> dict[str, Any]:
     """Export ``model`` (with or without WAS) to ``out`` and write ``out`` with suffix .json beside it.
 
     ``calibration``: training batches for the DOM BatchNorm re-estimation; ``images``: a batch of real
-    (normalised) images added to the verification. Returns the report.
+    (normalised) images added to the verification; ``quantization``: the images an INT8 export
+    (``config.quantize``) is calibrated and verified on. Returns the report.
     """
     out = Path(out)
     report_path = check_output(out, overwrite)
+    if config.quantize is not None and quantization is None:
+        raise ConfigError(f"--quantize {config.quantize.dtype} calibrates on the run's training images and checks "
+                          "agreement on its validation images, and no data was found: pass --data-dir")
     reference = mode_model(model, config, calibration)
     deployed = copy.deepcopy(reference)
     changes: dict[str, list[dict[str, Any]]] = {"kernel_changes": [], "filter_changes": [], "absorbed_crops": []}
@@ -155,9 +167,15 @@ def export_model(
     dense = onnx_bytes(proto) if config.sparse_storage else None
     sparse_names = store_sparse_(proto) if config.sparse_storage else []
     data = onnx_bytes(proto)
+    quantized = None
     try:
         verification = verify(data, reference, verification_inputs(config.input_shape, images), config.tolerance,
                               dense_data=dense)
+        if config.quantize is not None:
+            proto, quantized = quantize_verified(data, quantization, config.quantize)
+            props["wascompress.quantize"] = {k: quantized.get(k) for k in QUANTIZE_METADATA}
+            set_metadata(proto, props)
+            data = onnx_bytes(proto)
     except ExportError:
         if overwrite:  # the user asked to replace the old file: leave no stale copy that looks current
             out.unlink(missing_ok=True)
@@ -174,12 +192,19 @@ def export_model(
         "mac_ratio_vs_dense": after["macs"] / before["macs"],
         **changes,
         "verification": verification,
+        "precision": config.quantize.dtype if config.quantize is not None else "fp32",
+        "quantization": quantized,
     }
     atomic_write_bytes(out, data)
     atomic_write_text(report_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
     log.debug("wrote %s (%s MACs, %.1f%% of the unpruned %s model)", out, f"{after['macs']:,}",
              100 * report["mac_ratio_vs_dense"], config.mode.upper())
     return report
+
+
+QUANTIZE_METADATA = ("dtype", "format", "calibration", "calibration_images", "per_channel", "reduce_range",
+                     "agreement", "min_agreement", "fp32_test_top1", "int8_test_top1", "fp32_sha256")
+"""What an INT8 file's ``wascompress.quantize`` metadata records (the report holds the rest)."""
 
 
 def check_output(out: Path, overwrite: bool) -> Path:

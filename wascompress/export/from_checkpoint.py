@@ -1,9 +1,11 @@
-"""Exporting straight from a training checkpoint: data for BatchNorm re-estimation, DOM seed search.
+"""Exporting straight from a training checkpoint: data for BatchNorm re-estimation and INT8 calibration,
+DOM seed search.
 
 The input shape, data set, split and calibration batches (their count, size and seed) are those the
 trainer used (read from the checkpoint's recorded configuration; ``data_dir`` overrides where the files
 are, ``input_shape`` the image size), so a DOM export at the trainer's evaluation seed has the
-statistics the trainer measured it with.
+statistics the trainer measured it with. An INT8 export calibrates on training images drawn in the same
+order and checks its agreement with FP32 on the validation split, its accuracy on the test split.
 """
 
 from __future__ import annotations
@@ -18,11 +20,17 @@ import torch
 
 from wascompress.checkpoint import build_model, file_sha256, load_checkpoint
 from wascompress.data.geometry import checkpoint_input_shape, image_input_shape
-from wascompress.data.run_data import Splits, checkpoint_calibration, checkpoint_splits  # noqa: F401
+from wascompress.data.run_data import (  # noqa: F401
+    Splits,
+    checkpoint_calibration,
+    checkpoint_calibration_images,
+    checkpoint_splits,
+)
 from wascompress.errors import ConfigError, DataError
 from wascompress.evaluate import mode_accuracy
 from wascompress.export.budget import check_budget, seed_costs, within_budget
 from wascompress.export.exporter import ExportConfig, check_output, export_model
+from wascompress.export.quantize import QuantizationData
 from wascompress.was import has_was
 
 log = logging.getLogger(__name__)
@@ -116,6 +124,9 @@ def export_checkpoint(
     try:
         splits = checkpoint_splits(checkpoint, data_dir, image_size=config.input_shape[1:])
     except DataError as err:
+        if config.quantize is not None:
+            raise DataError(f"{err} (--quantize {config.quantize.dtype} calibrates on the run's training images: "
+                            "pass --data-dir)") from None
         if needs_data:
             raise DataError(f"{err} (DOM export re-estimates BatchNorm on the training data: pass --data-dir, "
                             f"or --no-recalibrate-bn to keep the stored statistics)") from None
@@ -128,8 +139,13 @@ def export_checkpoint(
         config = replace(config, mode="dom", seed=seed)
     metadata = {"source_checkpoint": Path(checkpoint_path).name, "source_sha256": file_sha256(checkpoint_path),
                 "model": checkpoint["model"]}
+    quantization = None
+    if config.quantize is not None:
+        quantization = QuantizationData(
+            checkpoint_calibration_images(checkpoint, splits, config.quantize.calibration_images), splits.val,
+            splits.test)
     report = export_model(model, out, config, calibration=calibration, images=images, overwrite=overwrite,
-                          metadata=metadata)
+                          metadata=metadata, quantization=quantization)
     if table is not None:
         report["seed_search"] = {"objective": search.objective, "max_drop_points": search.max_drop,
                                  "target_macs": search.target_macs, "seeds": table}

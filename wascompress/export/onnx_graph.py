@@ -157,15 +157,19 @@ def check_graph(data: bytes, full_check: bool = True) -> None:
         raise ExportError(f"the exported graph fails onnx.checker: {str(err).splitlines()[0]}") from None
 
 
-def run_onnx(data: bytes, inputs: np.ndarray, threads: int = 0) -> np.ndarray:
-    """Run the model on ONNX Runtime's CPU execution provider."""
+def session(data: bytes, threads: int = 0) -> Any:
+    """An ONNX Runtime session (CPU execution provider) of the model ``data``."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
-    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-    return session.run(None, {INPUT_NAME: inputs})[0]
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(data: bytes, inputs: np.ndarray, threads: int = 0) -> np.ndarray:
+    """Run the model on ONNX Runtime's CPU execution provider."""
+    return session(data, threads).run(None, {INPUT_NAME: inputs})[0]
 
 
 def verify(data: bytes, reference: nn.Module, inputs: list[torch.Tensor], tolerance: float = 1e-4,

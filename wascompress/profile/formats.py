@@ -11,7 +11,7 @@ from typing import Any
 from wascompress.fileio import atomic_write_bytes
 from wascompress.plotting import png_bytes, pyplot
 
-COLUMNS = ("model", "path", "provider", "batch", "macs", "macs_ratio", "effective_macs", "params", "nonzero_params",
+COLUMNS = ("model", "path", "provider", "batch", "precision", "macs", "macs_ratio", "effective_macs", "params", "nonzero_params",
            "sparsity", "file_bytes", "p50_ms", "p90_ms", "p99_ms", "throughput_ips", "p50_ratio", "test_accuracy",
            "uncounted_ops")
 
@@ -22,7 +22,8 @@ def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for lat in report["latency"]:
         m = models[lat["model"]]
-        out.append({"model": m["name"], "path": m["path"], "provider": lat["provider"], "batch": lat["batch"], "macs": m["macs"],
+        out.append({"model": m["name"], "path": m["path"], "provider": lat["provider"], "batch": lat["batch"],
+                    "precision": m.get("precision", "fp32"), "macs": m["macs"],
                     "macs_ratio": m["ratios"]["macs"], "effective_macs": m["effective_macs"], "params": m["params"],
                     "nonzero_params": m["nonzero_params"], "sparsity": m["sparsity"], "file_bytes": m["file_bytes"],
                     "p50_ms": lat["p50_ms"], "p90_ms": lat["p90_ms"], "p99_ms": lat["p99_ms"],
@@ -45,13 +46,13 @@ def uncounted_notes(report: dict[str, Any]) -> list[str]:
 def _cells(row: dict[str, Any]) -> list[str]:
     acc = row["test_accuracy"]
     more = "+" if row["uncounted_ops"] else ""
-    return [row["model"], row["provider"], str(row["batch"]), f"{row['macs'] / 1e6:.2f}M{more}",
+    return [row["model"], row["provider"], str(row["batch"]), row["precision"].upper(), f"{row['macs'] / 1e6:.2f}M{more}",
             f"{row['macs_ratio']:.3f}", f"{row['effective_macs'] / 1e6:.2f}M{more}", f"{row['params']:,}", f"{row['sparsity'] * 100:.1f}%",
             f"{row['file_bytes'] / 1e6:.2f}MB", f"{row['p50_ms']:.3f}", f"{row['p90_ms']:.3f}", f"{row['p99_ms']:.3f}",
             f"{row['throughput_ips']:.0f}", f"{row['p50_ratio']:.3f}", "-" if acc is None else f"{acc * 100:.2f}%"]
 
 
-HEADERS = ["model", "EP", "batch", "MACs", "MAC ratio", "eff. MACs", "params", "sparsity", "size", "p50 ms",
+HEADERS = ["model", "EP", "batch", "prec.", "MACs", "MAC ratio", "eff. MACs", "params", "sparsity", "size", "p50 ms",
            "p90 ms", "p99 ms", "img/s", "p50 ratio", "test acc"]
 
 
@@ -60,7 +61,8 @@ def to_table(report: dict[str, Any]) -> str:
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(HEADERS)]
     line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     text = [line(HEADERS), line(["-" * w for w in widths]), *(line(b) for b in body)]
-    text.append(f"ratios against {report['reference']}; MACs for one image (1 MAC = 2 FLOPs)")
+    text.append(f"ratios against {report['reference']}; MACs for one image (1 MAC = 2 FLOPs; an INT8 model's are "
+                "the same multiply-adds on 8-bit weights and activations); size: the file's bytes")
     return "\n".join(text + uncounted_notes(report))
 
 

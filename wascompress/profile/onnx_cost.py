@@ -8,9 +8,12 @@ taps; bias not counted), Gemm/MatMul (output elements x inner dimension), BatchN
 element: thop's count for an affine norm), AveragePool/GlobalAveragePool (one add per pooled input plus
 one divide per output). Element-wise ops (Add, Relu, Clip, Mul), Pad/Slice, pooling by max, Reshape and
 Flatten count nothing — in thop as here. *Effective* MACs count only multiplications by non-zero
-weights (Conv, Gemm, MatMul with an initializer weight). A Conv whose weight is not an initializer
-(computed in the graph) or whose shapes cannot be inferred is listed as *not counted*
-(:attr:`GraphCost.uncounted`) and left out of the totals, which are then a lower bound.
+weights (Conv, Gemm, MatMul with an initializer weight). A quantized (QDQ) graph counts the same: a
+weight that a DequantizeLinear node computes from an INT8 initializer is that initializer dequantized, so
+its Conv has the MACs of the FP32 Conv, reported with precision ``int8``; its parameters are the INT8
+values (not the scales and zero points). A Conv whose weight is not an initializer (computed in the
+graph) or whose shapes cannot be inferred is listed as *not counted* (:attr:`GraphCost.uncounted`) and
+left out of the totals, which are then a lower bound.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class NodeCost:
     effective_macs: int
     weight_shape: tuple[int, ...] | None = None
     sparsity: float | None = None  # fraction of zero weights
+    precision: str | None = None  # of the weight: "int8" (dequantized from an INT8 initializer) or "fp32"
 
 
 @dataclass
@@ -92,9 +96,20 @@ class GraphCost:
     input_shape: tuple[int, ...] = ()
     uncounted: list[str] = field(default_factory=list)  # Conv/Gemm/MatMul nodes whose cost is unknown
 
+    @property
+    def precision(self) -> str:
+        """``int8`` when most counted MACs run on INT8 weights, else ``fp32``."""
+        int8 = sum(n.macs for n in self.nodes if n.precision == "int8")
+        return "int8" if self.macs and int8 * 2 > self.macs else "fp32"
+
+    @property
+    def int8_macs(self) -> int:
+        return sum(n.macs for n in self.nodes if n.precision == "int8")
+
     def as_dict(self) -> dict[str, Any]:
         return {"macs": self.macs, "effective_macs": self.effective_macs, "params": self.params,
                 "nonzero_params": self.nonzero_params, "input_shape": list(self.input_shape),
+                "precision": self.precision, "int8_macs": self.int8_macs,
                 "uncounted": list(self.uncounted),
                 "layers": [n.__dict__ | {"weight_shape": list(n.weight_shape) if n.weight_shape else None}
                            for n in self.nodes if n.macs]}
@@ -127,14 +142,40 @@ def initializers(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
     return arrays
 
 
-def with_identity_aliases(proto: onnx.ModelProto, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """``arrays`` plus the outputs of Identity nodes on them: the PyTorch exporter stores equal weights once
-    and feeds the other users through an Identity node."""
+def weight_aliases(proto: onnx.ModelProto, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``arrays`` plus the outputs of Identity nodes on them (the PyTorch exporter stores equal weights once
+    and feeds the other users through an Identity node) and of DequantizeLinear nodes on them (a QDQ
+    graph's weights, dequantized)."""
     aliased = dict(arrays)
     for node in proto.graph.node:
         if node.op_type == "Identity" and node.input[0] in aliased:
             aliased[node.output[0]] = aliased[node.input[0]]
+        elif node.op_type == "DequantizeLinear" and all(name in aliased for name in node.input if name):
+            aliased[node.output[0]] = dequantize(node, aliased)
     return aliased
+
+
+def dequantize(node: onnx.NodeProto, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """What a DequantizeLinear node on constant inputs computes: (x - zero_point) * scale, per tensor or
+    along its ``axis``."""
+    x = arrays[node.input[0]].astype(np.float64)
+    scale = arrays[node.input[1]].astype(np.float64)
+    zero = arrays[node.input[2]].astype(np.float64) if len(node.input) > 2 and node.input[2] else np.zeros_like(scale)
+    if scale.ndim == 1 and x.ndim > 1:  # per axis: line the scales up with that axis
+        shape = [1] * x.ndim
+        shape[_attr(node, "axis", 1) % x.ndim] = scale.size
+        scale, zero = scale.reshape(shape), zero.reshape(shape)
+    return ((x - zero) * scale).astype(np.float32)
+
+
+def quantized_weights(proto: onnx.ModelProto) -> tuple[set[str], set[str]]:
+    """Names of the integer initializers DequantizeLinear nodes read, and of their scales and zero points."""
+    values, parameters = set(), set()
+    for node in proto.graph.node:
+        if node.op_type == "DequantizeLinear":
+            values.add(node.input[0])
+            parameters.update(name for name in node.input[1:] if name)
+    return values, parameters
 
 
 def graph_inputs(proto: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
@@ -196,11 +237,14 @@ def onnx_cost(model: str | Path | onnx.ModelProto, image_shape: tuple[int, ...] 
     batch = graph_input.fixed_batch or 1  # a graph that fixes its batch is counted at it, then per image
     shapes = _shapes(proto, graph_input.shape(image_shape, batch, where))
     cost = GraphCost(input_shape=graph_input.shape(image_shape, 1, where))
-    for array in weights.values():
-        if np.issubdtype(array.dtype, np.floating):
+    quantized, scales = quantized_weights(proto)
+    for name, array in weights.items():
+        if name in quantized or (np.issubdtype(array.dtype, np.floating) and name not in scales):
             cost.params += int(array.size)
             cost.nonzero_params += int(np.count_nonzero(array))
-    weights = with_identity_aliases(proto, weights)
+    dequantized = {node.output[0] for node in proto.graph.node
+                   if node.op_type == "DequantizeLinear" and node.input[0] in weights}
+    weights = weight_aliases(proto, weights)
     for index, node in enumerate(proto.graph.node):
         name = node.name or f"{node.op_type}_{index}"
         out = shapes.get(node.output[0]) if node.output else None
@@ -229,12 +273,13 @@ def onnx_cost(model: str | Path | onnx.ModelProto, image_shape: tuple[int, ...] 
             macs = effective = int(np.prod(inp)) + int(np.prod(out))
         elif node.op_type == "AveragePool" and inp is not None and out is not None:
             macs = effective = _average_pool_ops(node, inp, out)
-        sparsity = None
+        sparsity = precision = None
         if weight is not None and node.op_type in ("Conv", "Gemm", "MatMul"):
             sparsity = 1 - np.count_nonzero(weight) / weight.size
+            precision = "int8" if node.input[1] in dequantized else "fp32"
         macs, effective = macs // batch, effective // batch
         cost.nodes.append(NodeCost(name, node.op_type, macs, effective,
-                                   tuple(weight.shape) if weight is not None else None, sparsity))
+                                   tuple(weight.shape) if weight is not None else None, sparsity, precision))
         cost.macs += macs
         cost.effective_macs += effective
     return cost
