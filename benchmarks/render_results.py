@@ -201,6 +201,48 @@ def profiler_overhead(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def int8(r: dict[str, Any]) -> list[str]:
+    """AOM / DOM pruned, FP32 / INT8: latency against AOM FP32 and, on trained models, test accuracy."""
+    forms = ("aom_fp32", "aom_int8", "dom_fp32", "dom_int8")
+    lines = [
+        "## INT8 on top of kernel shrinking and channel removal (`bench_int8.py`)",
+        "",
+        f"Random weights, zero-crop WAS {r['was']['crop']}, DOM seed 0 pruned; INT8: ONNX Runtime static QDQ "
+        f"({r['quantize']['calibration']} calibration, per-channel {'7' if r['quantize']['reduce_range'] else '8'}-bit "
+        f"weights, first conv and last layer FP32). ONNX Runtime CPU, {r['threads']} threads, median round of "
+        f"{r['rounds']} (interleaved runs, fresh sessions each round). Goal: DOM INT8 >= {r['speedup_goal']:g}x faster "
+        f"than AOM FP32 at batch {max(r['batches'])}, within {r['accuracy_goal_points']:g} point of DOM FP32 accuracy.",
+        "",
+        *header(r),
+        "| model | size | batch | AOM FP32 ms | AOM INT8 | DOM FP32 | DOM INT8 |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in r["rows"]:
+        cells = [f"{row[f + '_ms']:.2f} ms ({row[f + '_speedup']:.2f}x)" for f in forms[1:]]
+        lines.append(f"| {row['model']} (width {row['width']:g}) | {row['size']} | {row['batch']} | "
+                     f"{row['aom_fp32_ms']:.2f} | " + " | ".join(cells) + " |")
+    lines += ["", f"Worst DOM INT8 speed-up over AOM FP32 at batch {max(r['batches'])}: "
+              f"**{r['dom_int8_speedup_vs_aom_fp32']:.2f}x**.", ""]
+    if r["accuracy"]:
+        lines += ["Test top-1 of trained checkpoints (exported in the four forms; INT8 agreement with FP32 on the "
+                  "validation split in brackets):", "",
+                  "| checkpoint | DOM seed | AOM FP32 | AOM INT8 | DOM FP32 | DOM INT8 | DOM INT8 - FP32 |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for row in r["accuracy"]:
+            def cell(form: str) -> str:
+                if f"{form}_test_top1" not in row:
+                    return row.get(f"{form}_error", "-")
+                agree = f" ({row[form + '_agreement'] * 100:.2f})" if form + "_agreement" in row else ""
+                return f"{row[form + '_test_top1'] * 100:.2f}{agree}"
+            drop = f"{-row['dom_int8_drop_points']:+.2f}" if "dom_int8_drop_points" in row else "-"
+            lines.append(f"| `{row['checkpoint']}` | {row['dom_seed']} | " + " | ".join(cell(f) for f in forms)
+                         + f" | {drop} |")
+        lines.append("")
+    else:
+        lines += ["No trained checkpoints were found: accuracy not measured.", ""]
+    return lines
+
+
 def _pm(cell: dict[str, float] | None, scale: float = 100, digits: int = 2) -> str:
     if not cell:
         return "-"
@@ -329,6 +371,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "export_latency": export_latency,
     "profiler_overhead": profiler_overhead,
     "study_cifar10": study_cifar10,
+    "int8": int8,
 }
 
 

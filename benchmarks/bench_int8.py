@@ -1,0 +1,185 @@
+"""Do kernel shrinking + channel removal and INT8 multiply? Four exports per model on ONNX Runtime (CPU EP).
+
+For resnet18 and vgg16 (width 1, 32x32) and torchvision's resnet18 at 224x224, all with random weights
+(latency does not depend on their values) and zero-crop WAS (0.4, 0.6): AOM FP32, AOM INT8, DOM seed 0
+pruned FP32 and DOM pruned INT8 (``wascompress.export`` with ``QuantizeConfig()``, its default
+calibration), timed interleaved at batch 1 and 32 with the profiler's own loop, in rounds of fresh
+sessions (the median round is reported). The INT8 files of random weights are calibrated on random
+images and their agreement check is switched off (``min_agreement`` 1e-9): their accuracy means nothing.
+Accuracy comes from trained models where they exist: every checkpoint with WAS under ``--runs-dir``
+(default ``runs/study_dom``; ``benchmarks/study_dom.py`` trains width-0.25 CIFAR-10 models there) is
+exported in the four forms, each with its test top-1 through ONNX Runtime; without any, that table is
+empty. Goal: DOM pruned INT8 at least 4x faster than AOM FP32 at batch 32, within 1 point of DOM FP32
+accuracy.
+
+    python benchmarks/bench_int8.py            # width 1, batch 1 and 32, torchvision at 224
+    python benchmarks/bench_int8.py --quick    # width 0.25, batch 1 and 8, one round, torchvision at 64
+
+Last line: ``dom_int8_speedup_vs_aom_fp32: X`` (AOM FP32 latency / DOM INT8 latency, the worst over the
+models, at the largest batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # PyTorch's idle OpenMP threads must not spin during timing
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, today, write_json  # noqa: E402
+
+from wascompress.checkpoint import load_checkpoint  # noqa: E402
+from wascompress.data import make_synthetic  # noqa: E402
+from wascompress.export.exporter import ExportConfig, export_model  # noqa: E402
+from wascompress.export.from_checkpoint import export_checkpoint  # noqa: E402
+from wascompress.export.quantize import QuantizationData, QuantizeConfig  # noqa: E402
+from wascompress.models import create_model  # noqa: E402
+from wascompress.profile.latency import TimingPlan, make_session, summarize, time_interleaved  # noqa: E402
+from wascompress.was import WASConfig, apply_was_  # noqa: E402
+
+CROP = WASConfig(crop=(0.4, 0.6))
+MODELS = {"resnet18": ("resnet18", 32), "vgg16": ("vgg16", 32), "tv_resnet18": ("torchvision.models:resnet18", 224)}
+FORMS = ("aom_fp32", "aom_int8", "dom_fp32", "dom_int8")
+SPEEDUP_GOAL, ACCURACY_GOAL_POINTS = 4.0, 1.0
+
+
+def configs(seed: int, quantize: QuantizeConfig) -> dict[str, ExportConfig]:
+    """The four exports of a model, by form."""
+    return {"aom_fp32": ExportConfig(mode="aom"), "aom_int8": ExportConfig(mode="aom", quantize=quantize),
+            "dom_fp32": ExportConfig(mode="dom", seed=seed, format="pruned"),
+            "dom_int8": ExportConfig(mode="dom", seed=seed, format="pruned", quantize=quantize)}
+
+
+def export_random(name: str, width: float, size: int, folder: Path, calibration_images: int) -> dict[str, Path]:
+    """The four forms of zoo model ``name`` (or ``package.module:factory``) with random weights."""
+    torch.manual_seed(0)
+    model = create_model(name, width=width)
+    apply_was_(model, CROP)
+    shape = (3, size, size)
+    generator = torch.Generator().manual_seed(0)
+    batch = 16 if size <= 64 else 4
+    bn = [torch.randn(batch, *shape, generator=generator) for _ in range(2)]
+    images = torch.randn(calibration_images, *shape, generator=generator)
+    held_out = make_synthetic(train=False, size=8, image_size=size)
+    data = QuantizationData(images, held_out)
+    quantize = QuantizeConfig(calibration_images=calibration_images, min_agreement=1e-9)  # random weights
+    paths = {}
+    for form, config in configs(0, quantize).items():
+        paths[form] = folder / f"{name.split(':')[-1]}_{form}.onnx"
+        config = replace(config, input_shape=shape)
+        export_model(model, paths[form], config, calibration=bn, overwrite=True,
+                     quantization=data if config.quantize else None)
+    return paths
+
+
+def time_forms(paths: dict[str, Path], size: int, batches: tuple[int, ...], rounds: int, runs: int,
+               threads: int) -> list[dict]:
+    """Median-round p50 latency of every form at every batch, and its speed-up over AOM FP32."""
+    per_round: dict[int, list[dict[str, float]]] = {b: [] for b in batches}
+    for _ in range(rounds):
+        sessions = [make_session(paths[f], "CPUExecutionProvider", threads) for f in FORMS]
+        for batch in batches:
+            x = np.random.default_rng(batch).standard_normal((batch, 3, size, size), dtype=np.float32)
+            times = time_interleaved(sessions, "input", x, TimingPlan(warmup=2, runs=runs * (4 if batch == 1 else 1)))
+            per_round[batch].append({f: summarize(t, batch)["p50_ms"] for f, t in zip(FORMS, times)})
+    rows = []
+    for batch, measured in per_round.items():
+        ratios = [m["aom_fp32"] / m["dom_int8"] for m in measured]
+        middle = measured[sorted(range(len(ratios)), key=ratios.__getitem__)[len(ratios) // 2]]
+        rows.append({"batch": batch, **{f"{f}_ms": middle[f] for f in FORMS},
+                     **{f"{f}_speedup": middle["aom_fp32"] / middle[f] for f in FORMS},
+                     "round_speedups_dom_int8": ratios})
+    return rows
+
+
+def trained_checkpoints(runs_dir: Path) -> list[Path]:
+    """Checkpoints trained with WAS under ``runs_dir`` (the study's ``<model>/<row>/seed<N>/run/best.pt``)."""
+    found = []
+    for path in sorted(runs_dir.glob("*/*/seed*/*/best.pt")) if runs_dir.is_dir() else []:
+        if load_checkpoint(path).get("was"):
+            found.append(path)
+    return found
+
+
+def accuracy_rows(checkpoints: list[Path], folder: Path, data_dir: str | None) -> list[dict]:
+    """Test top-1 of the four forms of each trained checkpoint (DOM: its deployed or evaluated seed)."""
+    rows = []
+    for index, path in enumerate(checkpoints):
+        settings = load_checkpoint(path)["train_config"]
+        seed = (settings.get("dom_seeds") or [settings.get("eval_seed", 0)])[0]
+        row = {"checkpoint": str(path), "model": settings.get("model"), "width": settings.get("width"), "dom_seed": seed}
+        for form, config in configs(seed, QuantizeConfig()).items():
+            out = folder / f"trained{index}_{form}.onnx"
+            fp32_twin = form.replace("int8", "fp32")
+            try:
+                report = export_checkpoint(path, out, config, data_dir=data_dir, overwrite=True)
+            except Exception as err:  # noqa: BLE001  (a failed agreement check is a result too)
+                row[f"{form}_error"] = str(err).splitlines()[0]
+                continue
+            if config.quantize is not None:
+                q = report["quantization"]
+                row[f"{form}_test_top1"], row[f"{fp32_twin}_test_top1"] = q["int8_test_top1"], q["fp32_test_top1"]
+                row[f"{form}_agreement"] = q["agreement"]
+            row[f"{form}_macs"] = report["cost"]["macs"]
+        if "dom_int8_test_top1" in row:
+            row["dom_int8_drop_points"] = (row["dom_fp32_test_top1"] - row["dom_int8_test_top1"]) * 100
+        rows.append(row)
+        print(f"{path}: " + ", ".join(f"{f} {row[f + '_test_top1'] * 100:.2f}%" for f in FORMS
+                                      if f + "_test_top1" in row), flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--rounds", type=int, default=None, help="rounds of fresh sessions (default 5, 1 --quick)")
+    parser.add_argument("--runs", type=int, default=None, help="timed runs per model per round (x4 at batch 1)")
+    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs/study_dom"), help="trained checkpoints for accuracy")
+    parser.add_argument("--data-dir", default=None, help="their data (default: as recorded in each checkpoint)")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_flush_denormal(True)
+    width = 0.25 if args.quick else 1.0
+    batches = (1, 8) if args.quick else (1, 32)
+    rounds = args.rounds or (1 if args.quick else 5)
+    runs = args.runs or (3 if args.quick else 10)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for key in args.models:
+            name, size = MODELS[key]
+            size = 64 if args.quick and size > 32 else size
+            paths = export_random(name, 1.0 if ":" in name else width, size, folder, 16 if args.quick else 64)
+            for row in time_forms(paths, size, batches, rounds, runs, args.threads):
+                rows.append({"model": key, "size": size, "width": 1.0 if ":" in name else width, **row})
+                r = rows[-1]
+                print(f"{key:<12} {size:>3}px b{r['batch']:<3} " + "  ".join(
+                    f"{f} {r[f + '_ms']:8.2f} ms ({r[f + '_speedup']:.2f}x)" for f in FORMS), flush=True)
+        accuracy = accuracy_rows(trained_checkpoints(args.runs_dir), folder, args.data_dir)
+    largest = max(batches)
+    worst = min((r["dom_int8_speedup"] for r in rows if r["batch"] == largest), default=float("nan"))
+    drops = [r["dom_int8_drop_points"] for r in accuracy if "dom_int8_drop_points" in r]
+    result = {"benchmark": "int8", "date": today(), "machine": machine(),
+              "command": "python benchmarks/bench_int8.py" + (" --quick" if args.quick else ""),
+              "quick": args.quick, "width": width, "batches": list(batches), "rounds": rounds, "runs": runs,
+              "threads": args.threads, "was": CROP.to_dict(), "quantize": QuantizeConfig().as_dict(),
+              "speedup_goal": SPEEDUP_GOAL, "accuracy_goal_points": ACCURACY_GOAL_POINTS, "rows": rows,
+              "accuracy": accuracy, "worst_dom_int8_drop_points": max(drops) if drops else None,
+              "dom_int8_speedup_vs_aom_fp32": worst}
+    write_json(args.json, result)
+    if drops:
+        print(f"worst_dom_int8_drop_points: {max(drops):.2f}")
+    print(f"dom_int8_speedup_vs_aom_fp32: {worst:.3f}")
+
+
+if __name__ == "__main__":
+    main()
