@@ -6,7 +6,7 @@ must agree (:func:`model_input`). Shapes come from ONNX shape inference at batch
 the two counts agree on the same model: Conv (output elements x input channels per group x kernel
 taps; bias not counted), Gemm/MatMul (output elements x inner dimension), BatchNormalization (4 per
 element: thop's count for an affine norm), AveragePool/GlobalAveragePool (one add per pooled input plus
-one divide per output). Element-wise ops (Add, Relu, Clip, Mul), Pad/Slice, pooling by max, Reshape and
+one divide per output; a ReduceMean over the spatial axes is a global average pool). Element-wise ops (Add, Relu, Clip, Mul), Pad/Slice, pooling by max, Reshape and
 Flatten count nothing — in thop as here. *Effective* MACs count only multiplications by non-zero
 weights (Conv, Gemm, MatMul with an initializer weight). A quantized (QDQ) graph counts the same: a
 weight that a DequantizeLinear node computes from an INT8 initializer is that initializer dequantized, so
@@ -269,7 +269,8 @@ def onnx_cost(model: str | Path | onnx.ModelProto, image_shape: tuple[int, ...] 
                 effective = macs
         elif node.op_type == "BatchNormalization" and inp is not None:
             macs = effective = 4 * int(np.prod(inp))
-        elif node.op_type == "GlobalAveragePool" and inp is not None and out is not None:
+        elif (node.op_type == "GlobalAveragePool" or _is_global_mean(node, inp, weights)) and inp is not None \
+                and out is not None:
             macs = effective = int(np.prod(inp)) + int(np.prod(out))
         elif node.op_type == "AveragePool" and inp is not None and out is not None:
             macs = effective = _average_pool_ops(node, inp, out)
@@ -283,6 +284,18 @@ def onnx_cost(model: str | Path | onnx.ModelProto, image_shape: tuple[int, ...] 
         cost.macs += macs
         cost.effective_macs += effective
     return cost
+
+
+def _is_global_mean(node: onnx.NodeProto, inp: tuple[int, ...] | None, arrays: dict[str, np.ndarray]) -> bool:
+    """A ReduceMean over every spatial axis: a global average pool (how torch.export-based exports write
+    adaptive average pooling to 1x1)."""
+    if node.op_type != "ReduceMean" or inp is None or len(inp) < 3:
+        return False
+    if len(node.input) > 1 and node.input[1] in arrays:  # opset 18: axes are an input
+        axes = [int(a) for a in np.asarray(arrays[node.input[1]]).reshape(-1)]
+    else:
+        axes = list(_attr(node, "axes", []))
+    return sorted(a % len(inp) for a in axes) == list(range(2, len(inp)))
 
 
 def _average_pool_ops(node: onnx.NodeProto, inp: tuple[int, ...], out: tuple[int, ...]) -> int:
