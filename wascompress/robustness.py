@@ -99,11 +99,20 @@ def robustness_rows(model: nn.Module, data: Images, shifts: list[Shift], *, mode
     from wascompress.was import shadow_mode
 
     clean = mode_accuracy(model, data, mode=mode, seed=seed, calibration=calibration).top1
-    rows = [{"mode": mode, "seed": seed, "shift": "none", "accuracy": clean, "drop_points": 0.0, "drop_rate": 0.0}]
     with shadow_mode(model, mode, seed):  # mode_accuracy left the statistics of this mode in place
-        for shift in shifts:
-            accuracy = shifted_accuracy(model, data, shift, seed=shift_seed)
-            drop = clean - accuracy
-            rows.append({"mode": mode, "seed": seed, "shift": shift.label, "accuracy": accuracy,
-                         "drop_points": drop * 100, "drop_rate": drop / clean if clean else float("nan")})
+        return shift_rows(model, data, shifts, mode=mode, seed=seed, shift_seed=shift_seed, clean=clean)
+
+
+def shift_rows(model: nn.Module, data: Images, shifts: list[Shift], *, mode: str, seed: int | None,
+               shift_seed: int = 0, clean: float | None = None) -> list[dict[str, Any]]:
+    """Clean and shifted accuracy of ``model`` as it is (a module, or an exported file's
+    :class:`~wascompress.profile.onnx_classifier.OnnxClassifier`), its rows labelled ``mode`` / ``seed``."""
+    if clean is None:
+        clean = shifted_accuracy(model, data, None)
+    rows = [{"mode": mode, "seed": seed, "shift": "none", "accuracy": clean, "drop_points": 0.0, "drop_rate": 0.0}]
+    for shift in shifts:
+        accuracy = shifted_accuracy(model, data, shift, seed=shift_seed)
+        drop = clean - accuracy
+        rows.append({"mode": mode, "seed": seed, "shift": shift.label, "accuracy": accuracy,
+                     "drop_points": drop * 100, "drop_rate": drop / clean if clean else float("nan")})
     return rows

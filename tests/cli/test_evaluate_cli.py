@@ -41,3 +41,50 @@ def test_bad_input(checkpoint, extra, fragment):
     result = run_cli("evaluate", str(checkpoint), *extra)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert fragment in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def dom_export(checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("evaluate-onnx") / "dom1.onnx"
+    result = run_cli("export", str(checkpoint), "--mode", "dom", "--seed", "1", "--format", "pruned", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_onnx_file_scores_as_its_checkpoint(checkpoint, dom_export, tmp_path):
+    """An exported DOM file, run by ONNX Runtime on the test set its export records, scores what the
+    checkpoint's DOM seed scores in PyTorch: clean and under the same shifted images."""
+    shifts = ["--shift", "rotate:0:30", "--shift", "crop:0.6:0.9", "--limit-test", "200"]
+    source = run_cli("evaluate", str(checkpoint), "--mode", "dom", "--seed", "1", *shifts, "--json", str(tmp_path / "c.json"))
+    exported = run_cli("evaluate", str(dom_export), *shifts, "--json", str(tmp_path / "o.json"))
+    assert source.returncode == 0 and exported.returncode == 0, source.stderr + exported.stderr
+    assert "FP32 on ONNX Runtime" in exported.stdout
+    rows_c = json.loads((tmp_path / "c.json").read_text())["rows"]
+    rows_o = json.loads((tmp_path / "o.json").read_text())["rows"]
+    assert [(r["mode"], r["seed"], r["shift"]) for r in rows_o] == [(r["mode"], r["seed"], r["shift"]) for r in rows_c]
+    for c, o in zip(rows_c, rows_o):  # 200 images: at most one near-tie may flip between the two runtimes
+        assert o["accuracy"] == pytest.approx(c["accuracy"], abs=1 / 200 + 1e-9)
+        assert o["file"] == "dom1.onnx" and o["precision"] == "fp32"
+
+
+def test_user_onnx_file_needs_a_dataset(dom_export, tmp_path):
+    import onnx
+
+    stripped = onnx.load(str(dom_export))
+    del stripped.metadata_props[:]  # as a file from another tool: no record of its data
+    onnx.save(stripped, str(tmp_path / "user.onnx"))
+    result = run_cli("evaluate", str(tmp_path / "user.onnx"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "give --dataset" in result.stderr.strip().splitlines()[-1]
+    given = run_cli("evaluate", str(tmp_path / "user.onnx"), "--dataset", "synthetic", "--limit-test", "100")
+    assert given.returncode == 0, given.stderr
+    assert "onnx " in given.stdout  # no mode recorded: labelled as a plain ONNX file
+
+
+@pytest.mark.parametrize("extra,fragment", [(["--mode", "dom"], "--mode applies to a checkpoint"),
+                                            (["--seed", "3"], "--seed applies to a checkpoint"),
+                                            (["--limit-test", "0"], "--limit-test must be a positive integer")])
+def test_bad_onnx_input(dom_export, extra, fragment):
+    result = run_cli("evaluate", str(dom_export), *extra)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert fragment in result.stderr.strip().splitlines()[-1]

@@ -31,6 +31,11 @@ def test_quantized_dom_export(tmp_path, was_run):
     line = next(line for line in result.stdout.splitlines() if "INT8" in line)
     assert "agrees with FP32 on" in line and "of 200 validation images (>= 90%)" in line
     assert f"INT8 {report['quantization']['int8_test_top1'] * 100:.2f}%" in line
+    evaluated = cli("evaluate", str(out), "--json", str(tmp_path / "eval.json"))  # the INT8 file itself
+    assert evaluated.returncode == 0, evaluated.stderr
+    rows = json.loads((tmp_path / "eval.json").read_text())["rows"]
+    assert rows[0]["precision"] == "int8" and (rows[0]["mode"], rows[0]["seed"]) == ("dom", 0)
+    assert rows[0]["accuracy"] == pytest.approx(report["quantization"]["int8_test_top1"], abs=1e-12)
 
 
 def moved_data(tmp_path: Path, was_run: Path) -> Path:

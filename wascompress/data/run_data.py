@@ -21,6 +21,15 @@ from wascompress.data.loader import BatchLoader
 from wascompress.errors import ConfigError
 
 
+# the settings of a run that decide which images its splits hold (recorded in its exports' metadata)
+DATA_SETTINGS = ("dataset", "data_dir", "seed", "image_size", "limit_train", "limit_test", "val_size")
+
+
+def data_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a run's ``settings`` that :func:`load_splits` reads to choose its images."""
+    return {key: settings[key] for key in DATA_SETTINGS if settings.get(key) is not None}
+
+
 @dataclass
 class Splits:
     train: Images

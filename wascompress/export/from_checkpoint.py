@@ -25,6 +25,7 @@ from wascompress.data.run_data import (  # noqa: F401
     checkpoint_calibration,
     checkpoint_calibration_images,
     checkpoint_splits,
+    data_settings,
 )
 from wascompress.errors import ConfigError, DataError
 from wascompress.evaluate import mode_accuracy
@@ -138,7 +139,7 @@ def export_checkpoint(
         seed, table = search_seeds(model, splits, calibration, search, config.input_shape)
         config = replace(config, mode="dom", seed=seed)
     metadata = {"source_checkpoint": Path(checkpoint_path).name, "source_sha256": file_sha256(checkpoint_path),
-                "model": checkpoint["model"]}
+                "model": checkpoint["model"], "data": data_settings(checkpoint["train_config"])}
     quantization = None
     if config.quantize is not None:
         quantization = QuantizationData(
