@@ -8,8 +8,9 @@ sessions (the median round is reported). The INT8 files of random weights are ca
 images and their agreement check is switched off (``min_agreement`` 1e-9): their accuracy means nothing.
 Accuracy comes from trained models where they exist: every checkpoint with WAS under ``--runs-dir``
 (default ``runs/study_dom``; ``benchmarks/study_dom.py`` trains width-0.25 CIFAR-10 models there) is
-exported in the four forms, each with its test top-1 through ONNX Runtime; without any, that table is
-empty. Goal: DOM pruned INT8 at least 4x faster than AOM FP32 at batch 32, within 1 point of DOM FP32
+exported in the four forms, each with its test top-1 through ONNX Runtime (their INT8 files verified at
+90 % agreement, not the product's 99 %: the table measures the cost, and records the agreement); without
+any, that table is empty. Goal: DOM pruned INT8 at least 4x faster than AOM FP32 at batch 32, within 1 point of DOM FP32
 accuracy.
 
     python benchmarks/bench_int8.py            # width 1, batch 1 and 32, torchvision at 224
@@ -48,6 +49,10 @@ CROP = WASConfig(crop=(0.4, 0.6))
 MODELS = {"resnet18": ("resnet18", 32), "vgg16": ("vgg16", 32), "tv_resnet18": ("torchvision.models:resnet18", 224)}
 FORMS = ("aom_fp32", "aom_int8", "dom_fp32", "dom_int8")
 SPEEDUP_GOAL, ACCURACY_GOAL_POINTS = 4.0, 1.0
+# The accuracy table measures what INT8 costs, so its files are not refused at the product's 99 % agreement
+# default: a width-0.25 CIFAR model near 65 % accuracy has many near-ties that flip (97 % agreement) while
+# its accuracy moves by 0.1 points. The agreement of each file is in the table.
+ACCURACY_MIN_AGREEMENT = 0.9
 
 
 def configs(seed: int, quantize: QuantizeConfig) -> dict[str, ExportConfig]:
@@ -115,7 +120,7 @@ def accuracy_rows(checkpoints: list[Path], folder: Path, data_dir: str | None) -
         settings = load_checkpoint(path)["train_config"]
         seed = (settings.get("dom_seeds") or [settings.get("eval_seed", 0)])[0]
         row = {"checkpoint": str(path), "model": settings.get("model"), "width": settings.get("width"), "dom_seed": seed}
-        for form, config in configs(seed, QuantizeConfig()).items():
+        for form, config in configs(seed, QuantizeConfig(min_agreement=ACCURACY_MIN_AGREEMENT)).items():
             out = folder / f"trained{index}_{form}.onnx"
             fp32_twin = form.replace("int8", "fp32")
             try:

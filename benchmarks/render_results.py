@@ -128,6 +128,13 @@ def export_latency(r: dict[str, Any]) -> list[str]:
               "| --- | --- | --- | --- | --- |"]
     for c in r.get("crop_rule", []):
         lines.append(f"| {c['model']} | {c['batch']} | {c['crops']} | {c['slice_ms']:.2f} | {c['ratio']:.3f} |")
+    lines += torchvision_table(r)
+    return lines + [""]
+
+
+def torchvision_table(r: dict[str, Any]) -> list[str]:
+    """The export latency of torchvision networks at their own input size (empty if the run had none)."""
+    lines: list[str] = []
     tv = r.get("torchvision")
     if tv and tv["rows"]:
         lines += ["", f"torchvision networks at their own size ({tv['size']}x{tv['size']}, random weights, width 1), same "
@@ -139,7 +146,15 @@ def export_latency(r: dict[str, Any]) -> list[str]:
                          f"{x['latency_ratio']:.3f} ({x['latency_ratio_range'][0]:.3f}-{x['latency_ratio_range'][1]:.3f}) | "
                          f"{x['mac_ratio']:.3f} | {x['latency_over_mac']:.3f} | {x['export_dom_s']:.1f} |")
         lines += ["", f"**Worst latency/MAC ratio (torchvision): {tv['worst_latency_over_mac_ratio']:.3f}**"]
-    return lines + [""]
+    return lines
+
+
+def export_latency_torchvision(r: dict[str, Any]) -> list[str]:
+    """A run of ``bench_export_latency.py --no-zoo``: the torchvision table alone."""
+    return ["## DOM pruned export latency of torchvision networks at their own size (`bench_export_latency.py --no-zoo`)",
+            "", f"ONNX Runtime CPU EP with {r['threads']} threads, AOM and DOM seed 0 (pruned) interleaved in "
+            f"{r['rounds']} rounds (fresh sessions each; ms and ratio from the median round, range over rounds).", "",
+            *header(r), *torchvision_table(r), ""]
 
 
 def export_latency_runs(runs: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -369,6 +384,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "was_overhead": was_overhead,
     "train_throughput": train_throughput,
     "export_latency": export_latency,
+    "export_latency_torchvision": export_latency_torchvision,
     "profiler_overhead": profiler_overhead,
     "study_cifar10": study_cifar10,
     "int8": int8,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from wascompress.data.geometry import parse_input_shape
 from wascompress.errors import ConfigError
@@ -87,7 +88,7 @@ def run_export(args: argparse.Namespace) -> int:
     count = args.search_seeds if args.search_seeds is not None else (16 if args.target_macs is not None else None)
     search = SeedSearch(count, args.objective, args.max_drop, args.target_macs) if count is not None else None
     if search is not None and args.seed is not None:
-        print("wascompress export: note: --seed is ignored with --search-seeds / --target-macs")
+        print("wascompress export: note: --seed is ignored with --search-seeds / --target-macs", file=sys.stderr)
     mode, seed = ("dom", 0) if search is not None else (args.mode, args.seed)  # the search sets the seed
     config = ExportConfig(mode=mode, seed=seed, format=args.format, sparse_storage=args.sparse_storage,
                           recalibrate_bn=not args.no_recalibrate_bn, quantize=quantize_config(args))
