@@ -216,6 +216,14 @@ def profiler_overhead(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def fp32_layers(quantize: dict[str, Any]) -> str:
+    """Which layers an INT8 run kept in FP32 (runs before ``fp32_first`` / ``fp32_last`` kept both ends)."""
+    if "fp32_ends" in quantize:
+        return "first conv and last layer" if quantize["fp32_ends"] else "no layer"
+    kept = [name for name, key in (("first conv", "fp32_first"), ("last layer", "fp32_last")) if quantize.get(key)]
+    return " and ".join(kept) or "no layer"
+
+
 def int8(r: dict[str, Any]) -> list[str]:
     """AOM / DOM pruned, FP32 / INT8: latency against AOM FP32 and, on trained models, test accuracy."""
     forms = ("aom_fp32", "aom_int8", "dom_fp32", "dom_int8")
@@ -224,7 +232,7 @@ def int8(r: dict[str, Any]) -> list[str]:
         "",
         f"Random weights, zero-crop WAS {r['was']['crop']}, DOM seed 0 pruned; INT8: ONNX Runtime static QDQ "
         f"({r['quantize']['calibration']} calibration, per-channel {'7' if r['quantize']['reduce_range'] else '8'}-bit "
-        f"weights, first conv and last layer FP32). ONNX Runtime CPU, {r['threads']} threads, median round of "
+        f"weights, {fp32_layers(r['quantize'])} FP32). ONNX Runtime CPU, {r['threads']} threads, median round of "
         f"{r['rounds']} (interleaved runs, fresh sessions each round). Goal: DOM INT8 >= {r['speedup_goal']:g}x faster "
         f"than AOM FP32 at batch {max(r['batches'])}, within {r['accuracy_goal_points']:g} point of DOM FP32 accuracy.",
         "",

@@ -53,8 +53,7 @@ def test_quantized_export_runs_on_onnx_runtime_and_agrees_with_fp32(tmp_path, wa
     dequantized = {n.output[0] for n in proto.graph.node if n.op_type == "DequantizeLinear"
                    and n.input[0] in {i.name for i in proto.graph.initializer if i.data_type == onnx.TensorProto.INT8}}
     convs = [n for n in proto.graph.node if n.op_type == "Conv"]
-    assert len(convs) > 2 and all(n.input[1] in dequantized for n in convs[1:])  # INT8 weights ...
-    assert convs[0].input[1] not in dequantized  # ... but the first conv's, kept FP32 (fp32_ends)
+    assert len(convs) > 2 and all(n.input[1] in dequantized for n in convs)  # INT8 weights in every conv
     # agreement with the FP32 export of the same mode and seed, on held-out (test) images
     test = checkpoint_splits(load_checkpoint(checkpoint)).test
     images, labels = held_out(test)

@@ -17,7 +17,7 @@ from wascompress.profile.latency import TimingPlan
 from wascompress.profile.onnx_cost import onnx_cost
 from wascompress.profile.profiler import ProfileRequest, profile
 
-EVERY_LAYER = QuantizeConfig(fp32_ends=False, calibration_images=32)
+EVERY_LAYER = QuantizeConfig(fp32_last=False, calibration_images=32)
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +42,16 @@ def test_a_conv_on_dequantized_weights_counts_the_same_macs_as_int8(graphs):
     assert int8.int8_macs == sum(n.macs for n in counted)  # pooling is not a weighted layer
 
 
-def test_fp32_ends_leave_the_first_and_last_layer_fp32():
+@pytest.mark.parametrize("config,first,last", [(QuantizeConfig(), "int8", "fp32"),
+                                               (QuantizeConfig(fp32_first=True), "fp32", "fp32"),
+                                               (QuantizeConfig(fp32_last=False), "int8", "int8")])
+def test_layers_kept_fp32(config, first, last):
+    """By default only the last layer (the logits) stays FP32; ``fp32_first`` keeps the stem conv too."""
     torch.manual_seed(0)
     fp32 = to_onnx(create_model("tiny").eval(), (3, 32, 32))
-    cost = onnx_cost(quantize_onnx(onnx_bytes(fp32), torch.randn(32, 3, 32, 32), QuantizeConfig()))
+    cost = onnx_cost(quantize_onnx(onnx_bytes(fp32), torch.randn(32, 3, 32, 32), config))
     layers = [n.precision for n in cost.nodes if n.op in ("Conv", "Gemm")]
-    assert layers[0] == layers[-1] == "fp32" and set(layers[1:-1]) == {"int8"}
+    assert (layers[0], layers[-1]) == (first, last) and set(layers[1:-1]) == {"int8"}
     assert cost.macs == onnx_cost(fp32).macs
 
 
@@ -58,7 +62,7 @@ def test_profiler_compares_fp32_and_int8_exports(tmp_path):
     data = QuantizationData(torch.randn(32, 3, 32, 32), test, test)
     export_model(model, tmp_path / "fp32.onnx", ExportConfig())
     # random weights on random calibration images: the 2-image agreement is not the point here
-    export_model(model, tmp_path / "int8.onnx", ExportConfig(quantize=QuantizeConfig(min_agreement=0.01, fp32_ends=False)),
+    export_model(model, tmp_path / "int8.onnx", ExportConfig(quantize=QuantizeConfig(min_agreement=0.01, fp32_last=False)),
                  quantization=data)
     request = ProfileRequest(models=(tmp_path / "fp32.onnx", tmp_path / "int8.onnx"), batch_sizes=(2,),
                              plan=TimingPlan(warmup=1, runs=2), dataset="synthetic", limit_test=64)
