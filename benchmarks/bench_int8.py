@@ -105,10 +105,11 @@ def time_forms(paths: dict[str, Path], size: int, batches: tuple[int, ...], roun
 
 
 def trained_checkpoints(runs_dir: Path) -> list[Path]:
-    """Checkpoints trained with WAS under ``runs_dir`` (the study's ``<model>/<row>/seed<N>/run/best.pt``)."""
+    """Finished runs trained with WAS under ``runs_dir`` (the study's ``<model>/<row>/seed<N>/run/best.pt``
+    with its ``results.json``: a run still training is left out)."""
     found = []
     for path in sorted(runs_dir.glob("*/*/seed*/*/best.pt")) if runs_dir.is_dir() else []:
-        if load_checkpoint(path).get("was"):
+        if (path.parent / "results.json").is_file() and load_checkpoint(path).get("was"):
             found.append(path)
     return found
 

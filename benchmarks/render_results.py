@@ -216,6 +216,13 @@ def profiler_overhead(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _minutes(row: dict[str, Any]) -> str:
+    """A study row's training time: the quiet estimate, with the wall time in brackets."""
+    wall = f"{row['train_wall_s']['mean'] / 60:.0f}"
+    quiet = row.get("train_quiet_s")
+    return f"{quiet['mean'] / 60:.0f} ({wall})" if quiet else f"- ({wall})"
+
+
 def fp32_layers(quantize: dict[str, Any]) -> str:
     """Which layers an INT8 run kept in FP32 (runs before ``fp32_first`` / ``fp32_last`` kept both ends)."""
     if "fp32_ends" in quantize:
@@ -350,15 +357,16 @@ def study_dom() -> list[str]:
         "(fine-tuning included) and a DOM budget of at most 0.5 of the baseline's MACs (exported pruned graph). "
         "Test top-1 measured on the exported ONNX file, mean ± std over seeds (n). Latency: ONNX Runtime CPU, "
         "median of interleaved runs against the baseline's export, taken after training. Training time: the "
-        "epochs' training loops (evaluation excluded) on this shared 2-core machine, while other work ran beside "
-        "it (rough). Rows are described in the script's docstring.",
+        "epochs' training loops (evaluation excluded) on this shared 2-core machine, where other work often ran "
+        "beside the study; the quiet estimate is each run's epochs x its fastest epoch, the wall time (in "
+        "brackets) what the epochs took. Rows are described in the script's docstring.",
         "",
         f"- Command: `python benchmarks/study_dom.py` (then `--latency`, `--summary`)",
         f"- Machine: {units[0]['machine']}",
         f"- Dates: {min(u['date'] for u in units)} to {max(u['date'] for u in units)}",
         "",
         "| model | row | epochs | test top-1 % (n) | AOM top-1 % | MACs (M) | x baseline MACs | params (k) | "
-        "latency b1 | latency b32 | training min |",
+        "latency b1 | latency b32 | training min, quiet (wall) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in facts["table"]:
@@ -367,7 +375,7 @@ def study_dom() -> list[str]:
             f"| {row['model']} | {row['row']} | {row['epochs']} | {_pm(row['test_top1'])} ({row['test_top1']['n']}) | "
             f"{_pm(row['aom_test_top1']) if row.get('aom_test_top1') else '-'} | {row['macs']['mean'] / 1e6:.1f} | "
             f"{row['mac_ratio']:.3f} | {row['params']['mean'] / 1e3:.0f} | {ratio('latency_ratio_b1')} | "
-            f"{ratio('latency_ratio_b32')} | {row['train_wall_s']['mean'] / 60:.0f} |" if row["mac_ratio"] is not None
+            f"{ratio('latency_ratio_b32')} | {_minutes(row)} |" if row["mac_ratio"] is not None
             else f"| {row['model']} | {row['row']} | {row['epochs']} | {_pm(row['test_top1'])} | - | - | - | - | - | - | - |")
     lines += ["", "What came out (computed from the units):", ""]
     for model, m in facts["models"].items():

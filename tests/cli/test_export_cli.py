@@ -226,3 +226,15 @@ def test_bad_input_shape_is_one_line(tmp_path, was_run, capsys, shape, fragment)
                                "--out", str(tmp_path / "m.onnx")], capsys)
     assert code == 2 and len(lines) == 1 and fragment in lines[0], lines
     assert not list(tmp_path.iterdir())
+
+
+def test_current_exporter_keeps_library_logs_off_the_output(tmp_path, was_run):
+    """The torch.export-based exporter's optimiser logs its passes at INFO: the CLI shows wascompress's own
+    progress only (other libraries' from WARNING up, or with --verbose)."""
+    result = run_cli("export", str(was_run / "best.pt"), "--mode", "dom", "--seed", "0", "--out", str(tmp_path / "d.onnx"),
+                     env={**ONE_THREAD, "WASCOMPRESS_ONNX_EXPORTER": "dynamo"})
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "d.json").read_text())["metadata"]["wascompress.mode"] == "dom"
+    noise = [line for line in (result.stdout + result.stderr).splitlines()
+             if "unused" in line or "PassManager" in line or "constant folding" in line]
+    assert not noise, noise

@@ -59,6 +59,13 @@ def test_finetune_cli_and_its_bad_input(tmp_path, source):
                  str(tmp_path / "ft"))
     assert ok.returncode == 0, ok.stderr
     assert f"DOM seed {SEED} fine-tuned" in ok.stdout
+    # export --mode dom without --seed: the seed the run was trained to deploy, else one clear line
+    exported = run_cli("export", str(tmp_path / "ft" / "best.pt"), "--mode", "dom", "--out", str(tmp_path / "d.onnx"))
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads((tmp_path / "d.json").read_text())["seed"] == SEED and "trained to deploy" in exported.stderr
+    unseeded = run_cli("export", str(source / "best.pt"), "--mode", "dom", "--out", str(tmp_path / "e.onnx"))
+    assert unseeded.returncode == 2 and "--mode dom needs --seed N" in unseeded.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "e.onnx").exists()
     baseline = tmp_path / "baseline"
     train(TrainConfig(**{**TINY, "limit_train": 300}, epochs=1), baseline)
     for args, fragment in [

@@ -8,7 +8,7 @@ import sys
 from wascompress.data.geometry import parse_input_shape
 from wascompress.errors import ConfigError
 from wascompress.export.exporter import FORMATS, MODES, ExportConfig
-from wascompress.export.from_checkpoint import OBJECTIVES, SeedSearch, export_checkpoint
+from wascompress.export.from_checkpoint import OBJECTIVES, SeedSearch, export_checkpoint, trained_dom_seed
 from wascompress.export.quantize import (
     CALIBRATION_METHODS,
     DEFAULT_CALIBRATION,
@@ -34,7 +34,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                             description=__doc__.splitlines()[0].strip("`"))
     p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint written by `wascompress train`")
     p.add_argument("--mode", choices=MODES, default="aom", help="aom: PW (default); dom: the SW of --seed")
-    p.add_argument("--seed", type=non_negative_int, help="DOM seed N (a fresh generator seeded with N)")
+    p.add_argument("--seed", type=non_negative_int, help="DOM seed N (a fresh generator seeded with N; default: "
+                   "the seed the checkpoint was trained to deploy with --dom-seed / --dom-target-macs)")
     p.add_argument("--format", choices=FORMATS,
                    help="sparse: zeros kept in dense convs; pruned (default for dom): smaller kernels and "
                         "fewer channels, so it really runs faster")
@@ -90,6 +91,12 @@ def run_export(args: argparse.Namespace) -> int:
     if search is not None and args.seed is not None:
         print("wascompress export: note: --seed is ignored with --search-seeds / --target-macs", file=sys.stderr)
     mode, seed = ("dom", 0) if search is not None else (args.mode, args.seed)  # the search sets the seed
+    if search is None and mode == "dom" and seed is None:
+        seed = trained_dom_seed(args.checkpoint)  # the DOM the run trained on purpose
+        if seed is None:
+            raise ConfigError("--mode dom needs --seed N (this checkpoint was not trained for a DOM seed: "
+                              "no --dom-seed / --dom-target-macs)")
+        print(f"wascompress export: DOM seed {seed}, the one {args.checkpoint} was trained to deploy", file=sys.stderr)
     config = ExportConfig(mode=mode, seed=seed, format=args.format, sparse_storage=args.sparse_storage,
                           recalibrate_bn=not args.no_recalibrate_bn, quantize=quantize_config(args))
     shape = parse_input_shape(args.input_shape) if args.input_shape else None

@@ -59,6 +59,13 @@ class SeedSearch:
             check_budget(self.target_macs)
 
 
+def trained_dom_seed(checkpoint_path: str | Path) -> int | None:
+    """The DOM seed a checkpoint was trained to deploy (``--dom-seed`` / ``--dom-target-macs``; the first
+    of several), or None."""
+    seeds = load_checkpoint(checkpoint_path).get("train_config", {}).get("dom_seeds") or ()
+    return int(seeds[0]) if seeds else None
+
+
 def search_seeds(model: torch.nn.Module, splits: Splits, calibration: list[torch.Tensor], search: SeedSearch,
                  input_shape: tuple[int, int, int]) -> tuple[int, list[dict[str, Any]]]:
     """Evaluate every seed; return the chosen seed and the table (one row per seed).
