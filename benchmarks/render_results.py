@@ -224,9 +224,7 @@ def _minutes(row: dict[str, Any]) -> str:
 
 
 def fp32_layers(quantize: dict[str, Any]) -> str:
-    """Which layers an INT8 run kept in FP32 (runs before ``fp32_first`` / ``fp32_last`` kept both ends)."""
-    if "fp32_ends" in quantize:
-        return "first conv and last layer" if quantize["fp32_ends"] else "no layer"
+    """Which layers an INT8 run kept in FP32."""
     kept = [name for name, key in (("first conv", "fp32_first"), ("last layer", "fp32_last")) if quantize.get(key)]
     return " and ".join(kept) or "no layer"
 

@@ -97,17 +97,12 @@ def describe_model(path: Path, label: str | None = None, image_shape: tuple[int,
     return entry
 
 
-def onnx_accuracy(path: str | Path, data: Any, input_name: str = "input", threads: int = 0,
-                  batch_size: int = 256, dtype: str = "float32") -> float:
+def onnx_accuracy(path: str | Path, data: Any, threads: int = 0, batch_size: int = 256) -> float:
     """Top-1 of an ONNX model on a data split (in memory or streamed) through ONNX Runtime (CPU)."""
-    from wascompress.data import BatchLoader
+    from wascompress.evaluate import count_correct
+    from wascompress.profile.onnx_classifier import OnnxClassifier
 
-    session = make_session(path, "CPUExecutionProvider", threads)
-    correct = 0
-    for images, labels in BatchLoader(data, batch_size, shuffle=False):
-        logits = session.run(None, {input_name: images.numpy().astype(dtype)})[0]
-        correct += int((logits.argmax(1) == labels.numpy()).sum())
-    return correct / len(data)
+    return count_correct(OnnxClassifier(path, threads=threads), data, batch_size).top1
 
 
 def dataset_accuracy(path: Path, entry: dict[str, Any], request: ProfileRequest) -> float:
@@ -120,7 +115,7 @@ def dataset_accuracy(path: Path, entry: dict[str, Any], request: ProfileRequest)
                           "RGB images (N, 3, H, W)")
     data = limit(load_dataset(request.dataset, request.data_dir, train=False, image_size=tuple(shape[1:])),
                  request.limit_test)
-    return onnx_accuracy(path, data, entry["input_name"], request.plan.threads, dtype=entry["input_dtype"])
+    return onnx_accuracy(path, data, request.plan.threads)
 
 
 def profile(request: ProfileRequest) -> dict[str, Any]:
