@@ -33,6 +33,7 @@ from common import interleaved_times, machine, median, today, write_json  # noqa
 
 from wascompress.device import flush_denormals  # noqa: E402
 from wascompress.models import create_model  # noqa: E402
+from wascompress.train.memory_format import probe_memory_format  # noqa: E402
 from wascompress.train.step import Distillation, Sandwich, sandwich_step, training_step  # noqa: E402
 from wascompress.was import WASConfig, apply_was_, dom_draws, resample_, was_layers  # noqa: E402
 
@@ -57,6 +58,8 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=None, help="default 1 (0.25 with --quick)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=None, help="timed steps per variant")
+    parser.add_argument("--memory-format", choices=("auto", "channels-last", "contiguous"), default="auto",
+                        help="auto: the faster for the plain model, timed as the trainer does")
     parser.add_argument("--json", type=Path, default=None, help="write the figures to this JSON file")
     args = parser.parse_args()
     width = args.width if args.width is not None else (0.25 if args.quick else 1.0)
@@ -70,13 +73,20 @@ def main() -> None:
     apply_was_(was, config)
     plain.train(), was.train()
     images = torch.randn(args.batch_size, 3, 32, 32)
+    channels_last = (probe_memory_format(plain, images, num_classes=10).channels_last if args.memory_format == "auto"
+                     else args.memory_format == "channels-last")
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    images = images.contiguous(memory_format=memory_format)
     labels = torch.randint(0, 10, (args.batch_size,))
+    for model in (plain, was):
+        model.to(memory_format=memory_format)
     opt_plain = torch.optim.SGD(plain.parameters(), lr=0.01, momentum=0.9)
     opt_was = torch.optim.SGD(was.parameters(), lr=0.01, momentum=0.9)
     generator = torch.Generator().manual_seed(0)
 
     crop = copy.deepcopy(plain)
     apply_was_(crop, WASConfig(crop=(0.4, 0.6)))
+    crop.to(memory_format=memory_format)
     crop_kd = copy.deepcopy(crop)
     crop.train(), crop_kd.train()
     fixed = (dom_draws(crop, 0),)
@@ -109,6 +119,7 @@ def main() -> None:
         "model": args.model,
         "width": width,
         "batch_size": args.batch_size,
+        "memory_format": "channels-last" if channels_last else "contiguous",
         "was": config.describe(),
         "was_layers": len(was_layers(was)),
         "repeats": repeats,
@@ -126,7 +137,7 @@ def main() -> None:
         },
         "sandwich_step_vs_plain": recipes["sandwich"]["vs_plain"],
     }
-    print(f"{args.model} width {width} batch {args.batch_size}, WAS {config.describe()} on "
+    print(f"{args.model} width {width} batch {args.batch_size} ({result['memory_format']}), WAS {config.describe()} on "
           f"{result['was_layers']} layers, {repeats} interleaved steps each")
     print(f"plain step median {plain_s:.3f} s, WAS step median {was_s:.3f} s "
           f"(median of paired WAS/plain ratios {paired:.4f})")

@@ -23,7 +23,8 @@ def was_overhead(r: dict[str, Any]) -> list[str]:
     return [
         "## WAS cost in a training step (`bench_was_overhead.py`)",
         "",
-        f"{r['model']} (width {r['width']:g}), batch {r['batch_size']}, CPU, WAS {r['was']} on {r['was_layers']} "
+        f"{r['model']} (width {r['width']:g}), batch {r['batch_size']}, CPU"
+        f"{', ' + r['memory_format'] if 'memory_format' in r else ''}, WAS {r['was']} on {r['was_layers']} "
         f"conv layers; {r['repeats']} steps of each variant, interleaved (A B, B A, ...). Target: <= 3 %.",
         "",
         *header(r),

@@ -60,7 +60,7 @@ class TrainConfig:
     save_every: int = 0  # also write last.pt every N steps within an epoch (0: once per epoch)
     device: str = "auto"
     amp: bool | None = None  # mixed precision; None: on for CUDA
-    channels_last: bool | None = None  # None: on for CUDA
+    channels_last: bool | None = None  # None: on for CUDA; on the CPU the faster, timed (train/memory_format.py)
     deterministic: bool = True  # deterministic algorithms (bit-identical resume on the CPU)
     # --- training the deployed sub-network on purpose (METHOD.md §6; sandwich steps, train/step.py)
     dom_seeds: tuple[int, ...] = ()  # DOM draws trained in every step (the first is evaluated and selects)

@@ -42,6 +42,8 @@ def sub_network_recipe(config: TrainConfig, model: nn.Module, device: torch.devi
         from wascompress.checkpoint import build_model
 
         teacher = strip_was_(build_model(load_checkpoint(config.init_checkpoint))).to(device).eval()
+        if config.channels_last:
+            teacher = teacher.to(memory_format=torch.channels_last)
         for p in teacher.parameters():
             p.requires_grad_(False)
     distill = Distillation(config.distill_weight, config.distill_temperature) if config.distill else None
