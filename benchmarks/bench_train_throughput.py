@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import interleaved_times, machine, median, today, write_json  # noqa: E402
 
 from wascompress.data import BatchLoader, make_synthetic  # noqa: E402
-from wascompress.device import flush_denormals  # noqa: E402
+from wascompress.device import flush_denormals, keep_freed_memory  # noqa: E402
 from wascompress.models import create_model, list_models  # noqa: E402
 from wascompress.train.step import training_step  # noqa: E402
 from wascompress.was import WASConfig, apply_was_  # noqa: E402
@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     flush_denormals()
+    keep_freed_memory()
     widths = (0.25,) if args.quick else (1.0, 0.25)
     part1 = throughput(args.batch_size, 0.25, repeats=10 if args.quick else 30)
     print(f"resnet18 width 0.25 batch {args.batch_size}: plain {part1['plain_images_per_s']:.0f} img/s, "

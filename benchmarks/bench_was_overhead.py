@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import interleaved_times, machine, median, today, write_json  # noqa: E402
 
-from wascompress.device import flush_denormals  # noqa: E402
+from wascompress.device import flush_denormals, keep_freed_memory  # noqa: E402
 from wascompress.models import create_model  # noqa: E402
 from wascompress.train.memory_format import probe_memory_format  # noqa: E402
 from wascompress.train.step import Distillation, Sandwich, sandwich_step, training_step  # noqa: E402
@@ -66,6 +66,7 @@ def main() -> None:
     repeats = args.repeats if args.repeats is not None else (30 if args.quick else 16)
 
     flush_denormals()  # as the trainer does
+    keep_freed_memory()
     torch.manual_seed(0)
     plain = create_model(args.model, width=width)
     was = copy.deepcopy(plain)

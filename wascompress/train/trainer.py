@@ -28,7 +28,7 @@ from wascompress import __version__
 from wascompress.checkpoint import load_checkpoint, save_checkpoint
 from wascompress.data import DATA_DIR_ENV, BatchLoader
 from wascompress.data.run_data import calibration_batches, load_splits
-from wascompress.device import flush_denormals
+from wascompress.device import flush_denormals, keep_freed_memory
 from wascompress.errors import CheckpointError, ConfigError
 from wascompress.evaluate import Accuracy, mode_accuracy
 from wascompress.fileio import atomic_write_text
@@ -127,6 +127,7 @@ class TrainingSession:
         self.device = device = ctx.device
         if device.type == "cpu":
             flush_denormals()
+            keep_freed_memory()
         if config.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
