@@ -11,6 +11,8 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable
 
+from wascompress.fileio import atomic_write_bytes
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
@@ -337,6 +339,42 @@ def study_cifar10(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+ROW_MARKERS = {"baseline": "s", "sandwich": "o", "sandwich-ft": "D", "scratch": "^", "torch-pruning": "v",
+               "torch-pruning-walltime": "<", "paper-crop": "x", "paper-ct": "+"}
+
+
+def study_dom_plot(table: list[dict[str, Any]]) -> bytes:
+    """Pareto plot of the DOM study: test top-1 against MACs and against measured latency (batch 32), both
+    as fractions of each model's baseline; one marker per row, error bars over seeds, one colour per model."""
+    from wascompress.plotting import png_bytes, pyplot
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
+    colours = dict(zip(sorted({r["model"] for r in table}), ("tab:blue", "tab:orange", "tab:green", "tab:red")))
+    for ax, key, label in ((axes[0], "mac_ratio", "MACs (x baseline, exported graph)"),
+                           (axes[1], "latency_ratio_b32", "ONNX Runtime CPU latency, batch 32 (x baseline)")):
+        shown = 0
+        for row in table:
+            value = row.get(key)
+            if value is None:
+                continue
+            x, x_err = (value, 0.0) if key == "mac_ratio" else (value["mean"], value["std"])
+            top1 = row["test_top1"]
+            ax.errorbar(x, top1["mean"] * 100, yerr=top1["std"] * 100, xerr=x_err or None,
+                        marker=ROW_MARKERS.get(row["row"], "o"), color=colours[row["model"]], markersize=7,
+                        capsize=3, linestyle="none", label=f"{row['model']} {row['row']} (n={top1['n']})")
+            shown += 1
+        ax.axvline(0.5, color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+        if not shown:
+            ax.text(0.5, 0.5, "not measured yet (study_dom.py --latency)", transform=ax.transAxes, ha="center")
+    axes[0].set_ylabel("test top-1 % (mean ± std over seeds)")
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle("DOM study, CIFAR-10, width 0.25: accuracy against cost (dotted: the 0.5 MAC budget)")
+    return png_bytes(fig)
+
+
 def study_dom() -> list[str]:
     """The DOM study, from its unit files (benchmarks/results/study_dom/)."""
     import sys
@@ -388,6 +426,10 @@ def study_dom() -> list[str]:
             if m["dom_minus_torch_pruning_points"] is not None:
                 text += f", {m['dom_minus_torch_pruning_points']:+.2f} points against torch-pruning at equal epochs"
         lines.append(text + ".")
+    plot = HERE / "study_dom.png"
+    atomic_write_bytes(plot, study_dom_plot(facts["table"]))
+    lines += ["", f"Plot: `{plot.name}` (test top-1 against MACs and against measured latency, one marker per row).",
+              "", f"![DOM study]({plot.name})"]
     missing = [f"{model} {row}" for model in facts["models"] for row in study.ROWS
                if not any(u["model"] == model and u["row"] == row for u in units)]
     if missing:
