@@ -23,6 +23,7 @@ models, at the largest batch).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -42,6 +43,7 @@ from wascompress.export.exporter import ExportConfig, export_model  # noqa: E402
 from wascompress.export.from_checkpoint import export_checkpoint  # noqa: E402
 from wascompress.export.quantize import QuantizationData, QuantizeConfig  # noqa: E402
 from wascompress.models import create_model  # noqa: E402
+from wascompress.profile.onnx_cost import onnx_cost  # noqa: E402
 from wascompress.profile.latency import TimingPlan, make_session, summarize, time_interleaved  # noqa: E402
 from wascompress.was import WASConfig, apply_was_  # noqa: E402
 
@@ -102,6 +104,35 @@ def time_forms(paths: dict[str, Path], size: int, batches: tuple[int, ...], roun
                      **{f"{f}_speedup": middle["aom_fp32"] / middle[f] for f in FORMS},
                      "round_speedups_dom_int8": ratios})
     return rows
+
+
+def stem_share(path: Path, size: int, batch: int, threads: int, runs: int = 3) -> dict[str, float]:
+    """Where a graph's time goes: the share of its first conv (the stem, which WAS leaves at full size by
+    default) in its ONNX Runtime node time (profiled runs after a warm-up; median) and in its MACs."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.enable_profiling = True
+    x = np.random.default_rng(batch).standard_normal((batch, 3, size, size), dtype=np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        options.profile_file_prefix = str(Path(tmp) / "profile")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for _ in range(runs + 1):
+            session.run(None, {"input": x})
+        events = json.loads(Path(session.end_profiling()).read_text())
+    windows = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")[1:]
+    nodes = sorted((e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")),
+                   key=lambda e: e["ts"])
+    shares = []
+    for start, end in windows:
+        run = [e for e in nodes if start <= e["ts"] <= end]
+        convs = [e for e in run if "Conv" in e["args"]["op_name"]]
+        if convs:
+            shares.append(convs[0]["dur"] / sum(e["dur"] for e in run))
+    cost = onnx_cost(path, (3, size, size))
+    first = next(n for n in cost.nodes if n.op == "Conv")
+    return {"time_share": float(np.median(shares)), "mac_share": first.macs / cost.macs}
 
 
 def trained_checkpoints(runs_dir: Path) -> list[Path]:
@@ -165,8 +196,9 @@ def main() -> None:
             name, size = MODELS[key]
             size = 64 if args.quick and size > 32 else size
             paths = export_random(name, 1.0 if ":" in name else width, size, folder, 16 if args.quick else 64)
+            stem = {form: stem_share(paths[form], size, 8, args.threads) for form in ("aom_fp32", "dom_int8")}
             for row in time_forms(paths, size, batches, rounds, runs, args.threads):
-                rows.append({"model": key, "size": size, "width": 1.0 if ":" in name else width, **row})
+                rows.append({"model": key, "size": size, "width": 1.0 if ":" in name else width, "stem": stem, **row})
                 r = rows[-1]
                 print(f"{key:<12} {size:>3}px b{r['batch']:<3} " + "  ".join(
                     f"{f} {r[f + '_ms']:8.2f} ms ({r[f + '_speedup']:.2f}x)" for f in FORMS), flush=True)

@@ -254,6 +254,16 @@ def int8(r: dict[str, Any]) -> list[str]:
                      f"{row['aom_fp32_ms']:.2f} | " + " | ".join(cells) + " |")
     lines += ["", f"Worst DOM INT8 speed-up over AOM FP32 at batch {max(r['batches'])}: "
               f"**{r['dom_int8_speedup_vs_aom_fp32']:.2f}x**.", ""]
+    stems = {row["model"]: row["stem"] for row in r["rows"] if "stem" in row}
+    if stems:
+        lines += ["Where the time goes: the first conv (the stem, which WAS leaves at full size by default), as a share "
+                  "of each graph's ONNX Runtime node time (batch 8, profiled) and of its MACs:", "",
+                  "| model | stem in AOM FP32: time / MACs | stem in DOM INT8: time / MACs |", "| --- | --- | --- |"]
+        for model, stem in stems.items():
+            lines.append(f"| {model} | " + " | ".join(
+                f"{stem[f]['time_share'] * 100:.1f} % / {stem[f]['mac_share'] * 100:.1f} %" for f in ("aom_fp32", "dom_int8"))
+                + " |")
+        lines.append("")
     if r["accuracy"]:
         lines += ["Test top-1 of trained checkpoints (exported in the four forms; INT8 agreement with FP32 on the "
                   "validation split in brackets):", "",
