@@ -30,6 +30,7 @@ from common import interleaved_times, machine, median, today, write_json  # noqa
 from wascompress.data import BatchLoader, make_synthetic  # noqa: E402
 from wascompress.device import flush_denormals, keep_freed_memory  # noqa: E402
 from wascompress.models import create_model, list_models  # noqa: E402
+from wascompress.train.memory_format import probe_memory_format  # noqa: E402
 from wascompress.train.step import training_step  # noqa: E402
 from wascompress.was import WASConfig, apply_was_  # noqa: E402
 
@@ -68,6 +69,10 @@ def epoch_estimate(name: str, width: float, batch_size: int, steps: int) -> dict
     model = create_model(name, width=width)
     apply_was_(model, WAS)
     images = torch.randn(batch_size, 3, 32, 32)
+    channels_last = probe_memory_format(model, images, num_classes=10).channels_last  # as the trainer chooses
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(memory_format=memory_format)
+    images = images.contiguous(memory_format=memory_format)
     labels = torch.randint(0, 10, (batch_size,))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     generator = torch.Generator().manual_seed(0)
@@ -85,7 +90,8 @@ def epoch_estimate(name: str, width: float, batch_size: int, steps: int) -> dict
         forward = time.perf_counter() - start
     step = median(step_times)
     epoch = TRAIN_IMAGES / batch_size * step + 2 * VAL_IMAGES / batch_size * forward
-    return {"model": name, "width": width, "step_s_median": step, "train_images_per_s": batch_size / step,
+    return {"model": name, "width": width, "memory_format": "channels-last" if channels_last else "contiguous",
+            "step_s_median": step, "train_images_per_s": batch_size / step,
             "estimated_epoch_min": epoch / 60}
 
 

@@ -75,11 +75,12 @@ def train_throughput(r: dict[str, Any]) -> list[str]:
         "Estimated time of one CIFAR-10 epoch with WAS (45,000 training images at batch 128 plus a 5,000-image "
         "validation pass in AOM and in DOM), extrapolated from the median of a few timed training steps:",
         "",
-        "| model | width | training img/s | est. minutes per epoch |",
-        "| --- | --- | --- | --- |",
+        "| model | width | memory format | training img/s | est. minutes per epoch |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for z in r["zoo"]:
-        lines.append(f"| {z['model']} | {z['width']:g} | {z['train_images_per_s']:.0f} | {z['estimated_epoch_min']:.1f} |")
+        lines.append(f"| {z['model']} | {z['width']:g} | {z.get('memory_format', 'contiguous')} | "
+                     f"{z['train_images_per_s']:.0f} | {z['estimated_epoch_min']:.1f} |")
     return lines + [""]
 
 
