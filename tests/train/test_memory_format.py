@@ -54,3 +54,23 @@ def test_channels_last_run_trains_and_resumes_bit_identically(tmp_path):
     assert results["test_acc_aom"] > 0
     assert json.loads((tmp_path / "resumed" / "config.json").read_text())["channels_last"] is True
     assert_same_state(state_of(tmp_path / "straight" / "last.pt"), state_of(tmp_path / "resumed" / "last.pt"))
+
+
+class Uncopyable(torch.nn.Module):
+    """A user's model that refuses to be deep-copied (it holds something that cannot be)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = create_model("tiny")
+
+    def forward(self, x):
+        return self.net(x)
+
+    def __deepcopy__(self, memo):
+        raise TypeError("cannot copy this model")
+
+
+def test_a_model_the_probe_cannot_copy_trains_contiguous(tmp_path):
+    config = TrainConfig(**TINY, epochs=1, limit_train=200)
+    train(config, tmp_path / "run", model=Uncopyable())
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["channels_last"] is False

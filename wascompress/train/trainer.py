@@ -179,11 +179,15 @@ class TrainingSession:
         choice = 0.0
         if self.ctx.is_main:
             images = (self.calibration or calibration_batches(self.splits.train, 1, batch_size, seed=0))[0]
-            probe = probe_memory_format(model, images.to(self.device), self.num_classes)
-            choice = float(probe.channels_last)
-            log.info("memory format: %s (a channels-last training step took %.2fx the contiguous one's time "
-                     "here; set channels_last to fix it)", "channels-last" if probe.channels_last else "contiguous",
-                     probe.ratio)
+            try:
+                probe = probe_memory_format(model, images.to(self.device), self.num_classes)
+            except Exception as err:  # noqa: BLE001  (an optimisation: a model it cannot copy or run twice trains as given)
+                log.info("memory format: contiguous (channels-last could not be timed: %s)", err)
+            else:
+                choice = float(probe.channels_last)
+                log.info("memory format: %s (a channels-last training step took %.2fx the contiguous one's time "
+                         "here; set channels_last to fix it)", "channels-last" if probe.channels_last else "contiguous",
+                         probe.ratio)
         return self.ctx.all_reduce_sum([choice])[0] > 0.5
 
     def _build_model(self, config: TrainConfig, given_model: nn.Module | None) -> nn.Module:
