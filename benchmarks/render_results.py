@@ -351,7 +351,7 @@ def study_cifar10(r: dict[str, Any]) -> list[str]:
 
 
 ROW_MARKERS = {"baseline": "s", "sandwich": "o", "sandwich-ft": "D", "scratch": "^", "torch-pruning": "v",
-               "torch-pruning-walltime": "<", "paper-crop": "x", "paper-ct": "+"}
+               "torch-pruning-walltime": "<", "paper-crop": "x", "paper-ct": "+", "sandwich-pair": "P"}
 
 
 def study_dom_plot(table: list[dict[str, Any]]) -> bytes:

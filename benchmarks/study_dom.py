@@ -12,6 +12,7 @@ baseline's MACs, measured on the exported pruned graph:
    seeds on the validation split whose pruned graph is at or under the budget).
 3. ``sandwich``: crop (0.4, 0.6); AOM on the labels + the deployed DOM seed (``--dom-target-macs 0.5``)
    + one random SW per step, with in-place distillation.
+   ``sandwich-pair``: row 3 without the random SW (AOM + the deployed DOM only; 2 passes per step, not 3).
 4. ``sandwich-ft``: row 3 for E - F epochs, then ``wascompress finetune`` of its DOM for F = E / 4
    epochs (distilled from its AOM).
 5. ``torch-pruning``: the baseline trained E - F epochs, channel-pruned with torch-pruning (group
@@ -73,8 +74,8 @@ BUDGET = 0.5
 CROP = WASConfig(crop=(0.4, 0.6))
 CROP_TRANSLATE = WASConfig(crop=(0.4, 0.6), translate=0.3)
 ROWS = ("baseline", "sandwich", "scratch", "torch-pruning", "sandwich-ft", "paper-crop", "paper-ct",
-        "torch-pruning-walltime")
-DOM_ROWS = ("paper-crop", "paper-ct", "sandwich", "sandwich-ft")
+        "torch-pruning-walltime", "sandwich-pair")
+DOM_ROWS = ("paper-crop", "paper-ct", "sandwich", "sandwich-ft", "sandwich-pair")
 
 
 @dataclass(frozen=True)
@@ -212,9 +213,9 @@ def paper_unit(study: Study, model: str, seed: int, was: WASConfig, row: str) ->
             **training_time(folder / "run")}
 
 
-def sandwich_config(study: Study, model: str, seed: int, epochs: int) -> TrainConfig:
+def sandwich_config(study: Study, model: str, seed: int, epochs: int, random_samples: int = 1) -> TrainConfig:
     return study.base_config(model, seed, epochs, CROP, dom_target_macs=BUDGET, dom_search_seeds=study.scale.budget_seeds,
-                             distill=True, select_mode="dom")
+                             distill=True, select_mode="dom", was_samples=random_samples)
 
 
 def export_dom(study: Study, checkpoint: Path, out: Path, dom_seed: int) -> tuple[dict[str, Any], Any]:
@@ -224,13 +225,14 @@ def export_dom(study: Study, checkpoint: Path, out: Path, dom_seed: int) -> tupl
     return report, splits
 
 
-def sandwich_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
-    folder = study.folder(model, "sandwich", seed)
+def sandwich_unit(study: Study, model: str, seed: int, row: str = "sandwich", random_samples: int = 1) -> dict[str, Any]:
+    folder = study.folder(model, row, seed)
     epochs = study.scale.epochs[model]
-    results = run_training(sandwich_config(study, model, seed, epochs), folder / "run")
+    results = run_training(sandwich_config(study, model, seed, epochs, random_samples), folder / "run")
     dom_seed = results["dom_seed"]
     report, splits = export_dom(study, folder / "run" / "best.pt", folder / "dom.onnx", dom_seed)
     return {**onnx_facts(report, folder / "dom.onnx", splits.test), "dom_seed": dom_seed, "epochs": str(epochs),
+            "random_samples": random_samples,
             "aom_test_top1": results["test_acc_aom"], "trainer_dom_test_top1": results["test_acc_dom"],
             **training_time(folder / "run")}
 
@@ -351,6 +353,7 @@ def run_unit(study: Study, model: str, row: str, seed: int) -> dict[str, Any] | 
         "paper-ct": lambda: paper_unit(study, model, seed, CROP_TRANSLATE, "paper-ct"),
         "sandwich": lambda: sandwich_unit(study, model, seed),
         "sandwich-ft": lambda: sandwich_ft_unit(study, model, seed),
+        "sandwich-pair": lambda: sandwich_unit(study, model, seed, "sandwich-pair", random_samples=0),
         "torch-pruning": lambda: torch_pruning_unit(study, model, seed, "torch-pruning", (total - tune, tune)),
         "scratch": lambda: scratch_unit(study, model, seed),
     }

@@ -9,7 +9,7 @@ import sys
 from tests.conftest import REPO
 
 ROWS = {"baseline", "sandwich", "scratch", "torch-pruning", "sandwich-ft", "paper-crop", "paper-ct",
-        "torch-pruning-walltime"}
+        "torch-pruning-walltime", "sandwich-pair"}
 
 
 def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
@@ -32,6 +32,8 @@ def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
     sandwich, scratch = units["sandwich-seed0"], units["scratch-seed0"]
     assert scratch["macs"] == sandwich["macs"] and scratch["dom_seed"] == sandwich["dom_seed"]  # the same net
     assert units["torch-pruning-seed0"]["macs"] <= sandwich["macs"]
+    pair = units["sandwich-pair-seed0"]  # the same DOM, trained without the random SW
+    assert (pair["dom_seed"], pair["macs"], pair["random_samples"]) == (sandwich["dom_seed"], sandwich["macs"], 0)
     assert units["sandwich-ft-seed0"]["epochs"] == "1+1"
     # a second invocation finds every unit done: it trains nothing and prints the same summary
     again = subprocess.run([*command, "--summary"], cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -128,6 +128,18 @@ def test_dom_target_macs_picks_a_seed_under_the_budget(tmp_path):
     assert not (tmp_path / "unreachable").exists()
 
 
+def test_dom_target_macs_alone_is_a_sub_network_to_train(tmp_path):
+    """--dom-target-macs with --was-samples 0: AOM + the seed the budget picks, two passes per step."""
+    config = TrainConfig(**TINY, epochs=1, limit_train=300, was=CROP, dom_target_macs=0.5, dom_search_seeds=8,
+                         distill=True, was_samples=0)
+    results = train(config, tmp_path / "run")
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert stored["config"]["dom_seeds"] == [results["dom_seed"]]
+    assert stored["step"] == f"AOM on the labels + DOM seed {results['dom_seed']}, distilled from the aom (weight 0.5, T 1)"
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[-1]["passes_per_step"] == 2
+
+
 SANDWICH_ARGS = ["train", "--model", "tiny", "--dataset", "synthetic", "--epochs", "3", "--batch-size", "32",
                  "--lr", "0.05", "--crop", "0.4", "0.6", "--translate", "0.3", "--augment", "--bn-batches", "2",
                  "--limit-train", "800", "--save-every", "4", "--dom-seed", "2", "5", "--was-samples", "1",

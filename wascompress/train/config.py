@@ -156,12 +156,13 @@ class TrainConfig:
                 if given:
                     raise ConfigError(f"--{name} needs WAS settings (--crop, --translate, --filter or --rotate)")
             return
-        if self.sandwich and self.was_samples + len(seeds) == 0:
-            raise ConfigError("a WAS step must train some SW: give --dom-seed or --was-samples >= 1")
+        fixed = len(seeds) + (target is not None and not seeds)  # --dom-target-macs picks one seed later
+        if self.sandwich and self.was_samples + fixed == 0:
+            raise ConfigError("a WAS step must train some SW: give --dom-seed, --dom-target-macs or --was-samples >= 1")
         if self.distill and self.teacher == "aom" and not self.train_pw:
             raise ConfigError("distillation from the AOM forward needs PW trained in the step")
-        if self.distill and self.was_samples + len(seeds) == 0:
-            raise ConfigError("--distill needs SW forwards: --dom-seed or --was-samples >= 1")
+        if self.distill and self.was_samples + fixed == 0:
+            raise ConfigError("--distill needs SW forwards: --dom-seed, --dom-target-macs or --was-samples >= 1")
         if self.teacher == "checkpoint" and self.init_checkpoint is None:
             raise ConfigError("teacher 'checkpoint' needs init_checkpoint")
         if self.was_warmup >= self.epochs:
