@@ -259,12 +259,18 @@ def int8(r: dict[str, Any]) -> list[str]:
     if stems:
         lines += ["Where the time goes: the first conv (the stem, which WAS leaves at full size by default), as a share "
                   "of each graph's ONNX Runtime node time (batch 8, profiled) and of its MACs:", "",
-                  "| model | stem in AOM FP32: time / MACs | stem in DOM INT8: time / MACs |", "| --- | --- | --- |"]
+                  "| model | stem in AOM FP32: time / MACs | stem in DOM INT8: time / MACs | DOM INT8 speed-up, "
+                  "stem left out |", "| --- | --- | --- | --- |"]
+        largest = {row["model"]: row for row in r["rows"] if row["batch"] == max(r["batches"])}
         for model, stem in stems.items():
+            row = largest[model]
+            rest = (row["aom_fp32_ms"] * (1 - stem["aom_fp32"]["time_share"])
+                    / (row["dom_int8_ms"] * (1 - stem["dom_int8"]["time_share"])))
             lines.append(f"| {model} | " + " | ".join(
                 f"{stem[f]['time_share'] * 100:.1f} % / {stem[f]['mac_share'] * 100:.1f} %" for f in ("aom_fp32", "dom_int8"))
-                + " |")
-        lines.append("")
+                + f" | {rest:.2f}x |")
+        lines += ["", f"The last column is the speed-up of the rest of the network at batch {max(r['batches'])}: each "
+                  "graph's latency less its stem's share of time (shares measured at batch 8).", ""]
     if r["accuracy"]:
         lines += ["Test top-1 of trained checkpoints (exported in the four forms; INT8 agreement with FP32 on the "
                   "validation split in brackets):", "",
