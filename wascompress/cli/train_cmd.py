@@ -83,7 +83,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--was-warmup", type=int, metavar="EPOCHS", help="train PW alone for the first EPOCHS")
     ev = p.add_argument_group("evaluation")
     ev.add_argument("--eval-seed", type=int, help="DOM seed evaluated each epoch (default 0)")
-    ev.add_argument("--bn-batches", type=int, help="batches for BatchNorm re-estimation (default 4)")
+    ev.add_argument("--bn-batches", type=int, help="batches for BatchNorm re-estimation (default 32)")
     ev.add_argument("--select-mode", choices=SELECT_MODES, help="validation accuracy that picks best.pt")
     p.set_defaults(run=run_train)
 

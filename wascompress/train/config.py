@@ -55,7 +55,7 @@ class TrainConfig:
     limit_test: int | None = None
     was: WASConfig | None = None  # None: the plain baseline
     eval_seed: int = 0  # the DOM seed evaluated each epoch
-    bn_batches: int = 4  # calibration batches for BatchNorm re-estimation
+    bn_batches: int = 32  # calibration batches for BatchNorm re-estimation (x batch size: 4,096 images)
     select_mode: str = "aom"  # which validation accuracy picks best.pt
     save_every: int = 0  # also write last.pt every N steps within an epoch (0: once per epoch)
     device: str = "auto"
