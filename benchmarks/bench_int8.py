@@ -15,6 +15,7 @@ accuracy.
 
     python benchmarks/bench_int8.py            # width 1, batch 1 and 32, torchvision at 224
     python benchmarks/bench_int8.py --quick    # width 0.25, batch 1 and 8, one round, torchvision at 64
+    python benchmarks/bench_int8.py --models tv_resnet18 --crop-stem   # WAS on the 7x7 stem too
 
 Last line: ``dom_int8_speedup_vs_aom_fp32: X`` (AOM FP32 latency / DOM INT8 latency, the worst over the
 models, at the largest batch).
@@ -64,11 +65,12 @@ def configs(seed: int, quantize: QuantizeConfig) -> dict[str, ExportConfig]:
             "dom_int8": ExportConfig(mode="dom", seed=seed, format="pruned", quantize=quantize)}
 
 
-def export_random(name: str, width: float, size: int, folder: Path, calibration_images: int) -> dict[str, Path]:
+def export_random(name: str, width: float, size: int, folder: Path, calibration_images: int,
+                  was: WASConfig = CROP) -> dict[str, Path]:
     """The four forms of zoo model ``name`` (or ``package.module:factory``) with random weights."""
     torch.manual_seed(0)
     model = create_model(name, width=width)
-    apply_was_(model, CROP)
+    apply_was_(model, was)
     shape = (3, size, size)
     generator = torch.Generator().manual_seed(0)
     batch = 16 if size <= 64 else 4
@@ -182,8 +184,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/study_dom"), help="trained checkpoints for accuracy")
     parser.add_argument("--data-dir", default=None, help="their data (default: as recorded in each checkpoint)")
+    parser.add_argument("--crop-stem", action="store_true",
+                        help="WAS on the first conv too (by default it stays whole, as in the paper)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    was = replace(CROP, skip_first=False) if args.crop_stem else CROP
     torch.set_flush_denormal(True)
     width = 0.25 if args.quick else 1.0
     batches = (1, 8) if args.quick else (1, 32)
@@ -195,7 +200,7 @@ def main() -> None:
         for key in args.models:
             name, size = MODELS[key]
             size = 64 if args.quick and size > 32 else size
-            paths = export_random(name, 1.0 if ":" in name else width, size, folder, 16 if args.quick else 64)
+            paths = export_random(name, 1.0 if ":" in name else width, size, folder, 16 if args.quick else 64, was)
             stem = {form: stem_share(paths[form], size, 8, args.threads) for form in ("aom_fp32", "dom_int8")}
             for row in time_forms(paths, size, batches, rounds, runs, args.threads):
                 rows.append({"model": key, "size": size, "width": 1.0 if ":" in name else width, "stem": stem, **row})
@@ -207,9 +212,11 @@ def main() -> None:
     worst = min((r["dom_int8_speedup"] for r in rows if r["batch"] == largest), default=float("nan"))
     drops = [r["dom_int8_drop_points"] for r in accuracy if "dom_int8_drop_points" in r]
     result = {"benchmark": "int8", "date": today(), "machine": machine(),
-              "command": "python benchmarks/bench_int8.py" + (" --quick" if args.quick else ""),
+              "command": " ".join(["python benchmarks/bench_int8.py", *(["--quick"] if args.quick else []),
+                                   *(["--crop-stem"] if args.crop_stem else []),
+                                   *(["--models", *args.models] if args.models != list(MODELS) else [])]),
               "quick": args.quick, "width": width, "batches": list(batches), "rounds": rounds, "runs": runs,
-              "threads": args.threads, "was": CROP.to_dict(), "quantize": QuantizeConfig().as_dict(),
+              "threads": args.threads, "was": was.to_dict(), "quantize": QuantizeConfig().as_dict(),
               "speedup_goal": SPEEDUP_GOAL, "accuracy_goal_points": ACCURACY_GOAL_POINTS, "rows": rows,
               "accuracy": accuracy, "worst_dom_int8_drop_points": max(drops) if drops else None,
               "dom_int8_speedup_vs_aom_fp32": worst}
