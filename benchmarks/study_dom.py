@@ -274,7 +274,8 @@ def sandwich_ft_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
     run_training(config, folder / "finetune")
     report, splits = export_dom(study, folder / "finetune" / "best.pt", folder / "dom.onnx", dom_seed)
     return {**onnx_facts(report, folder / "dom.onnx", splits.test), "dom_seed": dom_seed,
-            "epochs": f"{total - tune}+{tune}", "bn_batches": study.scale.bn_batches, "finetune_distill": False, "aom_test_top1": first["test_acc_aom"],
+            "epochs": f"{total - tune}+{tune}", "bn_batches": study.scale.bn_batches, "finetune_distill": False,
+            "aom_test_top1": first["test_acc_aom"],
             "dom_test_top1_before_finetune": first["test_acc_dom"],
             **training_time(folder / "run", folder / "finetune")}
 
