@@ -128,10 +128,18 @@ def test_dom_target_macs_picks_a_seed_under_the_budget(tmp_path):
     assert not (tmp_path / "unreachable").exists()
 
 
+def test_a_fixed_dom_trains_without_random_draws_by_default():
+    assert TrainConfig(**TINY, was=CROP, dom_seeds=(3,)).was_samples == 0
+    assert TrainConfig(**TINY, was=CROP, dom_target_macs=0.5).was_samples == 0
+    assert TrainConfig(**TINY, was=CROP, dom_seeds=(3,), was_samples=2).was_samples == 2
+    assert TrainConfig(**TINY, was=CROP).was_samples == 1 and TrainConfig(**TINY, was=CROP, distill=True).was_samples == 1
+    assert TrainConfig(**TINY).was_samples == 1 and not TrainConfig(**TINY, was=CROP).sandwich  # the paper's step
+
+
 def test_dom_target_macs_alone_is_a_sub_network_to_train(tmp_path):
-    """--dom-target-macs with --was-samples 0: AOM + the seed the budget picks, two passes per step."""
+    """--dom-target-macs (random draws by default none): AOM + the seed the budget picks, two passes per step."""
     config = TrainConfig(**TINY, epochs=1, limit_train=300, was=CROP, dom_target_macs=0.5, dom_search_seeds=8,
-                         distill=True, was_samples=0)
+                         distill=True)
     results = train(config, tmp_path / "run")
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
     assert stored["config"]["dom_seeds"] == [results["dom_seed"]]

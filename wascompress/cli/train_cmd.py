@@ -71,11 +71,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     was.add_argument("--was-exclude", nargs="+", metavar="GLOB", help="leave these conv layers alone")
     sub = p.add_argument_group("training the deployed DOM on purpose (sandwich steps; METHOD.md §6)")
     sub.add_argument("--dom-seed", type=int, nargs="+", metavar="N",
-                     help="DOM draw(s) to deploy, trained in every step next to PW and random SW")
+                     help="DOM draw(s) to deploy, trained in every step next to PW (and --was-samples random SW)")
     sub.add_argument("--dom-target-macs", type=float, metavar="R",
                      help="pick the DOM seed whose pruned graph is at or just under R x the AOM's MACs")
     sub.add_argument("--dom-search-seeds", type=int, metavar="K", help="seeds tried for --dom-target-macs (32)")
-    sub.add_argument("--was-samples", type=int, metavar="K", help="random SW draws per step (default 1)")
+    sub.add_argument("--was-samples", type=int, metavar="K", help="random SW draws per step (default: 0 beside a fixed DOM, else 1)")
     sub.add_argument("--distill", action="store_true", default=None,
                      help="SW forwards also learn from the AOM forward's soft predictions (in-place distillation)")
     sub.add_argument("--distill-weight", type=float, metavar="A", help="loss = (1-A) CE + A T^2 KL (default 0.5)")

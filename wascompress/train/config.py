@@ -64,7 +64,7 @@ class TrainConfig:
     deterministic: bool = True  # deterministic algorithms (bit-identical resume on the CPU)
     # --- training the deployed sub-network on purpose (METHOD.md §6; sandwich steps, train/step.py)
     dom_seeds: tuple[int, ...] = ()  # DOM draws trained in every step (the first is evaluated and selects)
-    was_samples: int = 1  # random SW draws per step
+    was_samples: int | None = None  # random SW draws per step; None: 0 beside a fixed DOM, else 1
     train_pw: bool = True  # sandwich steps train PW on the labels too (off: fine-tuning a frozen DOM)
     distill: bool = False  # SW forwards also learn from the teacher's soft predictions
     distill_weight: float = 0.5  # loss = (1 - A) CE + A T² KL
@@ -132,6 +132,9 @@ class TrainConfig:
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"dom-seed lists a seed twice: {list(seeds)}")
         object.__setattr__(self, "dom_seeds", tuple(seeds))
+        if self.was_samples is None:  # the DOM study: a random draw beside the fixed DOM cost both modes accuracy
+            dom_fixed = bool(seeds) or self.dom_target_macs is not None
+            object.__setattr__(self, "was_samples", 0 if dom_fixed and self.was is not None else 1)
         positive_int("was_samples", minimum=0)
         positive_int("was_warmup", minimum=0)
         positive_int("dom_search_seeds")
