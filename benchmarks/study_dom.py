@@ -19,7 +19,8 @@ baseline's MACs, measured on the exported pruned graph:
 5. ``torch-pruning``: the baseline trained E - F epochs, channel-pruned with torch-pruning (group
    magnitude importance, channel counts rounded to 16, else 8, else 1 where coarser rounding cannot
    reach the budget) to at most the MACs of row 3's DOM, fine-tuned F epochs at a tenth of the
-   learning rate. ``torch-pruning-walltime``: the same given the training wall time of row 3.
+   learning rate. ``torch-pruning-walltime``: the same given the training wall time of ``sandwich-pair``
+   (the trainer's default recipe beside a fixed DOM).
 6. ``scratch``: the exact DOM architecture of row 3 (the same kernel windows and channels) trained
    alone from scratch for E epochs: WAS with only that draw in every step, so no other weight is used.
 
@@ -77,8 +78,9 @@ HERE = Path(__file__).resolve().parent
 BUDGET = 0.5
 CROP = WASConfig(crop=(0.4, 0.6))
 CROP_TRANSLATE = WASConfig(crop=(0.4, 0.6), translate=0.3)
-ROWS = ("baseline", "sandwich", "scratch", "torch-pruning", "sandwich-ft", "paper-crop", "paper-ct",
-        "torch-pruning-walltime", "sandwich-pair")
+ROWS = ("baseline", "sandwich-pair", "sandwich", "scratch", "torch-pruning", "sandwich-ft", "paper-crop", "paper-ct",
+        "torch-pruning-walltime")
+RECIPE_ROW = "sandwich-pair"  # the trainer's default beside a fixed DOM: the wall time the competitor is given
 DOM_ROWS = ("paper-crop", "paper-ct", "sandwich", "sandwich-ft", "sandwich-pair")
 
 
@@ -351,8 +353,8 @@ def torch_pruning_unit(study: Study, model: str, seed: int, row: str, epochs: tu
 
 
 def walltime_epochs(study: Study, model: str, seed: int) -> tuple[int, int] | None:
-    """Dense + fine-tuning epochs whose training time matches the sandwich row's (None: not known yet)."""
-    sandwich = load_json(study.unit_path(model, "sandwich", seed))
+    """Dense + fine-tuning epochs whose training time matches the recipe row's (None: not known yet)."""
+    sandwich = load_json(study.unit_path(model, RECIPE_ROW, seed))
     baseline = load_json(study.unit_path(model, "baseline", seed))
     pruned = load_json(study.unit_path(model, "torch-pruning", seed))
     if not (sandwich and baseline and pruned) or any("train_quiet_s" not in u for u in (sandwich, baseline, pruned)):
@@ -389,7 +391,7 @@ def run_unit(study: Study, model: str, row: str, seed: int) -> dict[str, Any] | 
     if row == "torch-pruning-walltime":
         epochs = walltime_epochs(study, model, seed)
         if epochs is None:
-            print(f"{model} {row} seed {seed}: waits for the baseline, sandwich and torch-pruning units", flush=True)
+            print(f"{model} {row} seed {seed}: waits for the baseline, {RECIPE_ROW} and torch-pruning units", flush=True)
             return None
         facts = torch_pruning_unit(study, model, seed, row, epochs)
     else:
