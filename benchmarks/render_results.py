@@ -405,6 +405,24 @@ def study_dom_plot(table: list[dict[str, Any]]) -> bytes:
     return png_bytes(fig)
 
 
+def dom_row_sentences(table: list[dict[str, Any]], model: str, dom_rows: tuple[str, ...]) -> list[str]:
+    """Each DOM row of ``model`` against the baseline, torch-pruning and the same net trained alone, and
+    whether it meets the study's goal (within 1 point of the baseline, at least as accurate as both)."""
+    by = {r["row"]: r["test_top1"]["mean"] * 100 for r in table if r["model"] == model}
+    sentences = []
+    for row in (r for r in table if r["model"] == model and r["row"] in dom_rows):
+        top1 = row["test_top1"]["mean"] * 100
+        parts = [f"{name} {top1 - by[other]:+.2f}" for name, other in
+                 (("baseline", "baseline"), ("torch-pruning", "torch-pruning"), ("scratch", "scratch")) if other in by]
+        goal = ""
+        if all(k in by for k in ("baseline", "torch-pruning", "scratch")):
+            met = (top1 >= by["baseline"] - 1 and top1 >= by["torch-pruning"] and top1 >= by["scratch"]
+                   and row["mac_ratio"] is not None and row["mac_ratio"] <= 0.5)
+            goal = "; meets the goal" if met else "; misses the goal"
+        sentences.append(f"{row['row']}: {top1:.2f} % (points against {', '.join(parts)}){goal}.")
+    return sentences
+
+
 def study_dom() -> list[str]:
     """The DOM study, from its unit files (benchmarks/results/study_dom/)."""
     import sys
@@ -456,6 +474,7 @@ def study_dom() -> list[str]:
             if m["dom_minus_torch_pruning_points"] is not None:
                 text += f", {m['dom_minus_torch_pruning_points']:+.2f} points against torch-pruning at equal epochs"
         lines.append(text + ".")
+        lines += [f"  - {sentence}" for sentence in dom_row_sentences(facts["table"], model, study.DOM_ROWS)]
     plot = HERE / "study_dom.png"
     atomic_write_bytes(plot, study_dom_plot(facts["table"]))
     lines += ["", f"Plot: `{plot.name}` (test top-1 against MACs and against measured latency, one marker per row).",

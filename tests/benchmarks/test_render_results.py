@@ -42,3 +42,15 @@ def test_int8_table_gives_the_speed_up_without_the_stem():
               "accuracy": [], "dom_int8_speedup_vs_aom_fp32": 600.0 / 180.0}
     table = "\n".join(render_results.int8(result))
     assert "| tv_resnet18 | 10.0 % / 7.0 % | 25.0 % / 13.0 % | 4.00x |" in table  # 540 ms / 135 ms
+
+
+def test_each_dom_row_is_set_against_baseline_competitor_and_control():
+    rows = [{"model": "vgg16", "row": name, "test_top1": stat(top1), "mac_ratio": ratio} for name, top1, ratio in (
+        ("baseline", 0.8442, 1.0), ("torch-pruning", 0.7960, 0.42), ("scratch", 0.8331, 0.457),
+        ("sandwich-pair", 0.8427, 0.457), ("sandwich", 0.8208, 0.457))]
+    sentences = render_results.dom_row_sentences(rows, "vgg16", ("sandwich", "sandwich-pair"))
+    assert sentences == [
+        "sandwich-pair: 84.27 % (points against baseline -0.15, torch-pruning +4.67, scratch +0.96); meets the goal.",
+        "sandwich: 82.08 % (points against baseline -2.34, torch-pruning +2.48, scratch -1.23); misses the goal."]
+    assert render_results.dom_row_sentences(rows[:1] + rows[3:4], "vgg16", ("sandwich-pair",)) == [
+        "sandwich-pair: 84.27 % (points against baseline -0.15)."]  # no verdict before the comparison rows exist
