@@ -412,10 +412,10 @@ def dom_row_sentences(table: list[dict[str, Any]], model: str, dom_rows: tuple[s
     sentences = []
     for row in (r for r in table if r["model"] == model and r["row"] in dom_rows):
         top1 = row["test_top1"]["mean"] * 100
-        parts = [f"{name} {top1 - by[other]:+.2f}" for name, other in
-                 (("baseline", "baseline"), ("torch-pruning", "torch-pruning"), ("scratch", "scratch")) if other in by]
+        references = ("baseline", "torch-pruning", "scratch")
+        parts = [f"{name} {top1 - by[name]:+.2f}" for name in references if name in by]
         goal = ""
-        if all(k in by for k in ("baseline", "torch-pruning", "scratch")):
+        if all(name in by for name in references):
             met = (top1 >= by["baseline"] - 1 and top1 >= by["torch-pruning"] and top1 >= by["scratch"]
                    and row["mac_ratio"] is not None and row["mac_ratio"] <= 0.5)
             goal = "; meets the goal" if met else "; misses the goal"

@@ -132,9 +132,10 @@ class TrainConfig:
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"dom-seed lists a seed twice: {list(seeds)}")
         object.__setattr__(self, "dom_seeds", tuple(seeds))
+        target = self.dom_target_macs
+        fixed = len(seeds) + (target is not None and not seeds)  # DOM draws trained; --dom-target-macs picks one
         if self.was_samples is None:  # the DOM study: a random draw beside the fixed DOM cost both modes accuracy
-            dom_fixed = bool(seeds) or self.dom_target_macs is not None
-            object.__setattr__(self, "was_samples", 0 if dom_fixed and self.was is not None else 1)
+            object.__setattr__(self, "was_samples", 0 if fixed and self.was is not None else 1)
         positive_int("was_samples", minimum=0)
         positive_int("was_warmup", minimum=0)
         positive_int("dom_search_seeds")
@@ -149,7 +150,6 @@ class TrainConfig:
             raise ConfigError(f"distill-temperature must be > 0, got {temperature!r}")
         if self.teacher not in TEACHERS:
             raise ConfigError(f"teacher must be one of {TEACHERS}, got {self.teacher!r}")
-        target = self.dom_target_macs
         if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float))
                                    or not 0 < target <= 1):
             raise ConfigError(f"dom-target-macs must be a fraction of the AOM's MACs in (0, 1], got {target!r}")
@@ -159,7 +159,6 @@ class TrainConfig:
                 if given:
                     raise ConfigError(f"--{name} needs WAS settings (--crop, --translate, --filter or --rotate)")
             return
-        fixed = len(seeds) + (target is not None and not seeds)  # --dom-target-macs picks one seed later
         if self.sandwich and self.was_samples + fixed == 0:
             raise ConfigError("a WAS step must train some SW: give --dom-seed, --dom-target-macs or --was-samples >= 1")
         if self.distill and self.teacher == "aom" and not self.train_pw:
