@@ -13,6 +13,9 @@ baseline's MACs, measured on the exported pruned graph:
 3. ``sandwich``: crop (0.4, 0.6); AOM on the labels + the deployed DOM seed (``--dom-target-macs 0.5``)
    + one random SW per step, with in-place distillation.
    ``sandwich-pair``: row 3 without the random SW (AOM + the deployed DOM only; 2 passes per step, not 3).
+   ``sandwich-pair-aligned``: the same with an aligned DOM (``dom_align``): the same window shapes, but
+   each 2x2 window placed so that the half-pixel shifts cancel (alternate corners in module order, so the
+   two convs of a residual branch cancel each other) instead of at the corners its seed drew.
 4. ``sandwich-ft``: row 3 for E - F epochs, then ``wascompress finetune`` of its DOM for F = E / 4
    epochs, on the labels alone (its first unit, vgg16 seed 0, fine-tuned distilled from the AOM and fell
    from 79.25 % to 74.98 %; that unit was run again this way).
@@ -23,6 +26,7 @@ baseline's MACs, measured on the exported pruned graph:
    (the trainer's default recipe beside a fixed DOM).
 6. ``scratch``: the exact DOM architecture of row 3 (the same kernel windows and channels) trained
    alone from scratch for E epochs: WAS with only that draw in every step, so no other weight is used.
+   ``scratch-aligned``: the same for the aligned DOM (the control of ``sandwich-pair-aligned``).
 
 Every DOM is exported with its BatchNorm statistics re-estimated on 32 batches of 128 training images
 (the trainer's default; finished units exported on fewer are re-exported while their checkpoints remain).
@@ -78,10 +82,17 @@ HERE = Path(__file__).resolve().parent
 BUDGET = 0.5
 CROP = WASConfig(crop=(0.4, 0.6))
 CROP_TRANSLATE = WASConfig(crop=(0.4, 0.6), translate=0.3)
-ROWS = ("baseline", "sandwich-pair", "sandwich", "scratch", "torch-pruning", "sandwich-ft", "paper-crop", "paper-ct",
-        "torch-pruning-walltime")
+CROP_ALIGNED = WASConfig(crop=(0.4, 0.6), dom_align=True)
+ROWS = ("baseline", "sandwich-pair", "sandwich-pair-aligned", "sandwich", "scratch", "scratch-aligned", "torch-pruning",
+        "sandwich-ft", "paper-crop", "paper-ct", "torch-pruning-walltime")
 RECIPE_ROW = "sandwich-pair"  # the trainer's default beside a fixed DOM: the wall time the competitor is given
-DOM_ROWS = ("paper-crop", "paper-ct", "sandwich", "sandwich-ft", "sandwich-pair")
+DOM_ROWS = ("paper-crop", "paper-ct", "sandwich", "sandwich-ft", "sandwich-pair", "sandwich-pair-aligned")
+CONTROLS = {"sandwich-pair-aligned": "scratch-aligned"}  # a DOM row's own net trained alone (default: scratch)
+
+
+def row_was(row: str) -> WASConfig:
+    """The WAS configuration a row trains (and builds its DOM) with."""
+    return {"paper-ct": CROP_TRANSLATE, "sandwich-pair-aligned": CROP_ALIGNED, "scratch-aligned": CROP_ALIGNED}.get(row, CROP)
 
 
 @dataclass(frozen=True)
@@ -207,11 +218,11 @@ def onnx_facts(report: dict[str, Any], path: Path, test: Any) -> dict[str, Any]:
             "test_top1": onnx_accuracy(path, test)}
 
 
-def dom_seed_for_budget(study: Study, model: str, seed: int) -> dict[str, Any]:
+def dom_seed_for_budget(study: Study, model: str, was: WASConfig) -> dict[str, Any]:
     """The DOM seed the sandwich rows deploy: its pruned graph at or just under the budget (structure
     only: the same for every training seed)."""
     net = create_model(model, num_classes=10, width=study.scale.width)
-    apply_was_(net, CROP)
+    apply_was_(net, was)
     costs = seed_costs(net, range(study.scale.budget_seeds), (3, 32, 32))
     chosen = closest_under(costs, BUDGET)
     return chosen.as_dict()
@@ -243,8 +254,9 @@ def paper_unit(study: Study, model: str, seed: int, was: WASConfig, row: str) ->
             **training_time(folder / "run")}
 
 
-def sandwich_config(study: Study, model: str, seed: int, epochs: int, random_samples: int = 1) -> TrainConfig:
-    return study.base_config(model, seed, epochs, CROP, dom_target_macs=BUDGET, dom_search_seeds=study.scale.budget_seeds,
+def sandwich_config(study: Study, model: str, seed: int, epochs: int, random_samples: int = 1,
+                    was: WASConfig = CROP) -> TrainConfig:
+    return study.base_config(model, seed, epochs, was, dom_target_macs=BUDGET, dom_search_seeds=study.scale.budget_seeds,
                              distill=True, select_mode="dom", was_samples=random_samples)
 
 
@@ -258,7 +270,7 @@ def export_dom(study: Study, checkpoint: Path, out: Path, dom_seed: int) -> tupl
 def sandwich_unit(study: Study, model: str, seed: int, row: str = "sandwich", random_samples: int = 1) -> dict[str, Any]:
     folder = study.folder(model, row, seed)
     epochs = study.scale.epochs[model]
-    results = run_training(sandwich_config(study, model, seed, epochs, random_samples), folder / "run")
+    results = run_training(sandwich_config(study, model, seed, epochs, random_samples, row_was(row)), folder / "run")
     dom_seed = results["dom_seed"]
     report, splits = export_dom(study, folder / "run" / "best.pt", folder / "dom.onnx", dom_seed)
     return {**onnx_facts(report, folder / "dom.onnx", splits.test), "dom_seed": dom_seed, "epochs": str(epochs),
@@ -282,11 +294,11 @@ def sandwich_ft_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
             **training_time(folder / "run", folder / "finetune")}
 
 
-def scratch_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
-    folder = study.folder(model, "scratch", seed)
+def scratch_unit(study: Study, model: str, seed: int, row: str = "scratch") -> dict[str, Any]:
+    folder = study.folder(model, row, seed)
     epochs = study.scale.epochs[model]
-    dom_seed = dom_seed_for_budget(study, model, seed)["seed"]
-    config = study.base_config(model, seed, epochs, CROP, dom_seeds=(dom_seed,), train_pw=False, was_samples=0,
+    dom_seed = dom_seed_for_budget(study, model, row_was(row))["seed"]
+    config = study.base_config(model, seed, epochs, row_was(row), dom_seeds=(dom_seed,), train_pw=False, was_samples=0,
                                select_mode="dom")
     run_training(config, folder / "run")
     report, splits = export_dom(study, folder / "run" / "best.pt", folder / "dom.onnx", dom_seed)
@@ -331,7 +343,7 @@ def torch_pruning_unit(study: Study, model: str, seed: int, row: str, epochs: tu
     if target_macs is None:  # row 3 not finished: its DOM's MACs follow from its seed choice
         net = create_model(model, num_classes=10, width=study.scale.width)
         apply_was_(net, CROP)
-        target_macs = seed_costs(net, [dom_seed_for_budget(study, model, seed)["seed"]], (3, 32, 32))[0].macs
+        target_macs = seed_costs(net, [dom_seed_for_budget(study, model, CROP)["seed"]], (3, 32, 32))[0].macs
     run_training(study.base_config(model, seed, dense_epochs, None), folder / "dense")
     checkpoint = load_checkpoint(folder / "dense" / "best.pt")
     net = create_model(model, num_classes=checkpoint["model"]["num_classes"], width=study.scale.width)
@@ -380,13 +392,15 @@ def run_unit(study: Study, model: str, row: str, seed: int) -> dict[str, Any] | 
     total, tune = study.scale.epochs[model], study.scale.finetune_epochs(model)
     units: dict[str, Callable[[], dict[str, Any] | None]] = {
         "baseline": lambda: baseline_unit(study, model, seed),
-        "paper-crop": lambda: paper_unit(study, model, seed, CROP, "paper-crop"),
-        "paper-ct": lambda: paper_unit(study, model, seed, CROP_TRANSLATE, "paper-ct"),
+        "paper-crop": lambda: paper_unit(study, model, seed, row_was(row), row),
+        "paper-ct": lambda: paper_unit(study, model, seed, row_was(row), row),
         "sandwich": lambda: sandwich_unit(study, model, seed),
         "sandwich-ft": lambda: sandwich_ft_unit(study, model, seed),
-        "sandwich-pair": lambda: sandwich_unit(study, model, seed, "sandwich-pair", random_samples=0),
+        "sandwich-pair": lambda: sandwich_unit(study, model, seed, row, random_samples=0),
+        "sandwich-pair-aligned": lambda: sandwich_unit(study, model, seed, row, random_samples=0),
         "torch-pruning": lambda: torch_pruning_unit(study, model, seed, "torch-pruning", (total - tune, tune)),
         "scratch": lambda: scratch_unit(study, model, seed),
+        "scratch-aligned": lambda: scratch_unit(study, model, seed, row),
     }
     if row == "torch-pruning-walltime":
         epochs = walltime_epochs(study, model, seed)
@@ -517,7 +531,7 @@ def unit_graph(study: Study, unit: dict[str, Any]) -> torch.nn.Module:
     if row.startswith("torch-pruning"):
         return rebuild_pruned(model, study.scale.width, unit["structure"])
     net = create_model(model, num_classes=10, width=study.scale.width)
-    apply_was_(net, CROP_TRANSLATE if row == "paper-ct" else CROP)
+    apply_was_(net, row_was(row))
     config = ExportConfig(mode="dom", seed=unit["dom_seed"], recalibrate_bn=False)
     pruned, _ = prune_model(mode_model(net, config, None), config)
     return pruned

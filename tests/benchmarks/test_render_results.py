@@ -54,3 +54,13 @@ def test_each_dom_row_is_set_against_baseline_competitor_and_control():
         "sandwich: 82.08 % (points against baseline -2.34, torch-pruning +2.48, scratch -1.23); misses the goal."]
     assert render_results.dom_row_sentences(rows[:1] + rows[3:4], "vgg16", ("sandwich-pair",)) == [
         "sandwich-pair: 84.27 % (points against baseline -0.15)."]  # no verdict before the comparison rows exist
+
+
+def test_a_dom_row_with_its_own_control_is_set_against_that_control():
+    rows = [{"model": "resnet18", "row": name, "test_top1": stat(top1), "mac_ratio": 0.458} for name, top1 in (
+        ("baseline", 0.85), ("torch-pruning", 0.80), ("scratch", 0.82), ("scratch-aligned", 0.845),
+        ("sandwich-pair-aligned", 0.843))]
+    sentences = render_results.dom_row_sentences(rows, "resnet18", ("sandwich-pair-aligned",),
+                                                 {"sandwich-pair-aligned": "scratch-aligned"})
+    assert sentences == ["sandwich-pair-aligned: 84.30 % (points against baseline -0.70, torch-pruning +4.30, "
+                         "scratch-aligned -0.20); misses the goal."]

@@ -9,7 +9,7 @@ import sys
 from tests.conftest import REPO
 
 ROWS = {"baseline", "sandwich", "scratch", "torch-pruning", "sandwich-ft", "paper-crop", "paper-ct",
-        "torch-pruning-walltime", "sandwich-pair"}
+        "torch-pruning-walltime", "sandwich-pair", "sandwich-pair-aligned", "scratch-aligned"}
 
 
 def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
@@ -34,6 +34,8 @@ def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
     assert units["torch-pruning-seed0"]["macs"] <= sandwich["macs"]
     pair = units["sandwich-pair-seed0"]  # the same DOM, trained without the random SW
     assert (pair["dom_seed"], pair["macs"], pair["random_samples"]) == (sandwich["dom_seed"], sandwich["macs"], 0)
+    for row in ("sandwich-pair-aligned", "scratch-aligned"):  # the same window shapes, placed to cancel
+        assert units[f"{row}-seed0"]["macs"] == sandwich["macs"], row
     assert units["sandwich-ft-seed0"]["epochs"] == "1+1"
     # a second invocation finds every unit done: it trains nothing and prints the same summary
     again = subprocess.run([*command, "--summary"], cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -112,8 +112,9 @@ def test_every_model_exports_aom_and_dom(tmp_path, name):
 
 
 @pytest.mark.parametrize("name,width", [("tiny", 0.125), ("resnet18", 0.125)])
-@pytest.mark.parametrize("was", [WASConfig(crop=(0.4, 0.6)), WASConfig(translate=0.3), WASConfig(filter=(0.5, 0.9))],
-                         ids=["crop", "translate", "filter"])
+@pytest.mark.parametrize("was", [WASConfig(crop=(0.4, 0.6)), WASConfig(crop=(0.4, 0.6), dom_align=True),
+                                 WASConfig(translate=0.3), WASConfig(filter=(0.5, 0.9))],
+                         ids=["crop", "aligned-crop", "translate", "filter"])
 def test_each_transform_alone_lowers_the_pruned_macs(tmp_path, name, width, was):
     model = was_model(name, was, width)
     # these layers have 1-16 channels: no channel alignment, or no filter could go

@@ -152,7 +152,7 @@ SANDWICH_ARGS = ["train", "--model", "tiny", "--dataset", "synthetic", "--epochs
                  "--lr", "0.05", "--crop", "0.4", "0.6", "--translate", "0.3", "--augment", "--bn-batches", "2",
                  "--limit-train", "800", "--save-every", "4", "--dom-seed", "2", "5", "--was-samples", "1",
                  "--distill", "--distill-weight", "0.7", "--distill-temperature", "2", "--was-warmup", "1",
-                 "--no-channels-last"]  # fixed: left to the timing probe, two runs could choose differently
+                 "--dom-align", "--no-channels-last"]  # fixed: left to the timing probe, two runs could choose differently
 
 
 def state_of(path):
@@ -183,6 +183,7 @@ def test_sigkill_then_resume_is_bit_identical_with_sandwich_options(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     stored = json.loads((run / "config.json").read_text())
     assert stored["config"]["dom_seeds"] == [2, 5] and stored["config"]["eval_seed"] == 2
+    assert stored["config"]["was"]["dom_align"] is True
     assert stored["step"].startswith("AOM on the labels + DOM seed 2 + DOM seed 5 + 1 random SW, distilled")
 
 
@@ -194,6 +195,7 @@ def test_sigkill_then_resume_is_bit_identical_with_sandwich_options(tmp_path):
     (["--crop", "0.4", "0.6", "--dom-target-macs", "1.5"], "(0, 1]"),
     (["--distill"], "--distill needs WAS settings"),
     (["--dom-seed", "1"], "--dom-seed needs WAS settings"),
+    (["--dom-align"], "--dom-align needs WAS settings"),
     (["--crop", "0.4", "0.6", "--dom-seed", "1", "--dom-target-macs", "0.5"], "not both"),
     (["--crop", "0.4", "0.6", "--was-samples", "0"], "must train some SW"),
     (["--crop", "0.4", "0.6", "--was-warmup", "5", "--epochs", "5"], "was-warmup 5 leaves no WAS epoch"),

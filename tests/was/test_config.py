@@ -21,6 +21,7 @@ from wascompress.was import WASConfig
         ({"crop": (0.4, 0.6), "crop_mode": "blur"}, "'blur'"),
         ({"crop": (0.4, 0.6), "policy": "random"}, "'random'"),
         ({"crop": (0.4, 0.6), "prob": 1.5}, "1.5"),
+        ({"crop": (0.4, 0.6), "dom_align": "yes"}, "'yes'"),
     ],
 )
 def test_bad_values_raise_naming_the_value(kwargs, fragment):
@@ -36,8 +37,14 @@ def test_unknown_transform_in_dict_is_named():
 
 def test_round_trip_through_dict():
     config = WASConfig(crop=(0.4, 0.6), translate=0.3, filter=(0.5, 1.0), policy="choice", prob=0.5,
-                       exclude=("layer4.*",))
+                       exclude=("layer4.*",), dom_align=True)
     assert WASConfig.from_dict(config.to_dict()) == config
+
+
+def test_a_config_saved_before_aligned_doms_loads_unaligned():
+    saved = {k: v for k, v in WASConfig(crop=(0.4, 0.6)).to_dict().items() if k != "dom_align"}
+    assert WASConfig.from_dict(saved).dom_align is False
+    assert WASConfig(crop=(0.4, 0.6), dom_align=True).describe() == "crop(0.4,0.6,zero), aligned DOM"
 
 
 def test_transforms_in_fixed_order():

@@ -118,6 +118,24 @@ def test_freeze_dom_does_not_depend_on_training_rng_state():
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_aligned_dom_keeps_the_seeds_shapes_and_cancels_each_residual_branch():
+    nets = {}
+    for align in (False, True):
+        nets[align] = create_model("resnet18", width=0.125)
+        apply_was_(nets[align], WASConfig(crop=(0.2, 0.7), filter=(0.5, 0.9), dom_align=align))
+    for seed in (0, 5):
+        drawn, aligned = dom_draws(nets[False], seed), dom_draws(nets[True], seed)
+        assert aligned == dom_draws(nets[True], seed)  # still a pure function of the seed
+        for name in drawn:
+            (box, keep), (placed, kept) = drawn[name], aligned[name]
+            assert (placed.height, placed.width, kept) == (box.height, box.width, keep)
+        for block in ("layer1.0", "layer2.1", "layer4.1"):  # the two convs of a block's branch cancel
+            first, second = (aligned[f"{block}.conv{i}.conv"][0] for i in (1, 2))
+            for start, size in ((lambda b: b.top, lambda b: b.height), (lambda b: b.left, lambda b: b.width)):
+                shift = sum(start(b) - (3 - size(b)) / 2 for b in (first, second))
+                assert abs(shift) <= 0.5, (block, first, second)
+
+
 def test_freeze_dom_gives_plain_model_with_shadow_weights():
     torch.manual_seed(0)
     model = create_model("tiny")

@@ -170,3 +170,42 @@ def test_fused_draws_equal_sequential_application_exactly(kernel):
         (grad_fused,) = torch.autograd.grad(out_fused, w, upstream)
         (grad_seq,) = torch.autograd.grad(out_seq, w, upstream)
         assert torch.equal(grad_fused, grad_seq), draws
+
+
+# ----------------------------------------------------------------------------------------------------
+# Aligned DOM windows
+
+
+def _impulse_response_centre(windows: list[T.CropWindow], size: int = 21) -> tuple[float, float]:
+    """The centre of mass of a chain of 3x3 convs (padding 1, weights one inside each window) applied to
+    a single bright pixel in the middle of the image: where the chain moved it."""
+    x = torch.zeros(1, 1, size, size)
+    x[0, 0, size // 2, size // 2] = 1.0
+    for box in windows:
+        x = torch.nn.functional.conv2d(x, T.crop_window(torch.ones(1, 1, 3, 3), box), padding=1)
+    grid = torch.arange(size, dtype=x.dtype)
+    mass = x.sum()
+    return (float((x.sum(dim=(0, 1, 3)) * grid).sum() / mass) - size // 2,
+            float((x.sum(dim=(0, 1, 2)) * grid).sum() / mass) - size // 2)
+
+
+def test_aligned_windows_alternate_corners_so_a_chain_does_not_drift():
+    drawn = [T.CropWindow(1, 1, 2, 2), T.CropWindow(1, 0, 2, 2), T.CropWindow(1, 1, 2, 2), T.CropWindow(0, 1, 2, 2),
+             T.CropWindow(1, 1, 2, 2), T.CropWindow(1, 1, 2, 2)]
+    aligned = [d[0] for d in T.align_windows([((box,), (3, 3)) for box in drawn])]
+    assert [(b.top, b.left) for b in aligned] == [(0, 0), (1, 1)] * 3
+    assert all((a.height, a.width) == (b.height, b.width) for a, b in zip(aligned, drawn))
+    assert _impulse_response_centre(drawn) == pytest.approx((-2.0, -2.0))  # as drawn: 2 px up and left
+    assert _impulse_response_centre(aligned) == pytest.approx((0.0, 0.0))  # every pair cancels
+
+
+def test_aligned_windows_centre_an_odd_slack_and_count_other_layers_shifts():
+    five = [((T.CropWindow(0, 2, 3, 3),), (5, 5))]
+    assert T.align_windows(five)[0][0] == T.CropWindow(1, 1, 3, 3)  # centred: no shift at all
+    shifted = (T.Shift(dy=1, dx=0),)  # a translated layer moves its output a full tap down
+    keep = T.FilterKeep((0, 2))
+    out = T.align_windows([(shifted, (3, 3)), ((T.CropWindow(0, 0, 2, 2), keep), (3, 3))])
+    assert out[0] == shifted  # not a crop: left as drawn
+    assert out[1] == (T.CropWindow(0, 0, 2, 2), keep)  # pulls back up (-0.5) and keeps its filters
+    resized = (T.CropWindow(1, 1, 2, 2, resize=True),)
+    assert T.align_windows([(resized, (3, 3))])[0] == resized  # a resizing crop keeps its taps' place

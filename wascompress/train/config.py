@@ -113,6 +113,8 @@ class TrainConfig:
         if isinstance(self.width, bool) or not isinstance(self.width, (int, float)) or not 0 < self.width <= 4:
             raise ConfigError(f"width must be in (0, 4], got {self.width!r}")
         if self.was is not None and not self.was.enabled:
+            if self.was.dom_align:
+                raise ConfigError("--dom-align needs WAS settings (--crop, --translate, --filter or --rotate)")
             object.__setattr__(self, "was", None)
         self._check_sub_network_training(positive_int)
 

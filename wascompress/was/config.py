@@ -53,6 +53,7 @@ class WASConfig:
     exclude: tuple[str, ...] = ()  # glob patterns of layer names to leave alone
     min_kernel: int = 3  # default rule: convs whose larger kernel side is at least this ...
     skip_first: bool = True  # ... except the first conv of the model
+    dom_align: bool = False  # DOM seeds place crop windows so their half-tap shifts cancel (training draws stay random)
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
@@ -80,6 +81,8 @@ class WASConfig:
             if not all(isinstance(p, str) and p for p in value):
                 raise ConfigError(f"{name} patterns must be non-empty strings, got {value!r}")
             set_(name, tuple(value))
+        if not isinstance(self.dom_align, bool):
+            raise ConfigError(f"dom_align must be true or false, got {self.dom_align!r}")
         if not isinstance(self.min_kernel, int) or self.min_kernel < 1:
             raise ConfigError(f"min_kernel must be a positive integer, got {self.min_kernel!r}")
 
@@ -158,4 +161,5 @@ class WASConfig:
         if not parts:
             return "none"
         text = ("|" if self.policy == "choice" else "+").join(parts)
-        return text if self.prob == 1 else f"{text}@p={self.prob:g}"
+        text = text if self.prob == 1 else f"{text}@p={self.prob:g}"
+        return f"{text}, aligned DOM" if self.dom_align else text

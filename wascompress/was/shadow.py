@@ -23,7 +23,7 @@ from torch.nn.utils import parametrize
 
 from wascompress.errors import ConfigError
 from wascompress.was.config import WASConfig
-from wascompress.was.transforms import Draw, FusedDraws
+from wascompress.was.transforms import Draw, FusedDraws, align_windows
 from wascompress.was.window_conv import WindowConvForward
 
 log = logging.getLogger(__name__)
@@ -192,11 +192,16 @@ def check_seed(seed: object) -> int:
 
 
 def dom_draws(model: nn.Module, seed: int) -> Draws:
-    """The draws DOM seed ``seed`` makes: a fresh generator, layers in module order."""
+    """The draws DOM seed ``seed`` makes: a fresh generator, layers in module order; with the config's
+    ``dom_align``, crop windows then re-placed so their shifts cancel (:func:`align_windows`)."""
     generator = torch.Generator().manual_seed(check_seed(seed))
-    draws = {name: layer.sample(generator) for name, layer in was_layers(model).items()}
+    layers = was_layers(model)
+    draws = {name: layer.sample(generator) for name, layer in layers.items()}
     if not draws:
         raise ConfigError("DOM needs a model with WAS applied")
+    if next(iter(layers.values())).config.dom_align:
+        aligned = align_windows([(draws[name], layer.kernel) for name, layer in layers.items()])
+        draws = dict(zip(draws, aligned))
     return draws
 
 

@@ -237,6 +237,61 @@ class FusedDraws:
 
 
 # ----------------------------------------------------------------------------------------------------
+# Aligning a DOM's windows
+
+
+def window_shift(placement: Placement, kernel: tuple[int, int]) -> tuple[float, float]:
+    """How far the centre of a placement's taps lies from the kernel centre, in taps (rows, columns).
+
+    A 2x2 window of a 3x3 kernel is off-centre by half a tap: the layer's output moves by half a pixel
+    of its input (Wu et al., NeurIPS 2019), and such shifts add up along a chain of layers.
+    """
+    return (placement.dst_top + placement.height / 2 - kernel[0] / 2,
+            placement.dst_left + placement.width / 2 - kernel[1] / 2)
+
+
+def _balanced_start(drift: float, size: int, window: int) -> tuple[int, float]:
+    """The window start along one axis that brings ``drift + shift`` nearest zero (ties: the lower
+    start), and that shift."""
+    slack = size - window
+    start = min(range(slack + 1), key=lambda p: (abs(drift + p - slack / 2), p))
+    return start, start - slack / 2
+
+
+def align_windows(
+    layers: list[tuple[tuple[Draw, ...], tuple[int, int]]],
+) -> list[tuple[Draw, ...]]:
+    """Re-place the zero-mode crop windows of a sequence of layers so their shifts cancel.
+
+    ``layers`` are (draws, kernel) in module order. Each window keeps its shape; its position along
+    each axis is chosen to bring the running sum of shifts (in taps) nearest zero, so a 2x2 window of a
+    3x3 kernel alternates between the top-left and bottom-right corner from one layer to the next, and
+    the two convs of a residual branch cancel each other. Layers whose draws are not a crop (and filter
+    keeps) are left as drawn, their shift counted in the running sum.
+    """
+    drift = [0.0, 0.0]
+    aligned: list[tuple[Draw, ...]] = []
+    for draws, kernel in layers:
+        crops = [d for d in draws if isinstance(d, CropWindow)]
+        pure_crop = (len(crops) == 1 and not crops[0].resize
+                     and all(isinstance(d, (CropWindow, FilterKeep)) for d in draws))
+        if pure_crop:
+            box = crops[0]
+            top, dy = _balanced_start(drift[0], kernel[0], box.height)
+            left, dx = _balanced_start(drift[1], kernel[1], box.width)
+            placed = CropWindow(top, left, box.height, box.width)
+            draws = tuple(placed if d is box else d for d in draws)
+            drift = [drift[0] + dy, drift[1] + dx]
+        else:
+            placement = FusedDraws(draws, kernel).placement
+            if placement is not None and placement.height and placement.width:
+                dy, dx = window_shift(placement, kernel)
+                drift = [drift[0] + dy, drift[1] + dx]
+        aligned.append(draws)
+    return aligned
+
+
+# ----------------------------------------------------------------------------------------------------
 # Samplers
 
 
