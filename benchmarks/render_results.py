@@ -483,7 +483,7 @@ def study_dom() -> list[str]:
     atomic_write_bytes(plot, study_dom_plot(facts["table"]))
     lines += ["", f"Plot: `{plot.name}` (test top-1 against MACs and against measured latency, one marker per row).",
               "", f"![DOM study]({plot.name})"]
-    missing = [f"{model} {row}" for model in facts["models"] for row in study.ROWS
+    missing = [f"{model} {row}" for model in facts["models"] for row in study.DEFAULT_ROWS
                if not any(u["model"] == model and u["row"] == row for u in units)]
     if missing:
         lines += ["", f"Not finished yet (the study resumes where it stopped): {', '.join(missing)}."]

@@ -9,7 +9,8 @@ import sys
 from tests.conftest import REPO
 
 ROWS = {"baseline", "sandwich", "scratch", "torch-pruning", "sandwich-ft", "paper-crop", "paper-ct",
-        "torch-pruning-walltime", "sandwich-pair", "sandwich-pair-aligned", "scratch-aligned"}
+        "torch-pruning-walltime", "sandwich-pair"}
+EXTRA_ROWS = {"sandwich-pair-aligned", "scratch-aligned"}  # run when named
 
 
 def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
@@ -23,6 +24,12 @@ def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
         "min_baseline_top1", "best_dom_gap_points", "dom_minus_torch_pruning_points"]
     units = {p.stem: json.loads(p.read_text()) for p in (runs / "results" / "tiny").glob("*.json")}
     assert {name.rsplit("-seed", 1)[0] for name in units} == ROWS
+    extra = subprocess.run([*command, "--rows", *sorted(EXTRA_ROWS)], cwd=REPO, capture_output=True, text=True,
+                           timeout=600)
+    assert extra.returncode == 0, extra.stderr[-3000:]
+    lines = extra.stdout.strip().splitlines()  # the headline now counts the aligned DOM row too
+    units = {p.stem: json.loads(p.read_text()) for p in (runs / "results" / "tiny").glob("*.json")}
+    assert {name.rsplit("-seed", 1)[0] for name in units} == ROWS | EXTRA_ROWS
     base = units["baseline-seed0"]
     for name, unit in units.items():
         assert 0 <= unit["test_top1"] <= 1 and unit["macs"] > 0 and unit["train_wall_s"] > 0, name
