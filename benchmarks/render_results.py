@@ -478,7 +478,8 @@ def study_dom() -> list[str]:
             if m["dom_minus_torch_pruning_points"] is not None:
                 text += f", {m['dom_minus_torch_pruning_points']:+.2f} points against torch-pruning at equal epochs"
         lines.append(text + ".")
-        lines += [f"  - {sentence}" for sentence in dom_row_sentences(facts["table"], model, study.DOM_ROWS, study.CONTROLS)]
+        sentences = dom_row_sentences(facts["table"], model, study.DOM_ROWS, study.CONTROLS)
+        lines += [f"  - {sentence}" for sentence in sentences]
     plot = HERE / "study_dom.png"
     atomic_write_bytes(plot, study_dom_plot(facts["table"]))
     lines += ["", f"Plot: `{plot.name}` (test top-1 against MACs and against measured latency, one marker per row).",

@@ -199,7 +199,7 @@ def dom_draws(model: nn.Module, seed: int) -> Draws:
     draws = {name: layer.sample(generator) for name, layer in layers.items()}
     if not draws:
         raise ConfigError("DOM needs a model with WAS applied")
-    if next(iter(layers.values())).config.dom_align:
+    if was_config(model).dom_align:
         aligned = align_windows([(draws[name], layer.kernel) for name, layer in layers.items()])
         draws = dict(zip(draws, aligned))
     return draws

@@ -250,12 +250,11 @@ def window_shift(placement: Placement, kernel: tuple[int, int]) -> tuple[float, 
             placement.dst_left + placement.width / 2 - kernel[1] / 2)
 
 
-def _balanced_start(drift: float, size: int, window: int) -> tuple[int, float]:
-    """The window start along one axis that brings ``drift + shift`` nearest zero (ties: the lower
-    start), and that shift."""
+def _balanced_start(drift: float, size: int, window: int) -> int:
+    """The window start along one axis that brings ``drift`` plus the window's shift nearest zero (ties:
+    the lower start)."""
     slack = size - window
-    start = min(range(slack + 1), key=lambda p: (abs(drift + p - slack / 2), p))
-    return start, start - slack / 2
+    return min(range(slack + 1), key=lambda p: (abs(drift + p - slack / 2), p))
 
 
 def align_windows(
@@ -277,16 +276,13 @@ def align_windows(
                      and all(isinstance(d, (CropWindow, FilterKeep)) for d in draws))
         if pure_crop:
             box = crops[0]
-            top, dy = _balanced_start(drift[0], kernel[0], box.height)
-            left, dx = _balanced_start(drift[1], kernel[1], box.width)
-            placed = CropWindow(top, left, box.height, box.width)
+            placed = CropWindow(_balanced_start(drift[0], kernel[0], box.height),
+                                _balanced_start(drift[1], kernel[1], box.width), box.height, box.width)
             draws = tuple(placed if d is box else d for d in draws)
+        placement = FusedDraws(draws, kernel).placement
+        if placement is not None and placement.height and placement.width:
+            dy, dx = window_shift(placement, kernel)
             drift = [drift[0] + dy, drift[1] + dx]
-        else:
-            placement = FusedDraws(draws, kernel).placement
-            if placement is not None and placement.height and placement.width:
-                dy, dx = window_shift(placement, kernel)
-                drift = [drift[0] + dy, drift[1] + dx]
         aligned.append(draws)
     return aligned
 
