@@ -16,6 +16,9 @@ baseline's MACs, measured on the exported pruned graph:
    ``sandwich-pair-aligned``: the same with an aligned DOM (``dom_align``): the same window shapes, but
    each 2x2 window placed so that the half-pixel shifts cancel (alternate corners in module order, so the
    two convs of a residual branch cancel each other) instead of at the corners its seed drew.
+   ``sandwich-pair-mixed``: the same with a mixed DOM (resnet18 only): 2x2 windows in the first stage
+   (16 channels: too few to remove in blocks of 16) and half the middle channels of every other residual
+   block, its kernels kept 3x3 (``transform_layers``); 0.497 of the MACs.
 4. ``sandwich-ft``: row 3 for E - F epochs, then ``wascompress finetune`` of its DOM for F = E / 4
    epochs, on the labels alone (its first unit, vgg16 seed 0, fine-tuned distilled from the AOM and fell
    from 79.25 % to 74.98 %; that unit was run again this way).
@@ -27,7 +30,7 @@ baseline's MACs, measured on the exported pruned graph:
    (the trainer's default recipe beside a fixed DOM).
 6. ``scratch``: the exact DOM architecture of row 3 (the same kernel windows and channels) trained
    alone from scratch for E epochs: WAS with only that draw in every step, so no other weight is used.
-   ``scratch-aligned``: the same for the aligned DOM (the control of ``sandwich-pair-aligned``).
+   ``scratch-aligned``, ``scratch-mixed``: the same for the aligned and the mixed DOM (their rows' controls).
 
 Every DOM is exported with its BatchNorm statistics re-estimated on 32 batches of 128 training images
 (the trainer's default; finished units exported on fewer are re-exported while their checkpoints remain).
@@ -84,17 +87,32 @@ BUDGET = 0.5
 CROP = WASConfig(crop=(0.4, 0.6))
 CROP_TRANSLATE = WASConfig(crop=(0.4, 0.6), translate=0.3)
 CROP_ALIGNED = WASConfig(crop=(0.4, 0.6), dom_align=True)
-ROWS = ("baseline", "sandwich-pair", "sandwich-pair-aligned", "sandwich", "scratch", "scratch-aligned", "torch-pruning",
-        "sandwich-ft", "paper-crop", "paper-ct", "torch-pruning-walltime")
-EXTRA_ROWS = ("sandwich-pair-aligned", "scratch-aligned")  # run when named: alignment changed nothing on resnet18
+# A mixed DOM: 2x2 windows where channels are too few to remove in blocks of 16, half the middle channels
+# of each residual block (kernels kept 3x3) elsewhere; per network, by layer name.
+MIXED = {
+    "resnet18": WASConfig(crop=(0.4, 0.6), filter=(0.5, 0.5),
+                          transform_layers=("crop:layer1.*", "filter:layer[234].*.conv1.conv")),
+    "tiny": WASConfig(crop=(0.4, 0.6), filter=(0.5, 0.5), transform_layers=("crop:*", "filter:conv3.conv")),
+}
+ROWS = ("baseline", "sandwich-pair", "sandwich-pair-aligned", "sandwich-pair-mixed", "sandwich", "scratch",
+        "scratch-aligned", "scratch-mixed", "torch-pruning", "sandwich-ft", "paper-crop", "paper-ct",
+        "torch-pruning-walltime")
+EXTRA_ROWS = ("sandwich-pair-aligned", "scratch-aligned",  # run when named: alignment changed nothing on resnet18
+              "sandwich-pair-mixed", "scratch-mixed")
 DEFAULT_ROWS = tuple(row for row in ROWS if row not in EXTRA_ROWS)
 RECIPE_ROW = "sandwich-pair"  # the trainer's default beside a fixed DOM: the wall time the competitor is given
-DOM_ROWS = ("paper-crop", "paper-ct", "sandwich", "sandwich-ft", "sandwich-pair", "sandwich-pair-aligned")
-CONTROLS = {"sandwich-pair-aligned": "scratch-aligned"}  # a DOM row's own net trained alone (default: scratch)
+DOM_ROWS = ("paper-crop", "paper-ct", "sandwich", "sandwich-ft", "sandwich-pair", "sandwich-pair-aligned",
+            "sandwich-pair-mixed")
+CONTROLS = {"sandwich-pair-aligned": "scratch-aligned",  # a DOM row's own net trained alone (default: scratch)
+            "sandwich-pair-mixed": "scratch-mixed"}
 
 
-def row_was(row: str) -> WASConfig:
+def row_was(row: str, model: str) -> WASConfig:
     """The WAS configuration a row trains (and builds its DOM) with."""
+    if row.endswith("-mixed"):
+        if model not in MIXED:
+            raise SystemExit(f"error: row {row} has no mixed DOM for {model} (it has: {', '.join(MIXED)})")
+        return MIXED[model]
     return {"paper-ct": CROP_TRANSLATE, "sandwich-pair-aligned": CROP_ALIGNED, "scratch-aligned": CROP_ALIGNED}.get(row, CROP)
 
 
@@ -295,7 +313,7 @@ def export_dom(study: Study, checkpoint: Path, out: Path, dom_seed: int) -> tupl
 def sandwich_unit(study: Study, model: str, seed: int, row: str = "sandwich", random_samples: int = 1) -> dict[str, Any]:
     folder = study.folder(model, row, seed)
     epochs = study.scale.epochs[model]
-    results = run_training(sandwich_config(study, model, seed, epochs, random_samples, row_was(row)), folder / "run")
+    results = run_training(sandwich_config(study, model, seed, epochs, random_samples, row_was(row, model)), folder / "run")
     dom_seed = results["dom_seed"]
     report, splits = export_dom(study, folder / "run" / "best.pt", folder / "dom.onnx", dom_seed)
     return {**onnx_facts(report, folder / "dom.onnx", splits.test), "dom_seed": dom_seed, "epochs": str(epochs),
@@ -322,8 +340,8 @@ def sandwich_ft_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
 def scratch_unit(study: Study, model: str, seed: int, row: str = "scratch") -> dict[str, Any]:
     folder = study.folder(model, row, seed)
     epochs = study.scale.epochs[model]
-    dom_seed = dom_seed_for_budget(study, model, row_was(row))["seed"]
-    config = study.base_config(model, seed, epochs, row_was(row), dom_seeds=(dom_seed,), train_pw=False, was_samples=0,
+    dom_seed = dom_seed_for_budget(study, model, row_was(row, model))["seed"]
+    config = study.base_config(model, seed, epochs, row_was(row, model), dom_seeds=(dom_seed,), train_pw=False, was_samples=0,
                                select_mode="dom")
     run_training(config, folder / "run")
     report, splits = export_dom(study, folder / "run" / "best.pt", folder / "dom.onnx", dom_seed)
@@ -430,15 +448,17 @@ def run_unit(study: Study, model: str, row: str, seed: int) -> dict[str, Any] | 
     total, tune = study.scale.epochs[model], study.scale.finetune_epochs(model)
     units: dict[str, Callable[[], dict[str, Any] | None]] = {
         "baseline": lambda: baseline_unit(study, model, seed),
-        "paper-crop": lambda: paper_unit(study, model, seed, row_was(row), row),
-        "paper-ct": lambda: paper_unit(study, model, seed, row_was(row), row),
+        "paper-crop": lambda: paper_unit(study, model, seed, row_was(row, model), row),
+        "paper-ct": lambda: paper_unit(study, model, seed, row_was(row, model), row),
         "sandwich": lambda: sandwich_unit(study, model, seed),
         "sandwich-ft": lambda: sandwich_ft_unit(study, model, seed),
         "sandwich-pair": lambda: sandwich_unit(study, model, seed, row, random_samples=0),
         "sandwich-pair-aligned": lambda: sandwich_unit(study, model, seed, row, random_samples=0),
+        "sandwich-pair-mixed": lambda: sandwich_unit(study, model, seed, row, random_samples=0),
         "torch-pruning": lambda: torch_pruning_unit(study, model, seed, "torch-pruning", (total - tune, tune)),
         "scratch": lambda: scratch_unit(study, model, seed),
         "scratch-aligned": lambda: scratch_unit(study, model, seed, row),
+        "scratch-mixed": lambda: scratch_unit(study, model, seed, row),
     }
     if row == "torch-pruning-walltime":
         epochs = walltime_epochs(study, model, seed)
@@ -569,7 +589,7 @@ def unit_graph(study: Study, unit: dict[str, Any]) -> torch.nn.Module:
     if row.startswith("torch-pruning"):
         return rebuild_pruned(model, study.scale.width, unit["structure"])
     net = create_model(model, num_classes=10, width=study.scale.width)
-    apply_was_(net, row_was(row))
+    apply_was_(net, row_was(row, model))
     config = ExportConfig(mode="dom", seed=unit["dom_seed"], recalibrate_bn=False)
     pruned, _ = prune_model(mode_model(net, config, None), config)
     return pruned

@@ -152,7 +152,8 @@ SANDWICH_ARGS = ["train", "--model", "tiny", "--dataset", "synthetic", "--epochs
                  "--lr", "0.05", "--crop", "0.4", "0.6", "--translate", "0.3", "--augment", "--bn-batches", "2",
                  "--limit-train", "800", "--save-every", "4", "--dom-seed", "2", "5", "--was-samples", "1",
                  "--distill", "--distill-weight", "0.7", "--distill-temperature", "2", "--was-warmup", "1",
-                 "--dom-align", "--no-channels-last"]  # fixed: left to the timing probe, two runs could choose differently
+                 "--dom-align", "--transform-layers", "translate:conv3.*", "translate:res*",
+                 "--no-channels-last"]  # fixed: left to the timing probe, two runs could choose differently
 
 
 def state_of(path):
@@ -184,6 +185,7 @@ def test_sigkill_then_resume_is_bit_identical_with_sandwich_options(tmp_path):
     stored = json.loads((run / "config.json").read_text())
     assert stored["config"]["dom_seeds"] == [2, 5] and stored["config"]["eval_seed"] == 2
     assert stored["config"]["was"]["dom_align"] is True
+    assert stored["config"]["was"]["transform_layers"] == ["translate:conv3.*", "translate:res*"]
     assert stored["step"].startswith("AOM on the labels + DOM seed 2 + DOM seed 5 + 1 random SW, distilled")
 
 
@@ -196,6 +198,8 @@ def test_sigkill_then_resume_is_bit_identical_with_sandwich_options(tmp_path):
     (["--distill"], "--distill needs WAS settings"),
     (["--dom-seed", "1"], "--dom-seed needs WAS settings"),
     (["--dom-align"], "--dom-align needs WAS settings"),
+    (["--crop", "0.4", "0.6", "--transform-layers", "filter:res*"], "'filter', which is not an enabled transform"),
+    (["--crop", "0.4", "0.6", "--transform-layers", "crop:nothing*"], "crop:nothing* matches no WAS layer"),
     (["--crop", "0.4", "0.6", "--dom-seed", "1", "--dom-target-macs", "0.5"], "not both"),
     (["--crop", "0.4", "0.6", "--was-samples", "0"], "must train some SW"),
     (["--crop", "0.4", "0.6", "--was-warmup", "5", "--epochs", "5"], "was-warmup 5 leaves no WAS epoch"),

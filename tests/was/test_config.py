@@ -22,6 +22,9 @@ from wascompress.was import WASConfig
         ({"crop": (0.4, 0.6), "policy": "random"}, "'random'"),
         ({"crop": (0.4, 0.6), "prob": 1.5}, "1.5"),
         ({"crop": (0.4, 0.6), "dom_align": "yes"}, "'yes'"),
+        ({"crop": (0.4, 0.6), "transform_layers": ("crop",)}, "TRANSFORM:GLOB, got 'crop'"),
+        ({"crop": (0.4, 0.6), "transform_layers": ("crop:",)}, "TRANSFORM:GLOB, got 'crop:'"),
+        ({"crop": (0.4, 0.6), "transform_layers": ("filter:layer4.*",)}, "'filter', which is not an enabled"),
     ],
 )
 def test_bad_values_raise_naming_the_value(kwargs, fragment):
@@ -37,7 +40,7 @@ def test_unknown_transform_in_dict_is_named():
 
 def test_round_trip_through_dict():
     config = WASConfig(crop=(0.4, 0.6), translate=0.3, filter=(0.5, 1.0), policy="choice", prob=0.5,
-                       exclude=("layer4.*",), dom_align=True)
+                       exclude=("layer4.*",), dom_align=True, transform_layers=("filter:layer[34].*",))
     assert WASConfig.from_dict(config.to_dict()) == config
 
 
@@ -58,3 +61,16 @@ def test_zero_crop_range_without_window_names_layer():
     with pytest.raises(ConfigError, match="block.conv"):
         config.check_kernel("block.conv", (3, 3))
     config.check_kernel("big", (5, 5))  # 3x5 = 15/25 = 0.6 lies in the range
+
+
+def test_transform_layers_restrict_a_transform_to_its_globs():
+    config = WASConfig(crop=(0.4, 0.6), translate=0.3, filter=(0.5, 0.5),
+                       transform_layers=("crop:layer1.*", "filter:layer3.*", "filter:layer4.*"))
+    assert config.layer_patterns == {"crop": ("layer1.*",), "filter": ("layer3.*", "layer4.*")}
+    assert config.layer_transforms("layer1.0.conv1") == ("crop", "translate")  # translate: every layer
+    assert config.layer_transforms("layer4.1.conv2") == ("translate", "filter")
+    assert config.layer_transforms("layer2.0.conv1") == ("translate",)
+    assert config.describe().endswith("[crop:layer1.* filter:layer3.* filter:layer4.*]")
+    config.check_kernel("layer4.0.conv", (1, 1))  # no crop there: a 1x1 kernel is no error
+    with pytest.raises(ConfigError, match="layer1.0"):
+        config.check_kernel("layer1.0", (1, 1))

@@ -212,9 +212,33 @@ def test_layer_selection_default_and_patterns():
     assert only and all(n.startswith("layer1.") and not n.endswith("conv2") for n in only)
 
 
+def test_transform_layers_give_each_layer_its_own_transforms():
+    plain = create_model("resnet18", width=0.125)
+    apply_was_(plain, WASConfig(crop=(0.4, 0.6)))
+    mixed = create_model("resnet18", width=0.125)
+    layers = apply_was_(mixed, WASConfig(crop=(0.4, 0.6), filter=(0.5, 0.5),
+                                        transform_layers=("crop:layer1.*", "filter:layer[34].*.conv1.conv")))
+    assert all(n.startswith(("layer1.", "layer3.", "layer4.")) for n in layers)  # layer2: no transform, plain PW
+    assert "layer3.0.conv2.conv" not in layers and "layer4.1.conv1.conv" in layers
+    draws = dom_draws(mixed, 3)
+    assert dom_draws(mixed, 3) == draws  # still a pure function of the seed
+    kinds = {name: tuple(type(d).__name__ for d in draw) for name, draw in draws.items()}
+    assert {k for n, k in kinds.items() if n.startswith("layer1.")} == {("CropWindow",)}
+    assert {k for n, k in kinds.items() if not n.startswith("layer1.")} == {("FilterKeep",)}
+    assert all(len(draw[0].kept) == conv.out_channels // 2 for name, draw in draws.items()
+               if (conv := mixed.get_submodule(name)) and name.startswith("layer4"))
+    assert dom_draws(plain, 3)["layer1.0.conv1.conv"] == draws["layer1.0.conv1.conv"]  # same stream up to there
+    x = torch.randn(2, 3, 32, 32)
+    with shadow_mode(mixed.eval(), "dom", seed=3):
+        out = mixed(x)
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+
+
 @pytest.mark.parametrize(
     "config,fragment",
     [
+        (WASConfig(crop=(0.4, 0.6), filter=(0.5, 0.5), transform_layers=("filter:nothing.*",)),
+         "filter:nothing.* matches no WAS layer"),
         (WASConfig(crop=(0.4, 0.6), include=("nothing.*",)), "nothing.*"),
         (WASConfig(crop=(0.4, 0.6), exclude=("*",)), "selects no conv layer"),
         (WASConfig(crop=(0.4, 0.6), min_kernel=7), "selects no conv layer"),

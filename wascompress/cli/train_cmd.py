@@ -69,6 +69,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     was.add_argument("--was-prob", type=float, metavar="P", help="chance a step uses SW (default 1)")
     was.add_argument("--was-include", nargs="+", metavar="GLOB", help="only these conv layers (name globs)")
     was.add_argument("--was-exclude", nargs="+", metavar="GLOB", help="leave these conv layers alone")
+    was.add_argument("--transform-layers", nargs="+", metavar="TRANSFORM:GLOB",
+                     help="a transform only on these WAS layers, e.g. crop:'layer1.*' filter:'layer4.*.conv1.*'")
     was.add_argument("--dom-align", action="store_true", default=None,
                      help="DOM seeds place crop windows so their half-pixel shifts cancel (random draws stay random)")
     sub = p.add_argument_group("training the deployed DOM on purpose (sandwich steps; METHOD.md §6)")
@@ -106,7 +108,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError("give --dom-seed or --dom-target-macs, not both")
     was = {"crop": args.crop, "crop_mode": args.crop_mode, "translate": args.translate, "filter": args.filter,
            "rotate": args.rotate, "policy": args.was_policy, "prob": args.was_prob,
-           "include": args.was_include, "exclude": args.was_exclude, "dom_align": args.dom_align}
+           "include": args.was_include, "exclude": args.was_exclude, "dom_align": args.dom_align,
+           "transform_layers": args.transform_layers}
     values["was"] = {k: v for k, v in was.items() if v is not None}
     return values
 

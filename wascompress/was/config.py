@@ -7,6 +7,7 @@ checkpoints and ``config.json``.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -54,6 +55,7 @@ class WASConfig:
     min_kernel: int = 3  # default rule: convs whose larger kernel side is at least this ...
     skip_first: bool = True  # ... except the first conv of the model
     dom_align: bool = False  # DOM seeds place crop windows so their half-tap shifts cancel (training draws stay random)
+    transform_layers: tuple[str, ...] = ()  # "TRANSFORM:GLOB": that transform only on WAS layers matching a glob
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
@@ -83,6 +85,11 @@ class WASConfig:
             set_(name, tuple(value))
         if not isinstance(self.dom_align, bool):
             raise ConfigError(f"dom_align must be true or false, got {self.dom_align!r}")
+        if isinstance(self.transform_layers, str):
+            set_("transform_layers", (self.transform_layers,))
+        set_("transform_layers", tuple(self.transform_layers))
+        for entry in self.transform_layers:
+            self._split_transform_layer(entry)
         if not isinstance(self.min_kernel, int) or self.min_kernel < 1:
             raise ConfigError(f"min_kernel must be a positive integer, got {self.min_kernel!r}")
 
@@ -101,9 +108,33 @@ class WASConfig:
     def enabled(self) -> bool:
         return bool(self.transforms)
 
+    def _split_transform_layer(self, entry: object) -> tuple[str, str]:
+        name, sep, pattern = entry.partition(":") if isinstance(entry, str) else ("", "", "")
+        if not sep or not pattern:
+            raise ConfigError(f"transform layers are given as TRANSFORM:GLOB, got {entry!r}")
+        if name not in self.transforms:
+            enabled = ", ".join(self.transforms) or "none"
+            raise ConfigError(f"transform layers name {name!r}, which is not an enabled transform (enabled: {enabled})")
+        return name, pattern
+
+    @property
+    def layer_patterns(self) -> dict[str, tuple[str, ...]]:
+        """The transforms restricted to some layers, each with its globs (a transform not named: every layer)."""
+        patterns: dict[str, tuple[str, ...]] = {}
+        for entry in self.transform_layers:
+            name, pattern = self._split_transform_layer(entry)
+            patterns[name] = patterns.get(name, ()) + (pattern,)
+        return patterns
+
+    def layer_transforms(self, layer: str) -> tuple[str, ...]:
+        """The enabled transforms that apply to the WAS layer named ``layer``, in composition order."""
+        patterns = self.layer_patterns
+        return tuple(t for t in self.transforms
+                     if t not in patterns or any(fnmatch.fnmatchcase(layer, p) for p in patterns[t]))
+
     def check_kernel(self, layer: str, kernel: tuple[int, int]) -> None:
         """Fail early if a zero-mode crop range admits no window of this layer's kernel."""
-        if self.crop is not None and self.crop_mode == "zero":
+        if "crop" in self.layer_transforms(layer) and self.crop_mode == "zero":
             if not T.zero_crop_shapes(kernel, self.crop):
                 kh, kw = kernel
                 fractions = sorted({h * w / (kh * kw) for h in range(1, kh + 1) for w in range(1, kw + 1)})
@@ -114,10 +145,12 @@ class WASConfig:
                 )
 
     def sample(
-        self, generator: torch.Generator, kernel: tuple[int, int], out_channels: int
+        self, generator: torch.Generator, kernel: tuple[int, int], out_channels: int,
+        transforms: tuple[str, ...] | None = None,
     ) -> tuple[T.Draw, ...]:
-        """Draw the transforms of one layer (all enabled ones, or one of them under ``choice``)."""
-        names = self.transforms
+        """Draw the transforms of one layer (``transforms``, default all enabled ones; or one of them under
+        ``choice``)."""
+        names = self.transforms if transforms is None else transforms
         if self.policy == "choice" and len(names) > 1:
             names = (names[int(torch.randint(len(names), (), generator=generator))],)
         draws: list[T.Draw] = []
@@ -162,4 +195,5 @@ class WASConfig:
             return "none"
         text = ("|" if self.policy == "choice" else "+").join(parts)
         text = text if self.prob == 1 else f"{text}@p={self.prob:g}"
+        text = f"{text} [{' '.join(self.transform_layers)}]" if self.transform_layers else text
         return f"{text}, aligned DOM" if self.dom_align else text

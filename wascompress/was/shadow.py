@@ -39,11 +39,13 @@ class ShadowWeight(nn.Module):
     needs no device synchronisation, and a checkpoint holds PW only: a DOM SW is named by its seed.
     """
 
-    def __init__(self, config: WASConfig, kernel: tuple[int, int], out_channels: int) -> None:
+    def __init__(self, config: WASConfig, kernel: tuple[int, int], out_channels: int,
+                 transforms: tuple[str, ...] | None = None) -> None:
         super().__init__()
         self.config = config
         self.kernel = kernel
         self.out_channels = out_channels
+        self.transforms = config.transforms if transforms is None else transforms  # this layer's share of them
         self._draws: tuple[Draw, ...] | None = None
         self._fused: FusedDraws | None = None
 
@@ -67,10 +69,11 @@ class ShadowWeight(nn.Module):
 
     def sample(self, generator: torch.Generator) -> tuple[Draw, ...]:
         """Draw this layer's transforms from ``generator`` (does not change the current draw)."""
-        return self.config.sample(generator, self.kernel, self.out_channels)
+        return self.config.sample(generator, self.kernel, self.out_channels, self.transforms)
 
     def extra_repr(self) -> str:
-        return f"{self.config.describe()}, kernel={self.kernel}, draws={self.draws}"
+        shown = "+".join(self.transforms) if self.transforms != self.config.transforms else self.config.describe()
+        return f"{shown}, kernel={self.kernel}, draws={self.draws}"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -106,6 +109,12 @@ def select_layers(
     chosen = [(n, m) for n, m in chosen if not any(fnmatch.fnmatchcase(n, p) for p in config.exclude)]
     if layer_filter is not None:
         chosen = [(n, m) for n, m in chosen if layer_filter(n, m)]
+    for transform, patterns in config.layer_patterns.items():
+        names = [n for n, _ in chosen]
+        for pattern in patterns:
+            if not fnmatch.filter(names, pattern):
+                raise ConfigError(f"transform layer pattern {transform}:{pattern} matches no WAS layer")
+    chosen = [(n, m) for n, m in chosen if config.layer_transforms(n)]  # a layer no transform reaches runs PW
     if not chosen:
         raise ConfigError(
             f"the layer filter selects no conv layer (include={list(config.include)}, "
@@ -127,7 +136,7 @@ def apply_was_(model: nn.Module, config: WASConfig, layer_filter: LayerFilter | 
     for name, conv in layers:
         kernel = (int(conv.kernel_size[0]), int(conv.kernel_size[1]))
         config.check_kernel(name, kernel)
-        shadow = ShadowWeight(config, kernel, conv.out_channels)
+        shadow = ShadowWeight(config, kernel, conv.out_channels, config.layer_transforms(name))
         parametrize.register_parametrization(conv, "weight", shadow)
         conv.forward = WindowConvForward(conv, shadow)  # a SW runs as its smaller conv (window_conv.py)
     log.debug("WAS %s on %d conv layers", config.describe(), len(layers))
