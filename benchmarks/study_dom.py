@@ -27,7 +27,8 @@ baseline's MACs, measured on the exported pruned graph:
    5 % under the budget) to at most the MACs of row 3's DOM, fine-tuned F epochs at a tenth of the
    learning rate (units pruned by the first rule, the coarsest rounding that reached the budget at all,
    are pruned and fine-tuned again from their dense run; their first figures are kept in the unit). ``torch-pruning-walltime``: the same given the training wall time of ``sandwich-pair``
-   (the trainer's default recipe beside a fixed DOM).
+   (the trainer's default recipe beside a fixed DOM). ``torch-pruning-mixed``: the same dense run pruned to
+   the MACs of ``sandwich-pair-mixed``'s DOM instead (its competitor at equal MACs).
 6. ``scratch``: the exact DOM architecture of row 3 (the same kernel windows and channels) trained
    alone from scratch for E epochs: WAS with only that draw in every step, so no other weight is used.
    ``scratch-aligned``, ``scratch-mixed``: the same for the aligned and the mixed DOM (their rows' controls).
@@ -95,16 +96,18 @@ MIXED = {
     "tiny": WASConfig(crop=(0.4, 0.6), filter=(0.5, 0.5), transform_layers=("crop:*", "filter:conv3.conv")),
 }
 ROWS = ("baseline", "sandwich-pair", "sandwich-pair-aligned", "sandwich-pair-mixed", "sandwich", "scratch",
-        "scratch-aligned", "scratch-mixed", "torch-pruning", "sandwich-ft", "paper-crop", "paper-ct",
-        "torch-pruning-walltime")
+        "scratch-aligned", "scratch-mixed", "torch-pruning", "torch-pruning-mixed", "sandwich-ft", "paper-crop",
+        "paper-ct", "torch-pruning-walltime")
 EXTRA_ROWS = ("sandwich-pair-aligned", "scratch-aligned",  # run when named: alignment changed nothing on resnet18
-              "sandwich-pair-mixed", "scratch-mixed")
+              "sandwich-pair-mixed", "scratch-mixed", "torch-pruning-mixed")
 DEFAULT_ROWS = tuple(row for row in ROWS if row not in EXTRA_ROWS)
 RECIPE_ROW = "sandwich-pair"  # the trainer's default beside a fixed DOM: the wall time the competitor is given
 DOM_ROWS = ("paper-crop", "paper-ct", "sandwich", "sandwich-ft", "sandwich-pair", "sandwich-pair-aligned",
             "sandwich-pair-mixed")
 CONTROLS = {"sandwich-pair-aligned": "scratch-aligned",  # a DOM row's own net trained alone (default: scratch)
             "sandwich-pair-mixed": "scratch-mixed"}
+COMPETITORS = {"sandwich-pair-mixed": "torch-pruning-mixed"}  # pruned to a DOM row's MACs (default: torch-pruning)
+PRUNING_TARGETS = {"torch-pruning-mixed": "sandwich-pair-mixed"}  # whose MACs a pruning row meets (default: sandwich)
 
 
 def row_was(row: str, model: str) -> WASConfig:
@@ -200,7 +203,7 @@ def training_time(*folders: Path) -> dict[str, float]:
 
 
 ROW_RUNS = {"sandwich-ft": ("run", "finetune"), "torch-pruning": ("dense", "finetune"),
-            "torch-pruning-walltime": ("dense", "finetune")}
+            "torch-pruning-walltime": ("dense", "finetune"), "torch-pruning-mixed": ("dense", "finetune")}
 
 
 def backfill_training_time(study: Study) -> None:
@@ -391,17 +394,23 @@ def prune_to_macs(model: torch.nn.Module, target: int) -> tuple[torch.nn.Module,
     return small, ratio, round_to
 
 
-def torch_pruning_unit(study: Study, model: str, seed: int, row: str, epochs: tuple[int, int]) -> dict[str, Any]:
+def torch_pruning_unit(study: Study, model: str, seed: int, row: str, epochs: tuple[int, int],
+                       dense_row: str | None = None) -> dict[str, Any]:
+    """The baseline trained ``epochs[0]`` epochs (in ``dense_row``'s folder, to share a dense run of the
+    same settings; default: its own), pruned to its DOM row's MACs, fine-tuned ``epochs[1]`` epochs."""
     folder = study.folder(model, row, seed)
+    dense = study.folder(model, dense_row or row, seed) / "dense"
     dense_epochs, tune = epochs
-    target = load_json(study.unit_path(model, "sandwich", seed))
+    dom_row = PRUNING_TARGETS.get(row, "sandwich")
+    target = load_json(study.unit_path(model, dom_row, seed))
     target_macs = target["macs"] if target else None
-    if target_macs is None:  # row 3 not finished: its DOM's MACs follow from its seed choice
+    if target_macs is None:  # the DOM row not finished: its DOM's MACs follow from its seed choice
+        was = row_was(dom_row, model)
         net = create_model(model, num_classes=10, width=study.scale.width)
-        apply_was_(net, CROP)
-        target_macs = seed_costs(net, [dom_seed_for_budget(study, model, CROP)["seed"]], (3, 32, 32))[0].macs
-    run_training(study.base_config(model, seed, dense_epochs, None), folder / "dense")
-    checkpoint = load_checkpoint(folder / "dense" / "best.pt")
+        apply_was_(net, was)
+        target_macs = seed_costs(net, [dom_seed_for_budget(study, model, was)["seed"]], (3, 32, 32))[0].macs
+    run_training(study.base_config(model, seed, dense_epochs, None), dense)
+    checkpoint = load_checkpoint(dense / "best.pt")
     net = create_model(model, num_classes=checkpoint["model"]["num_classes"], width=study.scale.width)
     net.load_state_dict(checkpoint["state_dict"])
     small, ratio, round_to = prune_to_macs(net, target_macs)
@@ -417,7 +426,7 @@ def torch_pruning_unit(study: Study, model: str, seed: int, row: str, epochs: tu
             "structure": conv_channels(trained),
             "target_macs": target_macs, "pruning_ratio": ratio, "round_to": round_to, "prune_rule": PRUNE_RULE,
             "trainer_test_top1": results["test_acc_aom"],
-            **training_time(folder / "dense", folder / "finetune")}
+            **training_time(dense, folder / "finetune")}
 
 
 def walltime_epochs(study: Study, model: str, seed: int) -> tuple[int, int] | None:
@@ -456,6 +465,7 @@ def run_unit(study: Study, model: str, row: str, seed: int) -> dict[str, Any] | 
         "sandwich-pair-aligned": lambda: sandwich_unit(study, model, seed, row, random_samples=0),
         "sandwich-pair-mixed": lambda: sandwich_unit(study, model, seed, row, random_samples=0),
         "torch-pruning": lambda: torch_pruning_unit(study, model, seed, "torch-pruning", (total - tune, tune)),
+        "torch-pruning-mixed": lambda: torch_pruning_unit(study, model, seed, row, (total - tune, tune), "torch-pruning"),
         "scratch": lambda: scratch_unit(study, model, seed),
         "scratch-aligned": lambda: scratch_unit(study, model, seed, row),
         "scratch-mixed": lambda: scratch_unit(study, model, seed, row),
@@ -521,7 +531,7 @@ def summary(units: list[dict[str, Any]]) -> dict[str, Any]:
         doms = [by[(model, r)] for r in DOM_ROWS if (model, r) in by
                 and by[(model, r)]["mac_ratio"] is not None and by[(model, r)]["mac_ratio"] <= BUDGET + 1e-9]
         best = max(doms, key=lambda r: r["test_top1"]["mean"]) if doms else None
-        pruning = by.get((model, "torch-pruning"))
+        pruning = by.get((model, COMPETITORS.get(best["row"], "torch-pruning"))) if best else None
         facts["models"][model] = {
             "baseline_top1": base["test_top1"]["mean"] * 100 if base else None,
             "best_dom_row": best["row"] if best else None,

@@ -64,3 +64,14 @@ def test_a_dom_row_with_its_own_control_is_set_against_that_control():
                                                  {"sandwich-pair-aligned": "scratch-aligned"})
     assert sentences == ["sandwich-pair-aligned: 84.30 % (points against baseline -0.70, torch-pruning +4.30, "
                          "scratch-aligned -0.20); misses the goal."]
+
+
+def test_a_dom_row_with_its_own_competitor_is_set_against_that_competitor():
+    rows = [{"model": "resnet18", "row": name, "test_top1": stat(top1), "mac_ratio": 0.497} for name, top1 in (
+        ("baseline", 0.85), ("torch-pruning", 0.80), ("torch-pruning-mixed", 0.846), ("scratch-mixed", 0.82),
+        ("sandwich-pair-mixed", 0.843))]
+    sentences = render_results.dom_row_sentences(rows, "resnet18", ("sandwich-pair-mixed",),
+                                                 {"sandwich-pair-mixed": "scratch-mixed"},
+                                                 {"sandwich-pair-mixed": "torch-pruning-mixed"})
+    assert sentences == ["sandwich-pair-mixed: 84.30 % (points against baseline -0.70, torch-pruning-mixed -0.30, "
+                         "scratch-mixed +2.30); misses the goal."]

@@ -10,7 +10,8 @@ from tests.conftest import REPO
 
 ROWS = {"baseline", "sandwich", "scratch", "torch-pruning", "sandwich-ft", "paper-crop", "paper-ct",
         "torch-pruning-walltime", "sandwich-pair"}
-EXTRA_ROWS = {"sandwich-pair-aligned", "scratch-aligned", "sandwich-pair-mixed", "scratch-mixed"}  # run when named
+EXTRA_ROWS = {"sandwich-pair-aligned", "scratch-aligned", "sandwich-pair-mixed", "scratch-mixed",
+              "torch-pruning-mixed"}  # run when named
 
 
 def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
@@ -45,6 +46,10 @@ def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
         assert units[f"{row}-seed0"]["macs"] == sandwich["macs"], row
     mixed, alone = units["sandwich-pair-mixed-seed0"], units["scratch-mixed-seed0"]  # a DOM of its own, and its control
     assert (alone["dom_seed"], alone["macs"]) == (mixed["dom_seed"], mixed["macs"])
+    competitor = units["torch-pruning-mixed-seed0"]  # pruned to the mixed DOM's MACs from the shared dense run
+    assert competitor["target_macs"] == mixed["macs"] and competitor["macs"] <= mixed["macs"]
+    assert not (runs / "tiny" / "torch-pruning-mixed" / "seed0" / "dense").exists()
+    assert (runs / "tiny" / "torch-pruning" / "seed0" / "dense" / "best.pt").is_file()
     assert units["sandwich-ft-seed0"]["epochs"] == "1+1"
     # a second invocation finds every unit done: it trains nothing and prints the same summary
     again = subprocess.run([*command, "--summary"], cwd=REPO, capture_output=True, text=True, timeout=300)
