@@ -411,7 +411,8 @@ def dom_row_sentences(table: list[dict[str, Any]], model: str, dom_rows: tuple[s
                       controls: dict[str, str] | None = None, competitors: dict[str, str] | None = None) -> list[str]:
     """Each DOM row of ``model`` against the baseline, torch-pruning at its MACs (``competitors``, else
     ``torch-pruning``) and the same net trained alone (its control row: ``controls``, else ``scratch``), and
-    whether it meets the study's goal (within 1 point of the baseline, at least as accurate as both)."""
+    whether it meets the study's goal (within 1 point of the baseline, at least as accurate as both); also
+    against the uniformly thinner network (``thin``) where it ran, outside the goal."""
     by = {r["row"]: r["test_top1"]["mean"] * 100 for r in table if r["model"] == model}
     sentences = []
     for row in (r for r in table if r["model"] == model and r["row"] in dom_rows):
@@ -419,7 +420,7 @@ def dom_row_sentences(table: list[dict[str, Any]], model: str, dom_rows: tuple[s
         control = (controls or {}).get(row["row"], "scratch")
         pruned = (competitors or {}).get(row["row"], "torch-pruning")
         references = ("baseline", pruned, control)
-        parts = [f"{name} {top1 - by[name]:+.2f}" for name in references if name in by]
+        parts = [f"{name} {top1 - by[name]:+.2f}" for name in (*references, "thin") if name in by]
         goal = ""
         if all(name in by for name in references):
             met = (top1 >= by["baseline"] - 1 and top1 >= by[pruned] and top1 >= by[control]

@@ -32,6 +32,9 @@ baseline's MACs, measured on the exported pruned graph:
 6. ``scratch``: the exact DOM architecture of row 3 (the same kernel windows and channels) trained
    alone from scratch for E epochs: WAS with only that draw in every step, so no other weight is used.
    ``scratch-aligned``, ``scratch-mixed``: the same for the aligned and the mixed DOM (their rows' controls).
+7. ``thin`` (not in the issue's list): the baseline's network at the widest width multiplier (a grid of
+   1/64 of 0.25) with at most the MACs of row 3's DOM, trained E epochs — what a user gets by simply
+   training a smaller model, and a measure of whether the goal can be reached at this budget at all.
 
 Every DOM is exported with its BatchNorm statistics re-estimated on 32 batches of 128 training images
 (the trainer's default; finished units exported on fewer are re-exported while their checkpoints remain).
@@ -97,7 +100,7 @@ MIXED = {
 }
 ROWS = ("baseline", "sandwich-pair", "sandwich-pair-aligned", "sandwich-pair-mixed", "sandwich", "scratch",
         "scratch-aligned", "scratch-mixed", "torch-pruning", "torch-pruning-mixed", "sandwich-ft", "paper-crop",
-        "paper-ct", "torch-pruning-walltime")
+        "paper-ct", "torch-pruning-walltime", "thin")
 EXTRA_ROWS = ("sandwich-pair-aligned", "scratch-aligned",  # run when named: alignment changed nothing on resnet18
               "sandwich-pair-mixed", "scratch-mixed", "torch-pruning-mixed")
 DEFAULT_ROWS = tuple(row for row in ROWS if row not in EXTRA_ROWS)
@@ -394,6 +397,44 @@ def prune_to_macs(model: torch.nn.Module, target: int) -> tuple[torch.nn.Module,
     return small, ratio, round_to
 
 
+def dom_row_macs(study: Study, model: str, seed: int, dom_row: str) -> int:
+    """The MACs of a DOM row's exported graph (before that row has finished: from its seed choice)."""
+    target = load_json(study.unit_path(model, dom_row, seed))
+    if target is not None:
+        return int(target["macs"])
+    was = row_was(dom_row, model)
+    net = create_model(model, num_classes=10, width=study.scale.width)
+    apply_was_(net, was)
+    return seed_costs(net, [dom_seed_for_budget(study, model, was)["seed"]], (3, 32, 32))[0].macs
+
+
+THIN_STEPS = 64  # the thin row's width grid: multiples of 1/64 of the study's width
+
+
+def thin_width(model: str, width: float, target: int) -> float:
+    """The widest multiplier on a grid of ``width`` / THIN_STEPS whose network has at most ``target`` MACs."""
+    for step in range(THIN_STEPS, 0, -1):
+        candidate = width * step / THIN_STEPS
+        if count_macs(create_model(model, num_classes=10, width=candidate)) <= target:
+            return candidate
+    raise RuntimeError(f"no width of {model} has at most {target:,} MACs")
+
+
+def thin_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
+    """The baseline's network made uniformly thinner (every layer's channels scaled by one width factor)
+    to at most the MACs of row 3's DOM, trained E epochs: the compression needing no tool at all."""
+    folder = study.folder(model, "thin", seed)
+    epochs = study.scale.epochs[model]
+    width = thin_width(model, study.scale.width, dom_row_macs(study, model, seed, "sandwich"))
+    config = replace(study.base_config(model, seed, epochs, None), width=width)
+    results = run_training(config, folder / "run")
+    splits = checkpoint_splits(load_checkpoint(folder / "run" / "best.pt"), study.data_dir)
+    report = export_checkpoint(folder / "run" / "best.pt", folder / "thin.onnx", ExportConfig(mode="aom"),
+                               data_dir=study.data_dir, overwrite=True)
+    return {**onnx_facts(report, folder / "thin.onnx", splits.test), "epochs": str(epochs), "thin_width": width,
+            "trainer_test_top1": results["test_acc_aom"], **training_time(folder / "run")}
+
+
 def torch_pruning_unit(study: Study, model: str, seed: int, row: str, epochs: tuple[int, int],
                        dense_row: str | None = None) -> dict[str, Any]:
     """The baseline trained ``epochs[0]`` epochs (in ``dense_row``'s folder, to share a dense run of the
@@ -401,14 +442,7 @@ def torch_pruning_unit(study: Study, model: str, seed: int, row: str, epochs: tu
     folder = study.folder(model, row, seed)
     dense = study.folder(model, dense_row or row, seed) / "dense"
     dense_epochs, tune = epochs
-    dom_row = PRUNING_TARGETS.get(row, "sandwich")
-    target = load_json(study.unit_path(model, dom_row, seed))
-    target_macs = target["macs"] if target else None
-    if target_macs is None:  # the DOM row not finished: its DOM's MACs follow from its seed choice
-        was = row_was(dom_row, model)
-        net = create_model(model, num_classes=10, width=study.scale.width)
-        apply_was_(net, was)
-        target_macs = seed_costs(net, [dom_seed_for_budget(study, model, was)["seed"]], (3, 32, 32))[0].macs
+    target_macs = dom_row_macs(study, model, seed, PRUNING_TARGETS.get(row, "sandwich"))
     run_training(study.base_config(model, seed, dense_epochs, None), dense)
     checkpoint = load_checkpoint(dense / "best.pt")
     net = create_model(model, num_classes=checkpoint["model"]["num_classes"], width=study.scale.width)
@@ -469,6 +503,7 @@ def run_unit(study: Study, model: str, row: str, seed: int) -> dict[str, Any] | 
         "scratch": lambda: scratch_unit(study, model, seed),
         "scratch-aligned": lambda: scratch_unit(study, model, seed, row),
         "scratch-mixed": lambda: scratch_unit(study, model, seed, row),
+        "thin": lambda: thin_unit(study, model, seed),
     }
     if row == "torch-pruning-walltime":
         epochs = walltime_epochs(study, model, seed)
@@ -594,8 +629,8 @@ def unit_graph(study: Study, unit: dict[str, Any]) -> torch.nn.Module:
     """The deployed graph of a unit with random weights: latency depends on the structure only (ONNX
     Runtime computes zeros like any other weight), so it is timed apart from the trained files."""
     model, row = unit["model"], unit["row"]
-    if row == "baseline":
-        return create_model(model, num_classes=10, width=study.scale.width).eval()
+    if row in ("baseline", "thin"):
+        return create_model(model, num_classes=10, width=unit.get("thin_width", study.scale.width)).eval()
     if row.startswith("torch-pruning"):
         return rebuild_pruned(model, study.scale.width, unit["structure"])
     net = create_model(model, num_classes=10, width=study.scale.width)

@@ -75,3 +75,11 @@ def test_a_dom_row_with_its_own_competitor_is_set_against_that_competitor():
                                                  {"sandwich-pair-mixed": "torch-pruning-mixed"})
     assert sentences == ["sandwich-pair-mixed: 84.30 % (points against baseline -0.70, torch-pruning-mixed -0.30, "
                          "scratch-mixed +2.30); misses the goal."]
+
+
+def test_the_thin_network_is_named_beside_a_dom_row_but_stays_outside_the_goal():
+    rows = [{"model": "vgg16", "row": name, "test_top1": stat(top1), "mac_ratio": 0.457} for name, top1 in (
+        ("baseline", 0.85), ("torch-pruning", 0.80), ("scratch", 0.82), ("thin", 0.86), ("sandwich-pair", 0.845))]
+    sentences = render_results.dom_row_sentences(rows, "vgg16", ("sandwich-pair",))
+    assert sentences == ["sandwich-pair: 84.50 % (points against baseline -0.50, torch-pruning +4.50, scratch +2.50, "
+                         "thin -1.50); meets the goal."]

@@ -9,7 +9,7 @@ import sys
 from tests.conftest import REPO
 
 ROWS = {"baseline", "sandwich", "scratch", "torch-pruning", "sandwich-ft", "paper-crop", "paper-ct",
-        "torch-pruning-walltime", "sandwich-pair"}
+        "torch-pruning-walltime", "sandwich-pair", "thin"}
 EXTRA_ROWS = {"sandwich-pair-aligned", "scratch-aligned", "sandwich-pair-mixed", "scratch-mixed",
               "torch-pruning-mixed"}  # run when named
 
@@ -40,6 +40,8 @@ def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
     sandwich, scratch = units["sandwich-seed0"], units["scratch-seed0"]
     assert scratch["macs"] == sandwich["macs"] and scratch["dom_seed"] == sandwich["dom_seed"]  # the same net
     assert units["torch-pruning-seed0"]["macs"] <= sandwich["macs"]
+    thin = units["thin-seed0"]  # the baseline's net, uniformly thinner, within the DOM's MACs
+    assert thin["macs"] <= sandwich["macs"] and 0 < thin["thin_width"] < 1 and thin["params"] < base["params"]
     pair = units["sandwich-pair-seed0"]  # the same DOM, trained without the random SW
     assert (pair["dom_seed"], pair["macs"], pair["random_samples"]) == (sandwich["dom_seed"], sandwich["macs"], 0)
     for row in ("sandwich-pair-aligned", "scratch-aligned"):  # the same window shapes, placed to cancel
