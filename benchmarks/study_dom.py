@@ -25,8 +25,8 @@ baseline's MACs, measured on the exported pruned graph:
 5. ``torch-pruning``: the baseline trained E - F epochs, channel-pruned with torch-pruning (group
    magnitude importance, channel counts rounded to 16, else 8, else 1: the coarsest that lands within
    5 % under the budget) to at most the MACs of row 3's DOM, fine-tuned F epochs at a tenth of the
-   learning rate (units pruned by the first rule, the coarsest rounding that reached the budget at all,
-   are pruned and fine-tuned again from their dense run; their first figures are kept in the unit). ``torch-pruning-walltime``: the same given the training wall time of ``sandwich-pair``
+   learning rate (the first units, pruned by the coarsest rounding that reached the budget at all, were
+   pruned and fine-tuned again from their dense run by this rule; ``earlier_rule`` keeps their first figures). ``torch-pruning-walltime``: the same given the training wall time of ``sandwich-pair``
    (the trainer's default recipe beside a fixed DOM). ``torch-pruning-mixed``: the same dense run pruned to
    the MACs of ``sandwich-pair-mixed``'s DOM instead (its competitor at equal MACs).
 6. ``scratch``: the exact DOM architecture of row 3 (the same kernel windows and channels) trained
@@ -37,7 +37,8 @@ baseline's MACs, measured on the exported pruned graph:
    training a smaller model, and a measure of whether the goal can be reached at this budget at all.
 
 Every DOM is exported with its BatchNorm statistics re-estimated on 32 batches of 128 training images
-(the trainer's default; finished units exported on fewer are re-exported while their checkpoints remain).
+(the trainer's default; the first units, exported on 4, were re-exported: ``test_top1_bn_batches`` keeps
+their first figure).
 
 Each unit (model x row x seed) is its own resumable job: training runs resume from their ``last.pt``,
 and a unit's JSON lands in ``benchmarks/results/study_dom/`` when it finishes; finished units are
@@ -203,63 +204,6 @@ def training_time(*folders: Path) -> dict[str, float]:
         wall += sum(times)
         quiet += len(times) * min(times)
     return {"train_wall_s": wall, "train_quiet_s": quiet}
-
-
-ROW_RUNS = {"sandwich-ft": ("run", "finetune"), "torch-pruning": ("dense", "finetune"),
-            "torch-pruning-walltime": ("dense", "finetune"), "torch-pruning-mixed": ("dense", "finetune")}
-
-
-def backfill_training_time(study: Study) -> None:
-    """Add the quiet-machine estimate to finished units written before it existed (where the runs remain)."""
-    for path in sorted(study.results.glob("*/*.json")):
-        unit = json.loads(path.read_text())
-        folders = [study.folder(unit["model"], unit["row"], unit["seed"]) / run
-                   for run in ROW_RUNS.get(unit["row"], ("run",))]
-        if "train_quiet_s" not in unit and all((f / "metrics.jsonl").is_file() for f in folders):
-            save_json(path, {**unit, **training_time(*folders)})
-
-
-def refresh_dom_bn(study: Study) -> None:
-    """Re-export finished DOM units whose BatchNorm statistics were re-estimated on fewer training batches
-    than the study now uses (its first units used the trainer's 4 x 128 images; 4,096 images add about
-    0.2 points), where their checkpoints remain; the earlier figure is kept beside the new one."""
-    for path in sorted(study.results.glob("*/*.json")):
-        unit = json.loads(path.read_text())
-        if "dom_seed" not in unit or unit.get("bn_batches") == study.scale.bn_batches:
-            continue
-        folder = study.folder(unit["model"], unit["row"], unit["seed"])
-        checkpoint = folder / ROW_RUNS.get(unit["row"], ("run",))[-1] / "best.pt"
-        if not checkpoint.is_file():
-            continue
-        report, splits = export_dom(study, checkpoint, folder / "dom.onnx", unit["dom_seed"])
-        fresh = onnx_facts(report, folder / "dom.onnx", splits.test)
-        save_json(path, {**unit, **fresh, "bn_batches": study.scale.bn_batches,
-                         "test_top1_bn_batches": {str(unit.get("bn_batches", 4)): unit["test_top1"]}})
-        print(f"{unit['model']} {unit['row']} seed {unit['seed']}: DOM re-exported with BatchNorm from "
-              f"{study.scale.bn_batches} batches: {unit['test_top1'] * 100:.2f}% -> {fresh['test_top1'] * 100:.2f}%",
-              flush=True)
-
-
-def refresh_pruning(study: Study) -> None:
-    """Prune and fine-tune again the finished torch-pruning units that an earlier rule pruned (their
-    dense training is kept, where its checkpoint remains); the earlier figures are kept beside the new."""
-    import shutil
-
-    for path in sorted(study.results.glob("*/torch-pruning*.json")):
-        unit = json.loads(path.read_text())
-        folder = study.folder(unit["model"], unit["row"], unit["seed"])
-        if unit.get("prune_rule") == PRUNE_RULE or not (folder / "dense" / "best.pt").is_file():
-            continue
-        shutil.rmtree(folder / "finetune", ignore_errors=True)
-        epochs = tuple(int(x) for x in unit["epochs"].split("+"))
-        fresh = torch_pruning_unit(study, unit["model"], unit["seed"], unit["row"], epochs)
-        earlier = {k: unit[k] for k in ("test_top1", "macs", "params", "round_to", "pruning_ratio") if k in unit}
-        unit = {k: v for k, v in unit.items() if not k.startswith(("latency_", "ms_b", "baseline_ms_b"))}
-        save_json(path, {**unit, **fresh, "earlier_rule": {"prune_rule": unit.get("prune_rule", "coarsest"), **earlier},
-                         "date": today()})
-        print(f"{unit['model']} {unit['row']} seed {unit['seed']}: pruned again ({PRUNE_RULE}): "
-              f"{unit['test_top1'] * 100:.2f}% at {unit['macs']:,} MACs -> {fresh['test_top1'] * 100:.2f}% at "
-              f"{fresh['macs']:,}", flush=True)
 
 
 def onnx_facts(report: dict[str, Any], path: Path, test: Any) -> dict[str, Any]:
@@ -708,9 +652,6 @@ def main() -> None:
     if args.summary:
         print_summary(results)
         return
-    backfill_training_time(study)
-    refresh_dom_bn(study)
-    refresh_pruning(study)
     if args.latency:
         measure_latency(study, args.latency_runs, again=args.remeasure)
         print_summary(results)
