@@ -412,18 +412,23 @@ def dom_row_sentences(table: list[dict[str, Any]], model: str, dom_rows: tuple[s
     """Each DOM row of ``model`` against the baseline, torch-pruning at its MACs (``competitors``, else
     ``torch-pruning``) and the same net trained alone (its control row: ``controls``, else ``scratch``), and
     whether it meets the study's goal (within 1 point of the baseline, at least as accurate as both); also
-    against the uniformly thinner network (``thin``) where it ran, outside the goal."""
-    by = {r["row"]: r["test_top1"]["mean"] * 100 for r in table if r["model"] == model}
+    against the uniformly thinner network (``thin``) where it ran, outside the goal. Differences are paired
+    by seed, over the seeds both rows have."""
+    from study_dom import paired_points
+
+    rows = {r["row"]: r for r in table if r["model"] == model}
     sentences = []
     for row in (r for r in table if r["model"] == model and r["row"] in dom_rows):
         top1 = row["test_top1"]["mean"] * 100
         control = (controls or {}).get(row["row"], "scratch")
         pruned = (competitors or {}).get(row["row"], "torch-pruning")
         references = ("baseline", pruned, control)
-        parts = [f"{name} {top1 - by[name]:+.2f}" for name in (*references, "thin") if name in by]
+        diff = {name: paired_points(row, rows[name]) for name in (*references, "thin") if name in rows}
+        diff = {name: points for name, points in diff.items() if points is not None}
+        parts = [f"{name} {points:+.2f}" for name, points in diff.items()]
         goal = ""
-        if all(name in by for name in references):
-            met = (top1 >= by["baseline"] - 1 and top1 >= by[pruned] and top1 >= by[control]
+        if all(name in diff for name in references):
+            met = (diff["baseline"] >= -1 and diff[pruned] >= 0 and diff[control] >= 0
                    and row["mac_ratio"] is not None and row["mac_ratio"] <= 0.5)
             goal = "; meets the goal" if met else "; misses the goal"
         sentences.append(f"{row['row']}: {top1:.2f} % (points against {', '.join(parts)}){goal}.")
@@ -447,13 +452,14 @@ def study_dom() -> list[str]:
         "Full CIFAR-10 (45,000 train / 5,000 validation, the 10,000-image test set), standard protocol (crop + "
         "flip, SGD, weight decay 5e-4, cosine, lr 0.05), width 0.25; every row the same total epochs E per model "
         "(fine-tuning included) and a DOM budget of at most 0.5 of the baseline's MACs (exported pruned graph). "
-        "Test top-1 measured on the exported ONNX file, mean ± std over seeds (n). Latency: ONNX Runtime CPU, "
+        "Test top-1 measured on the exported ONNX file, mean ± std over seeds (n); differences between rows are "
+        "taken seed by seed over the seeds both rows have (a seed fixes the split and the data order). Latency: ONNX Runtime CPU, "
         "median of interleaved runs against the baseline's export, taken after training. Training time: the "
         "epochs' training loops (evaluation excluded) on this shared 2-core machine, where other work often ran "
         "beside the study; the quiet estimate is each run's epochs x its fastest epoch, the wall time (in "
         "brackets) what the epochs took. Rows are described in the script's docstring.",
         "",
-        f"- Command: `python benchmarks/study_dom.py` (then `--latency`, `--summary`)",
+        "- Command: `python benchmarks/study_dom.py` (then `--latency`, `--summary`)",
         f"- Machine: {units[0]['machine']}",
         f"- Dates: {min(u['date'] for u in units)} to {max(u['date'] for u in units)}",
         "",
@@ -477,7 +483,8 @@ def study_dom() -> list[str]:
         text = f"- {model}: baseline {m['baseline_top1']:.2f} %"
         if m["best_dom_row"]:
             text += (f"; the best DOM row at <= 0.5 of its MACs ({m['best_dom_row']}) reaches {m['best_dom_top1']:.2f} %, "
-                     f"{m['best_dom_gap_points']:.2f} points below it")
+                     f"{m['best_dom_gap_points']:.2f} points below it (seed by seed, on "
+                     f"{'seed' if len(m['gap_seeds']) == 1 else 'seeds'} {', '.join(map(str, m['gap_seeds']))})")
             if m["dom_minus_torch_pruning_points"] is not None:
                 text += f", {m['dom_minus_torch_pruning_points']:+.2f} points against torch-pruning at equal epochs"
         lines.append(text + ".")
@@ -487,8 +494,9 @@ def study_dom() -> list[str]:
     atomic_write_bytes(plot, study_dom_plot(facts["table"]))
     lines += ["", f"Plot: `{plot.name}` (test top-1 against MACs and against measured latency, one marker per row).",
               "", f"![DOM study]({plot.name})"]
-    missing = [f"{model} {row}" for model in facts["models"] for row in study.DEFAULT_ROWS
-               if not any(u["model"] == model and u["row"] == row for u in units)]
+    done = {(u["model"], u["row"], u["seed"]) for u in units}
+    missing = [f"{model} {row} seed {seed}" for model in facts["models"] for seed in study.default_seeds(model)
+               for row in study.DEFAULT_ROWS if (model, row, seed) not in done]
     if missing:
         lines += ["", f"Not finished yet (the study resumes where it stopped): {', '.join(missing)}."]
     return lines + [""]

@@ -16,6 +16,13 @@ def stat(mean: float, std: float = 0.0, n: int = 1) -> dict[str, float]:
     return {"mean": mean, "std": std, "n": n}
 
 
+def study_row(model: str, name: str, top1: float, mac_ratio: float, **by_seed: float) -> dict:
+    """A row of the study's table: seed 0 at ``top1`` unless seeds are given (``s0=..., s1=...``)."""
+    seeds = {int(key[1:]): value for key, value in by_seed.items()} or {0: top1}
+    return {"model": model, "row": name, "test_top1": stat(sum(seeds.values()) / len(seeds), n=len(seeds)),
+            "top1_by_seed": seeds, "mac_ratio": mac_ratio}
+
+
 def test_study_plot_is_a_png_with_and_without_latency():
     pytest.importorskip("matplotlib")
     table = [
@@ -45,7 +52,7 @@ def test_int8_table_gives_the_speed_up_without_the_stem():
 
 
 def test_each_dom_row_is_set_against_baseline_competitor_and_control():
-    rows = [{"model": "vgg16", "row": name, "test_top1": stat(top1), "mac_ratio": ratio} for name, top1, ratio in (
+    rows = [study_row("vgg16", name, top1, ratio) for name, top1, ratio in (
         ("baseline", 0.8442, 1.0), ("torch-pruning", 0.7960, 0.42), ("scratch", 0.8331, 0.457),
         ("sandwich-pair", 0.8427, 0.457), ("sandwich", 0.8208, 0.457))]
     sentences = render_results.dom_row_sentences(rows, "vgg16", ("sandwich", "sandwich-pair"))
@@ -57,7 +64,7 @@ def test_each_dom_row_is_set_against_baseline_competitor_and_control():
 
 
 def test_a_dom_row_with_its_own_control_is_set_against_that_control():
-    rows = [{"model": "resnet18", "row": name, "test_top1": stat(top1), "mac_ratio": 0.458} for name, top1 in (
+    rows = [study_row("resnet18", name, top1, 0.458) for name, top1 in (
         ("baseline", 0.85), ("torch-pruning", 0.80), ("scratch", 0.82), ("scratch-aligned", 0.845),
         ("sandwich-pair-aligned", 0.843))]
     sentences = render_results.dom_row_sentences(rows, "resnet18", ("sandwich-pair-aligned",),
@@ -67,7 +74,7 @@ def test_a_dom_row_with_its_own_control_is_set_against_that_control():
 
 
 def test_a_dom_row_with_its_own_competitor_is_set_against_that_competitor():
-    rows = [{"model": "resnet18", "row": name, "test_top1": stat(top1), "mac_ratio": 0.497} for name, top1 in (
+    rows = [study_row("resnet18", name, top1, 0.497) for name, top1 in (
         ("baseline", 0.85), ("torch-pruning", 0.80), ("torch-pruning-mixed", 0.846), ("scratch-mixed", 0.82),
         ("sandwich-pair-mixed", 0.843))]
     sentences = render_results.dom_row_sentences(rows, "resnet18", ("sandwich-pair-mixed",),
@@ -78,8 +85,20 @@ def test_a_dom_row_with_its_own_competitor_is_set_against_that_competitor():
 
 
 def test_the_thin_network_is_named_beside_a_dom_row_but_stays_outside_the_goal():
-    rows = [{"model": "vgg16", "row": name, "test_top1": stat(top1), "mac_ratio": 0.457} for name, top1 in (
+    rows = [study_row("vgg16", name, top1, 0.457) for name, top1 in (
         ("baseline", 0.85), ("torch-pruning", 0.80), ("scratch", 0.82), ("thin", 0.86), ("sandwich-pair", 0.845))]
     sentences = render_results.dom_row_sentences(rows, "vgg16", ("sandwich-pair",))
     assert sentences == ["sandwich-pair: 84.50 % (points against baseline -0.50, torch-pruning +4.50, scratch +2.50, "
                          "thin -1.50); meets the goal."]
+
+
+def test_rows_are_compared_seed_by_seed_over_the_seeds_both_have():
+    rows = [study_row("vgg16", "baseline", 0, 1.0, s0=0.844, s1=0.830),  # seed 1 happened to do worse
+            study_row("vgg16", "torch-pruning", 0, 0.45, s1=0.80),
+            study_row("vgg16", "scratch", 0, 0.457, s0=0.833, s1=0.820),
+            study_row("vgg16", "sandwich-pair", 0, 0.457, s0=0.8427)]
+    sentences = render_results.dom_row_sentences(rows, "vgg16", ("sandwich-pair",))
+    # against the baseline on seed 0 alone (not its two-seed mean, 83.70), and no seed shared with torch-pruning
+    assert sentences == ["sandwich-pair: 84.27 % (points against baseline -0.13, scratch +0.97)."]
+    study = sys.modules.get("study_dom") or pytest.importorskip("study_dom")
+    assert study.paired_points(rows[0], rows[2]) == pytest.approx((0.011 + 0.010) / 2 * 100)
