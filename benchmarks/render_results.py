@@ -413,8 +413,8 @@ def dom_row_sentences(table: list[dict[str, Any]], model: str, dom_rows: tuple[s
     ``torch-pruning``) and the same net trained alone (its control row: ``controls``, else ``scratch``), and
     whether it meets the study's goal (within 1 point of the baseline, at least as accurate as both); also
     against the uniformly thinner network (``thin``) where it ran, outside the goal. Differences are paired
-    by seed, over the seeds both rows have."""
-    from study_dom import paired_points
+    by seed, over the seeds both rows have (mean ± std of the per-seed differences where there are more)."""
+    from study_dom import paired_difference
 
     rows = {r["row"]: r for r in table if r["model"] == model}
     sentences = []
@@ -423,9 +423,10 @@ def dom_row_sentences(table: list[dict[str, Any]], model: str, dom_rows: tuple[s
         control = (controls or {}).get(row["row"], "scratch")
         pruned = (competitors or {}).get(row["row"], "torch-pruning")
         references = ("baseline", pruned, control)
-        diff = {name: paired_points(row, rows[name]) for name in (*references, "thin") if name in rows}
-        diff = {name: points for name, points in diff.items() if points is not None}
-        parts = [f"{name} {points:+.2f}" for name, points in diff.items()]
+        paired = {name: paired_difference(row, rows[name]) for name in (*references, "thin") if name in rows}
+        paired = {name: points for name, points in paired.items() if points is not None}
+        diff = {name: points["mean"] for name, points in paired.items()}
+        parts = [f"{name} {p['mean']:+.2f}" + (f" ± {p['std']:.2f}" if p["n"] > 1 else "") for name, p in paired.items()]
         goal = ""
         if all(name in diff for name in references):
             met = (diff["baseline"] >= -1 and diff[pruned] >= 0 and diff[control] >= 0

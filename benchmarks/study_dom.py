@@ -501,12 +501,19 @@ def table(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def paired_points(row: dict[str, Any], other: dict[str, Any]) -> float | None:
+def paired_difference(row: dict[str, Any], other: dict[str, Any]) -> dict[str, float] | None:
     """``row``'s test top-1 minus ``other``'s in points, seed by seed over the seeds both have (the same
-    seed is the same data split and order, so seed noise cancels in pairs); None if they share no seed."""
+    seed is the same data split and order, so seed noise cancels in pairs): mean, std and n of those
+    differences; None if they share no seed."""
     mine, theirs = row["top1_by_seed"], other["top1_by_seed"]
     common = shared_seeds(row, other)
-    return statistics.fmean(mine[seed] - theirs[seed] for seed in common) * 100 if common else None
+    return mean_std([(mine[seed] - theirs[seed]) * 100 for seed in common]) if common else None
+
+
+def paired_points(row: dict[str, Any], other: dict[str, Any]) -> float | None:
+    """The mean of :func:`paired_difference`, in points."""
+    difference = paired_difference(row, other)
+    return difference["mean"] if difference else None
 
 
 def shared_seeds(row: dict[str, Any], other: dict[str, Any]) -> list[int]:
