@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
@@ -25,6 +24,8 @@ import torch.nn.functional as F
 
 from wascompress.data import geometry
 from wascompress.data.cifar import read_cifar
+from wascompress.data.seeding import seeded_generator
+from wascompress.data.stats import channel_stats
 from wascompress.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -152,28 +153,6 @@ def limit(data: Images, n: int | None, seed: int = 0) -> Images:
     return data.subset(index)
 
 
-def channel_stats(images: torch.Tensor) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    """Per-channel mean and (population) std of uint8 images [N, 3, H, W], on the 0..1 scale."""
-    return chunk_stats(images.split(4096))
-
-
-def chunk_stats(chunks: Iterable[torch.Tensor]) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    """:func:`channel_stats` of the images of several chunks taken together (each read once, in turn)."""
-    total = torch.zeros(3, dtype=torch.float64)
-    squares = torch.zeros(3, dtype=torch.float64)
-    count = 0
-    for chunk in chunks:
-        pixels = chunk.to(torch.float64).transpose(0, 1).reshape(3, -1) / 255.0
-        total += pixels.sum(1).cpu()
-        squares += pixels.square().sum(1).cpu()
-        count += pixels.shape[1]
-    if count == 0:
-        raise DataError("cannot compute mean/std of an empty image set")
-    mean = total / count
-    std = (squares / count - mean.square()).clamp_min(1e-12).sqrt()
-    return tuple(mean.tolist()), tuple(std.tolist())  # type: ignore[return-value]
-
-
 def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resize uint8 images [N, 3, H, W] to ``size`` (height, width; bilinear, antialiased), in chunks."""
     if tuple(images.shape[2:]) == tuple(size):
@@ -268,10 +247,3 @@ def _hsv_to_rgb(hue: torch.Tensor, saturation: float, value: float) -> torch.Ten
     """RGB [N, 3] in 0..1 for hues [N] in 0..1 (vectorised ``colorsys.hsv_to_rgb``)."""
     k = (torch.tensor([5.0, 3.0, 1.0]) + hue[:, None] * 6) % 6
     return value - value * saturation * torch.minimum(k, 4 - k).clamp(0, 1)
-
-
-def seeded_generator(seed: int, *streams: int) -> torch.Generator:
-    """A CPU generator seeded from ``(seed, *streams)`` through numpy's SeedSequence (well mixed)."""
-    entropy = [int(v) & 0xFFFFFFFFFFFFFFFF for v in (seed, *streams)]
-    state = np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)
-    return torch.Generator().manual_seed(int(state[0]) & 0x7FFFFFFFFFFFFFFF)

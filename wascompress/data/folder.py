@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from wascompress.data.datasets import chunk_stats, seeded_generator
+from wascompress.data.seeding import seeded_generator
+from wascompress.data.stats import chunk_stats
 from wascompress.errors import DataError
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from wascompress.data.datasets import Images, ImageSet, seeded_generator
+from wascompress.data.datasets import Images, ImageSet
+from wascompress.data.seeding import seeded_generator
 from wascompress.errors import ConfigError
 
 logger = logging.getLogger(__name__)
