@@ -411,8 +411,9 @@ def dom_row_sentences(table: list[dict[str, Any]], model: str, dom_rows: tuple[s
                       controls: dict[str, str] | None = None, competitors: dict[str, str] | None = None) -> list[str]:
     """Each DOM row of ``model`` against the baseline, torch-pruning at its MACs (``competitors``, else
     ``torch-pruning``) and the same net trained alone (its control row: ``controls``, else ``scratch``), and
-    whether it meets the study's goal (within 1 point of the baseline, at least as accurate as both); also
-    against the uniformly thinner network (``thin``) where it ran, outside the goal. Differences are paired
+    whether it meets the study's goal (within 1 point of the baseline, at least as accurate as both); also,
+    outside the goal, against torch-pruning given the recipe's training time (``torch-pruning-walltime``,
+    beside rows whose competitor is ``torch-pruning``) and the uniformly thinner network (``thin``) where they ran. Differences are paired
     by seed, over the seeds both rows have (mean ± std of the per-seed differences where there are more)."""
     from study_dom import paired_difference
 
@@ -423,7 +424,8 @@ def dom_row_sentences(table: list[dict[str, Any]], model: str, dom_rows: tuple[s
         control = (controls or {}).get(row["row"], "scratch")
         pruned = (competitors or {}).get(row["row"], "torch-pruning")
         references = ("baseline", pruned, control)
-        paired = {name: paired_difference(row, rows[name]) for name in (*references, "thin") if name in rows}
+        outside = ("torch-pruning-walltime", "thin") if pruned == "torch-pruning" else ("thin",)
+        paired = {name: paired_difference(row, rows[name]) for name in (*references, *outside) if name in rows}
         paired = {name: points for name, points in paired.items() if points is not None}
         diff = {name: points["mean"] for name, points in paired.items()}
         parts = [f"{name} {p['mean']:+.2f}" + (f" ± {p['std']:.2f}" if p["n"] > 1 else "") for name, p in paired.items()]

@@ -84,12 +84,24 @@ def test_a_dom_row_with_its_own_competitor_is_set_against_that_competitor():
                          "scratch-mixed +2.30); misses the goal."]
 
 
-def test_the_thin_network_is_named_beside_a_dom_row_but_stays_outside_the_goal():
+def test_thin_and_walltime_competitor_are_named_beside_a_dom_row_but_stay_outside_the_goal():
     rows = [study_row("vgg16", name, top1, 0.457) for name, top1 in (
-        ("baseline", 0.85), ("torch-pruning", 0.80), ("scratch", 0.82), ("thin", 0.86), ("sandwich-pair", 0.845))]
+        ("baseline", 0.85), ("torch-pruning", 0.80), ("scratch", 0.82), ("thin", 0.86),
+        ("torch-pruning-walltime", 0.86), ("sandwich-pair", 0.845))]
     sentences = render_results.dom_row_sentences(rows, "vgg16", ("sandwich-pair",))
+    # losing to the walltime competitor and to thin does not change the verdict: the goal names the others
     assert sentences == ["sandwich-pair: 84.50 % (points against baseline -0.50, torch-pruning +4.50, scratch +2.50, "
-                         "thin -1.50); meets the goal."]
+                         "torch-pruning-walltime -1.50, thin -1.50); meets the goal."]
+
+
+def test_the_walltime_competitor_is_not_set_against_a_row_pruned_to_other_macs():
+    rows = [study_row("resnet18", name, top1, 0.497) for name, top1 in (
+        ("baseline", 0.85), ("torch-pruning-mixed", 0.80), ("scratch-mixed", 0.82),
+        ("torch-pruning-walltime", 0.86), ("sandwich-pair-mixed", 0.845))]
+    sentences = render_results.dom_row_sentences(rows, "resnet18", ("sandwich-pair-mixed",),
+                                                 {"sandwich-pair-mixed": "scratch-mixed"},
+                                                 {"sandwich-pair-mixed": "torch-pruning-mixed"})
+    assert "walltime" not in sentences[0] and sentences[0].endswith("meets the goal.")
 
 
 def test_rows_are_compared_seed_by_seed_over_the_seeds_both_have():
