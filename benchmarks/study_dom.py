@@ -27,7 +27,9 @@ baseline's MACs, measured on the exported pruned graph:
    5 % under the budget) to at most the MACs of row 3's DOM, fine-tuned F epochs at a tenth of the
    learning rate (the first units, pruned by the coarsest rounding that reached the budget at all, were
    pruned and fine-tuned again from their dense run by this rule; ``earlier_rule`` keeps their first figures). ``torch-pruning-walltime``: the same given the training wall time of ``sandwich-pair``
-   (the trainer's default recipe beside a fixed DOM). ``torch-pruning-mixed``: the same dense run pruned to
+   (the trainer's default recipe beside a fixed DOM): its quiet estimate, spent as dense epochs at the
+   baseline's quiet epoch and fine-tuning epochs at that times a pruned step's cost against a dense one,
+   timed before the unit trains (``tune_step_ratio``). ``torch-pruning-mixed``: the same dense run pruned to
    the MACs of ``sandwich-pair-mixed``'s DOM instead (its competitor at equal MACs).
 6. ``scratch``: the exact DOM architecture of row 3 (the same kernel windows and channels) trained
    alone from scratch for E epochs: WAS with only that draw in every step, so no other weight is used.
@@ -407,23 +409,40 @@ def torch_pruning_unit(study: Study, model: str, seed: int, row: str, epochs: tu
             **training_time(dense, folder / "finetune")}
 
 
-def walltime_epochs(study: Study, model: str, seed: int) -> tuple[int, int] | None:
-    """Dense + fine-tuning epochs whose training time matches the recipe row's (None: not known yet)."""
+TUNE_PROBE_REPEATS = 5  # timed training steps per network (after a warm-up), dense and pruned interleaved
+
+
+def tune_step_ratio(study: Study, model: str, structure: dict[str, int]) -> float:
+    """A training step of the torch-pruning row's pruned net over one of the dense net, timed here, each
+    in the memory format the trainer would pick (the faster), on a batch of the study's size."""
+    from wascompress.train.memory_format import probe_memory_format
+
+    dense = create_model(model, num_classes=10, width=study.scale.width)
+    pruned = rebuild_pruned(model, study.scale.width, structure)
+    images = torch.randn(study.base_config(model, 0, 1, None).batch_size, 3, 32, 32)
+    step = lambda net: min(vars(probe_memory_format(net, images, 10, TUNE_PROBE_REPEATS)).values())  # noqa: E731
+    return step(pruned) / step(dense)
+
+
+def walltime_epochs(study: Study, model: str, seed: int) -> tuple[int, int, float] | None:
+    """Dense + fine-tuning epochs whose training time matches the recipe row's, and the fine-tuning step's
+    cost against a dense step (None: the units it needs have not finished). The budget is the recipe
+    row's quiet training time, a dense epoch the baseline's quiet epoch; a fine-tuning epoch is a dense
+    epoch times the measured step ratio (the torch-pruning unit's total minus its dense part cannot tell:
+    two runs' quiet epochs differ by more than the fine-tuning costs)."""
     sandwich = load_json(study.unit_path(model, RECIPE_ROW, seed))
     baseline = load_json(study.unit_path(model, "baseline", seed))
     pruned = load_json(study.unit_path(model, "torch-pruning", seed))
     if not (sandwich and baseline and pruned) or any("train_quiet_s" not in u for u in (sandwich, baseline, pruned)):
         return None
-    total = study.scale.epochs[model]
-    dense_epoch_s = baseline["train_quiet_s"] / total
-    dense, tune = (int(x) for x in pruned["epochs"].split("+"))
-    tune_epoch_s = max(pruned["train_quiet_s"] - dense * dense_epoch_s, 1e-9) / tune
+    dense_epoch_s = baseline["train_quiet_s"] / study.scale.epochs[model]
+    ratio = tune_step_ratio(study, model, pruned["structure"])
     budget = sandwich["train_quiet_s"]
     tune_share = study.scale.finetune_fraction
-    # dense * d + tune * t = budget, tune = share * (dense + tune)
-    scale = budget / ((1 - tune_share) * dense_epoch_s + tune_share * tune_epoch_s)
+    # dense * d + tune * d * ratio = budget, tune = share * (dense + tune)
+    scale = budget / (dense_epoch_s * ((1 - tune_share) + tune_share * ratio))
     tune_epochs = max(1, round(scale * tune_share))
-    return max(1, round(scale) - tune_epochs), tune_epochs
+    return max(1, round(scale) - tune_epochs), tune_epochs, ratio
 
 
 def run_unit(study: Study, model: str, row: str, seed: int) -> dict[str, Any] | None:
@@ -454,7 +473,8 @@ def run_unit(study: Study, model: str, row: str, seed: int) -> dict[str, Any] | 
         if epochs is None:
             print(f"{model} {row} seed {seed}: waits for the baseline, {RECIPE_ROW} and torch-pruning units", flush=True)
             return None
-        facts = torch_pruning_unit(study, model, seed, row, epochs)
+        *split, ratio = epochs
+        facts = {**torch_pruning_unit(study, model, seed, row, tuple(split)), "tune_step_ratio": ratio}
     else:
         facts = units[row]()
     unit = {"model": model, "row": row, "seed": seed, "width": study.scale.width, **facts,
