@@ -27,9 +27,9 @@ baseline's MACs, measured on the exported pruned graph:
    5 % under the budget) to at most the MACs of row 3's DOM, fine-tuned F epochs at a tenth of the
    learning rate (the first units, pruned by the coarsest rounding that reached the budget at all, were
    pruned and fine-tuned again from their dense run by this rule; ``earlier_rule`` keeps their first figures). ``torch-pruning-walltime``: the same given the training wall time of ``sandwich-pair``
-   (the trainer's default recipe beside a fixed DOM): its quiet estimate, spent as dense epochs at the
-   baseline's quiet epoch and fine-tuning epochs at that times a pruned step's cost against a dense one,
-   timed before the unit trains (``tune_step_ratio``). ``torch-pruning-mixed``: the same dense run pruned to
+   (the trainer's default recipe beside a fixed DOM), planned by ratios of real training epochs (the
+   recipe's quiet epoch over the baseline's; a fine-tuning epoch over a dense one, ``tune_epoch_ratio``,
+   which every torch-pruning unit records) so that the machine's speed on the day cancels. ``torch-pruning-mixed``: the same dense run pruned to
    the MACs of ``sandwich-pair-mixed``'s DOM instead (its competitor at equal MACs).
 6. ``scratch``: the exact DOM architecture of row 3 (the same kernel windows and channels) trained
    alone from scratch for E epochs: WAS with only that draw in every step, so no other weight is used.
@@ -206,6 +206,13 @@ def training_time(*folders: Path) -> dict[str, float]:
         wall += sum(times)
         quiet += len(times) * min(times)
     return {"train_wall_s": wall, "train_quiet_s": quiet}
+
+
+def tune_epoch_ratio(dense: Path, finetune: Path) -> float:
+    """A fine-tuning epoch of a pruned net over a dense epoch, from the two runs' quiet epochs."""
+    quiet = [training_time(run)["train_quiet_s"] / len((run / "metrics.jsonl").read_text().splitlines())
+             for run in (dense, finetune)]
+    return quiet[1] / quiet[0]
 
 
 def onnx_facts(report: dict[str, Any], path: Path, test: Any) -> dict[str, Any]:
@@ -405,44 +412,33 @@ def torch_pruning_unit(study: Study, model: str, seed: int, row: str, epochs: tu
     return {**onnx_facts(report, folder / "pruned.onnx", splits.test), "epochs": f"{dense_epochs}+{tune}",
             "structure": conv_channels(trained),
             "target_macs": target_macs, "pruning_ratio": ratio, "round_to": round_to, "prune_rule": PRUNE_RULE,
-            "trainer_test_top1": results["test_acc_aom"],
+            "trainer_test_top1": results["test_acc_aom"], "tune_epoch_ratio": tune_epoch_ratio(dense, folder / "finetune"),
             **training_time(dense, folder / "finetune")}
 
 
-TUNE_PROBE_REPEATS = 5  # timed training steps per network (after a warm-up), dense and pruned interleaved
-
-
-def tune_step_ratio(study: Study, model: str, structure: dict[str, int]) -> float:
-    """A training step of the torch-pruning row's pruned net over one of the dense net, timed here, each
-    in the memory format the trainer would pick (the faster), on a batch of the study's size."""
-    from wascompress.train.memory_format import probe_memory_format
-
-    dense = create_model(model, num_classes=10, width=study.scale.width)
-    pruned = rebuild_pruned(model, study.scale.width, structure)
-    images = torch.randn(study.base_config(model, 0, 1, None).batch_size, 3, 32, 32)
-    step = lambda net: min(vars(probe_memory_format(net, images, 10, TUNE_PROBE_REPEATS)).values())  # noqa: E731
-    return step(pruned) / step(dense)
-
-
-def walltime_epochs(study: Study, model: str, seed: int) -> tuple[int, int, float] | None:
-    """Dense + fine-tuning epochs whose training time matches the recipe row's, and the fine-tuning step's
-    cost against a dense step (None: the units it needs have not finished). The budget is the recipe
-    row's quiet training time, a dense epoch the baseline's quiet epoch; a fine-tuning epoch is a dense
-    epoch times the measured step ratio (the torch-pruning unit's total minus its dense part cannot tell:
-    two runs' quiet epochs differ by more than the fine-tuning costs)."""
-    sandwich = load_json(study.unit_path(model, RECIPE_ROW, seed))
+def walltime_epochs(study: Study, model: str, seed: int) -> dict[str, Any] | None:
+    """The dense + fine-tuning epochs of ``torch-pruning-walltime`` (None: a unit it needs has not
+    finished). Its training time is to match the recipe row's E epochs: in dense epochs, E x (the recipe
+    row's quiet epoch / the baseline's, same seed), spent as dense epochs and fine-tuning epochs in the
+    study's fine-tuning share, a fine-tuning epoch costing ``tune_epoch_ratio`` dense ones (measured in
+    the torch-pruning units' own runs: the same seed's, else the median of the model's others). Every
+    figure is a ratio of real training epochs: this shared machine's speed drifts between days by more
+    than the differences at stake (resnet18's dense epoch took 108 s one day, 130 s another), and a timed
+    training step alone was no substitute (it put the recipe at 1.8-2.0 dense steps; its epochs took 1.35-1.74)."""
+    recipe = load_json(study.unit_path(model, RECIPE_ROW, seed))
     baseline = load_json(study.unit_path(model, "baseline", seed))
-    pruned = load_json(study.unit_path(model, "torch-pruning", seed))
-    if not (sandwich and baseline and pruned) or any("train_quiet_s" not in u for u in (sandwich, baseline, pruned)):
+    ratios = {u["seed"]: u["tune_epoch_ratio"] for u in load_units(study.results)
+              if u["model"] == model and u["row"].startswith("torch-pruning") and "tune_epoch_ratio" in u}
+    if not (recipe and baseline and ratios):
         return None
-    dense_epoch_s = baseline["train_quiet_s"] / study.scale.epochs[model]
-    ratio = tune_step_ratio(study, model, pruned["structure"])
-    budget = sandwich["train_quiet_s"]
-    tune_share = study.scale.finetune_fraction
-    # dense * d + tune * d * ratio = budget, tune = share * (dense + tune)
-    scale = budget / (dense_epoch_s * ((1 - tune_share) + tune_share * ratio))
-    tune_epochs = max(1, round(scale * tune_share))
-    return max(1, round(scale) - tune_epochs), tune_epochs, ratio
+    tune_ratio = ratios.get(seed, statistics.median(ratios.values()))
+    budget = study.scale.epochs[model] * recipe["train_quiet_s"] / baseline["train_quiet_s"]  # in dense epochs
+    share = study.scale.finetune_fraction
+    # dense + tune * tune_ratio = budget, tune = share * (dense + tune)
+    total = budget / ((1 - share) + share * tune_ratio)
+    tune = max(1, round(total * share))
+    return {"epochs": (max(1, round(total) - tune), tune), "tune_epoch_ratio_used": tune_ratio,
+            "budget_dense_epochs": budget}
 
 
 def run_unit(study: Study, model: str, row: str, seed: int) -> dict[str, Any] | None:
@@ -469,12 +465,11 @@ def run_unit(study: Study, model: str, row: str, seed: int) -> dict[str, Any] | 
         "thin": lambda: thin_unit(study, model, seed),
     }
     if row == "torch-pruning-walltime":
-        epochs = walltime_epochs(study, model, seed)
-        if epochs is None:
+        plan = walltime_epochs(study, model, seed)
+        if plan is None:
             print(f"{model} {row} seed {seed}: waits for the baseline, {RECIPE_ROW} and torch-pruning units", flush=True)
             return None
-        *split, ratio = epochs
-        facts = {**torch_pruning_unit(study, model, seed, row, tuple(split)), "tune_step_ratio": ratio}
+        facts = {**torch_pruning_unit(study, model, seed, row, plan.pop("epochs")), **plan}
     else:
         facts = units[row]()
     unit = {"model": model, "row": row, "seed": seed, "width": study.scale.width, **facts,

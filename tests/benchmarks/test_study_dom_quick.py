@@ -53,6 +53,11 @@ def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
     assert not (runs / "tiny" / "torch-pruning-mixed" / "seed0" / "dense").exists()
     assert (runs / "tiny" / "torch-pruning" / "seed0" / "dense" / "best.pt").is_file()
     assert units["sandwich-ft-seed0"]["epochs"] == "1+1"
+    walltime = units["torch-pruning-walltime-seed0"]  # planned by ratios of the finished units' real epochs
+    assert units["torch-pruning-seed0"]["tune_epoch_ratio"] > 0 and walltime["tune_epoch_ratio"] > 0
+    assert walltime["tune_epoch_ratio_used"] == units["torch-pruning-seed0"]["tune_epoch_ratio"]
+    recipe_ratio = units["sandwich-pair-seed0"]["train_quiet_s"] / base["train_quiet_s"]
+    assert walltime["budget_dense_epochs"] == 2 * recipe_ratio  # E = 2 recipe epochs, in dense epochs
     # a second invocation finds every unit done: it trains nothing and prints the same summary
     again = subprocess.run([*command, "--summary"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.strip().splitlines()[-3:] == lines[-3:]
