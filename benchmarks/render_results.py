@@ -413,8 +413,9 @@ def dom_row_sentences(table: list[dict[str, Any]], model: str, dom_rows: tuple[s
     ``torch-pruning``) and the same net trained alone (its control row: ``controls``, else ``scratch``), and
     whether it meets the study's goal (within 1 point of the baseline, at least as accurate as both); also,
     outside the goal, against torch-pruning given the recipe's training time (``torch-pruning-walltime``,
-    beside rows whose competitor is ``torch-pruning``) and the uniformly thinner network (``thin``) where they ran. Differences are paired
-    by seed, over the seeds both rows have (mean ± std of the per-seed differences where there are more)."""
+    beside rows whose competitor is ``torch-pruning``) and the uniformly thinner network (``thin``) where
+    they ran. Differences are paired by seed, over the seeds both rows have (mean ± std of the per-seed
+    differences where there are more)."""
     from study_dom import paired_difference
 
     rows = {r["row"]: r for r in table if r["model"] == model}

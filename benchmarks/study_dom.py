@@ -29,8 +29,9 @@ baseline's MACs, measured on the exported pruned graph:
    pruned and fine-tuned again from their dense run by this rule; ``earlier_rule`` keeps their first figures). ``torch-pruning-walltime``: the same given the training wall time of ``sandwich-pair``
    (the trainer's default recipe beside a fixed DOM), planned by ratios of real training epochs (the
    recipe's quiet epoch over the baseline's; a fine-tuning epoch over a dense one, ``tune_epoch_ratio``,
-   which every torch-pruning unit records) so that the machine's speed on the day cancels. ``torch-pruning-mixed``: the same dense run pruned to
-   the MACs of ``sandwich-pair-mixed``'s DOM instead (its competitor at equal MACs).
+   which every torch-pruning unit records) so that the machine's speed on the day cancels.
+   ``torch-pruning-mixed``: the same dense run pruned to the MACs of ``sandwich-pair-mixed``'s DOM
+   instead (its competitor at equal MACs).
 6. ``scratch``: the exact DOM architecture of row 3 (the same kernel windows and channels) trained
    alone from scratch for E epochs: WAS with only that draw in every step, so no other weight is used.
    ``scratch-aligned``, ``scratch-mixed``: the same for the aligned and the mixed DOM (their rows' controls).
@@ -196,23 +197,23 @@ def run_training(config: TrainConfig, folder: Path, model: torch.nn.Module | Non
     return train(config, folder, resume=resume, overwrite=not resume, reporter=QUIET, model=model)
 
 
+def epoch_times(folder: Path) -> list[float]:
+    """Seconds of each epoch's training loop of a run (evaluation excluded), from its metrics."""
+    return [json.loads(line)["epoch_time_s"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
 def training_time(*folders: Path) -> dict[str, float]:
     """Training time of runs (their epochs' training loops; evaluation excluded): the sum as measured, and
     a quiet-machine estimate, each run's epochs x its fastest epoch (this 2-core machine is shared while
     the study runs; the fastest epoch is the least disturbed one)."""
-    wall = quiet = 0.0
-    for folder in folders:
-        times = [json.loads(line)["epoch_time_s"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
-        wall += sum(times)
-        quiet += len(times) * min(times)
-    return {"train_wall_s": wall, "train_quiet_s": quiet}
+    runs = [epoch_times(folder) for folder in folders]
+    return {"train_wall_s": sum(sum(times) for times in runs),
+            "train_quiet_s": sum(len(times) * min(times) for times in runs)}
 
 
 def tune_epoch_ratio(dense: Path, finetune: Path) -> float:
-    """A fine-tuning epoch of a pruned net over a dense epoch, from the two runs' quiet epochs."""
-    quiet = [training_time(run)["train_quiet_s"] / len((run / "metrics.jsonl").read_text().splitlines())
-             for run in (dense, finetune)]
-    return quiet[1] / quiet[0]
+    """A fine-tuning epoch of a pruned net over a dense epoch: the two runs' fastest (quiet) epochs."""
+    return min(epoch_times(finetune)) / min(epoch_times(dense))
 
 
 def onnx_facts(report: dict[str, Any], path: Path, test: Any) -> dict[str, Any]:
@@ -427,11 +428,12 @@ def walltime_epochs(study: Study, model: str, seed: int) -> dict[str, Any] | Non
     training step alone was no substitute (it put the recipe at 1.8-2.0 dense steps; its epochs took 1.35-1.74)."""
     recipe = load_json(study.unit_path(model, RECIPE_ROW, seed))
     baseline = load_json(study.unit_path(model, "baseline", seed))
-    ratios = {u["seed"]: u["tune_epoch_ratio"] for u in load_units(study.results)
-              if u["model"] == model and u["row"].startswith("torch-pruning") and "tune_epoch_ratio" in u}
-    if not (recipe and baseline and ratios):
+    pruned = load_json(study.unit_path(model, "torch-pruning", seed)) or {}
+    others = [u["tune_epoch_ratio"] for u in load_units(study.results)
+              if u["model"] == model and u["row"].startswith("torch-pruning") and "tune_epoch_ratio" in u]
+    if not (recipe and baseline and ("tune_epoch_ratio" in pruned or others)):
         return None
-    tune_ratio = ratios.get(seed, statistics.median(ratios.values()))
+    tune_ratio = pruned["tune_epoch_ratio"] if "tune_epoch_ratio" in pruned else statistics.median(others)
     budget = study.scale.epochs[model] * recipe["train_quiet_s"] / baseline["train_quiet_s"]  # in dense epochs
     share = study.scale.finetune_fraction
     # dense + tune * tune_ratio = budget, tune = share * (dense + tune)
