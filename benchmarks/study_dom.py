@@ -625,6 +625,17 @@ def unit_graph(study: Study, unit: dict[str, Any]) -> torch.nn.Module:
     return pruned
 
 
+def graph_key(study: Study, unit: dict[str, Any]) -> tuple:
+    """What :func:`unit_graph` builds from, so that rows deploying the same structure (a DOM and its
+    scratch control, the wall-time competitor and its torch-pruning row) share one export."""
+    model, row = unit["model"], unit["row"]
+    if row in ("baseline", "thin"):
+        return ("plain", model, unit.get("thin_width", study.scale.width))
+    if row.startswith("torch-pruning"):
+        return ("pruned", model, tuple(sorted(unit["structure"].items())))
+    return ("dom", model, repr(row_was(row, model)), unit["dom_seed"])
+
+
 def measure_latency(study: Study, runs: int, again: bool = False) -> None:
     """ONNX Runtime CPU latency of every finished unit's graph at batch 1 and 32 against the baseline's,
     interleaved (median of each; the ratio of the medians)."""
@@ -637,17 +648,20 @@ def measure_latency(study: Study, runs: int, again: bool = False) -> None:
     from wascompress.profile.latency import TimingPlan, make_session, summarize, time_interleaved
 
     with tempfile.TemporaryDirectory() as tmp:
-        files: dict[tuple[str, str, int], Path] = {}
+        graphs: dict[tuple, tuple[Path, int]] = {}  # graph_key -> (ONNX file, its MACs)
 
         def graph_file(unit: dict[str, Any]) -> Path:
-            key = (unit["model"], unit["row"], -1 if unit["row"] == "baseline" else unit["seed"])
-            if key not in files:
+            key = graph_key(study, unit)
+            if key not in graphs:
                 net = unit_graph(study, unit)
-                if unit["row"] != "baseline" and count_macs(net) != unit["macs"]:
-                    raise RuntimeError(f"rebuilt graph of {key} has {count_macs(net):,} MACs, not {unit['macs']:,}")
-                files[key] = Path(tmp) / f"{'-'.join(map(str, key))}.onnx"
-                files[key].write_bytes(onnx_bytes(to_onnx(net, (3, 32, 32))))
-            return files[key]
+                path = Path(tmp) / f"{len(graphs)}.onnx"
+                path.write_bytes(onnx_bytes(to_onnx(net, (3, 32, 32))))
+                graphs[key] = path, count_macs(net)
+            path, macs = graphs[key]
+            if unit["row"] != "baseline" and macs != unit["macs"]:
+                raise RuntimeError(f"rebuilt graph of {unit['model']} {unit['row']} seed {unit['seed']} has "
+                                   f"{macs:,} MACs, not {unit['macs']:,}")
+            return path
 
         for path in sorted(study.results.glob("*/*.json")):
             unit = json.loads(path.read_text())

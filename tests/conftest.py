@@ -1,7 +1,8 @@
-"""Shared test fixtures: where the real CIFAR-10 lies, and a CLI runner."""
+"""Shared test fixtures: where the real CIFAR-10 lies, and two CLI runners (a subprocess, this process)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -36,3 +37,26 @@ def run_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None)
         [sys.executable, "-m", "wascompress", *args],
         capture_output=True, text=True, timeout=timeout, cwd=REPO, env={**os.environ, **(env or {})},
     )
+
+
+@pytest.fixture
+def run_main(capsys):
+    """``wascompress ARGS`` in this process, as :func:`run_cli` reports it (exit code, stdout, stderr) without
+    an interpreter's start-up (about 5 s here, mostly importing torch): for the many bad-input cases, which
+    fail before any work. A subprocess test per command still checks the real process (no traceback)."""
+    from wascompress.cli import main
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        capsys.readouterr()  # whatever the test printed before
+        handler = logging.StreamHandler(sys.stderr)  # main's basicConfig is a no-op under pytest's root handlers
+        logging.getLogger().addHandler(handler)
+        try:
+            code = main(list(args))
+        except SystemExit as stop:  # argparse's errors and --help
+            code = stop.code if isinstance(stop.code, int) else 1
+        finally:
+            logging.getLogger().removeHandler(handler)
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(["wascompress", *args], code, captured.out, captured.err)
+
+    return run

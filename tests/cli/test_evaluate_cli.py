@@ -37,8 +37,8 @@ def test_grid_is_reproducible(checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("extra,fragment", [(["--shift", "shear:1"], "shear"), (["--seed", "-2", "--mode", "dom"], "-2")])
-def test_bad_input(checkpoint, extra, fragment):
-    result = run_cli("evaluate", str(checkpoint), *extra)
+def test_bad_input(checkpoint, run_main, extra, fragment):
+    result = run_main("evaluate", str(checkpoint), *extra)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert fragment in result.stderr.strip().splitlines()[-1]
 
@@ -67,13 +67,13 @@ def test_onnx_file_scores_as_its_checkpoint(checkpoint, dom_export, tmp_path):
         assert o["file"] == "dom1.onnx" and o["precision"] == "fp32"
 
 
-def test_user_onnx_file_needs_a_dataset(dom_export, tmp_path):
+def test_user_onnx_file_needs_a_dataset(dom_export, tmp_path, run_main):
     import onnx
 
     stripped = onnx.load(str(dom_export))
     del stripped.metadata_props[:]  # as a file from another tool: no record of its data
     onnx.save(stripped, str(tmp_path / "user.onnx"))
-    result = run_cli("evaluate", str(tmp_path / "user.onnx"))
+    result = run_main("evaluate", str(tmp_path / "user.onnx"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "give --dataset" in result.stderr.strip().splitlines()[-1]
     given = run_cli("evaluate", str(tmp_path / "user.onnx"), "--dataset", "synthetic", "--limit-test", "100")
@@ -84,7 +84,7 @@ def test_user_onnx_file_needs_a_dataset(dom_export, tmp_path):
 @pytest.mark.parametrize("extra,fragment", [(["--mode", "dom"], "--mode applies to a checkpoint"),
                                             (["--seed", "3"], "--seed applies to a checkpoint"),
                                             (["--limit-test", "0"], "--limit-test must be a positive integer")])
-def test_bad_onnx_input(dom_export, extra, fragment):
-    result = run_cli("evaluate", str(dom_export), *extra)
+def test_bad_onnx_input(dom_export, run_main, extra, fragment):
+    result = run_main("evaluate", str(dom_export), *extra)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert fragment in result.stderr.strip().splitlines()[-1]

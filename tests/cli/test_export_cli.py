@@ -95,7 +95,7 @@ EXISTING = {"not a checkpoint", "trained without WAS", "seed not a number"}
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_bad_export_input(tmp_path, was_run, baseline_run, case):
+def test_bad_export_input(tmp_path, was_run, baseline_run, run_main, case):
     args, fragment = prepare(case, tmp_path, was_run, baseline_run)
     out = tmp_path / "out" / "model.onnx"
     out.parent.mkdir()
@@ -104,7 +104,7 @@ def test_bad_export_input(tmp_path, was_run, baseline_run, case):
         out.write_bytes(OLD_MODEL)
         out.with_suffix(".json").write_text(OLD_REPORT)
         args.append("--overwrite")
-    assert_one_line_error(cli("export", *args, "--out", str(out)), fragment)
+    assert_one_line_error(run_main("export", *args, "--out", str(out)), fragment)
     if existing:
         assert out.read_bytes() == OLD_MODEL and out.with_suffix(".json").read_text() == OLD_REPORT
         assert sorted(p.name for p in out.parent.iterdir()) == ["model.json", "model.onnx"]
@@ -112,24 +112,25 @@ def test_bad_export_input(tmp_path, was_run, baseline_run, case):
         assert not list(out.parent.iterdir())
 
 
-def test_output_folder_missing(tmp_path, was_run):
+def test_output_folder_missing(tmp_path, was_run, run_main):
     out = tmp_path / "missing" / "model.onnx"
-    result = cli("export", str(was_run / "best.pt"), "--mode", "dom", "--seed", "0", "--out", str(out))
+    result = run_main("export", str(was_run / "best.pt"), "--mode", "dom", "--seed", "0", "--out", str(out))
     assert_one_line_error(result, "missing")
     assert not out.parent.exists()
 
 
-def test_existing_output_without_overwrite(tmp_path, was_run):
+def test_existing_output_without_overwrite(tmp_path, was_run, run_main):
     out = tmp_path / "model.onnx"
     out.write_bytes(OLD_MODEL)
     out.with_suffix(".json").write_text(OLD_REPORT)
-    result = cli("export", str(was_run / "best.pt"), "--out", str(out))
+    result = run_main("export", str(was_run / "best.pt"), "--out", str(out))
     assert_one_line_error(result, "--overwrite")
     assert out.read_bytes() == OLD_MODEL and out.with_suffix(".json").read_text() == OLD_REPORT
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.onnx"]
 
 
 def test_recorded_data_set_missing(tmp_path, cifar_run):
+    """In a real process (the other bad-input cases run in this one): one line, no traceback."""
     out = tmp_path / "model.onnx"
     out.write_bytes(OLD_MODEL)
     result = cli("export", str(cifar_run / "best.pt"), "--mode", "dom", "--seed", "0", "--out", str(out),
@@ -146,24 +147,15 @@ def test_recorded_data_set_missing_without_recalibration_verifies_on_random_inpu
 
 
 # ---------------------------------------------------------------------------------------------------
-# A verification failure (in process: a subprocess cannot be monkeypatched)
+# In process: a verification failure (a subprocess cannot be monkeypatched), options' effects
 
 
 def failing_verify(*args, **kwargs):
     raise ExportError("verification failed: ONNX Runtime differs from PyTorch by 1.00e+00 (faked)")
 
 
-def run_main(args: list[str], capsys) -> tuple[int, list[str], str]:
-    """``wascompress ARGS`` in this process: exit code, non-empty stderr lines, stdout."""
-    from wascompress.cli import main
-
-    code = main(args)
-    captured = capsys.readouterr()
-    return code, [line for line in captured.err.splitlines() if line.strip()], captured.out
-
-
 @pytest.mark.parametrize("existing", [False, True], ids=["fresh", "overwrite"])
-def test_verification_failure_leaves_no_file(tmp_path, was_run, monkeypatch, capsys, existing):
+def test_verification_failure_leaves_no_file(tmp_path, was_run, monkeypatch, run_main, existing):
     monkeypatch.setattr("wascompress.export.exporter.verify", failing_verify)
     out = tmp_path / "model.onnx"
     args = ["export", str(was_run / "best.pt"), "--mode", "dom", "--seed", "0", "--out", str(out)]
@@ -171,9 +163,7 @@ def test_verification_failure_leaves_no_file(tmp_path, was_run, monkeypatch, cap
         out.write_bytes(OLD_MODEL)
         out.with_suffix(".json").write_text(OLD_REPORT)
         args.append("--overwrite")
-    code, lines, _ = run_main(args, capsys)
-    assert code == 2
-    assert len(lines) == 1 and "error" in lines[0] and "verification failed" in lines[0], lines
+    assert_one_line_error(run_main(*args), "verification failed")
     assert not list(tmp_path.iterdir())
 
 
@@ -181,11 +171,12 @@ def test_verification_failure_leaves_no_file(tmp_path, was_run, monkeypatch, cap
 # In process (cheap): the seed-search options
 
 
-def test_search_seeds_for_fewest_macs(tmp_path, was_run, capsys):
+def test_search_seeds_for_fewest_macs(tmp_path, was_run, run_main):
     out = tmp_path / "macs.onnx"
-    code, _, stdout = run_main(["export", str(was_run / "best.pt"), "--search-seeds", "8", "--objective", "macs",
-                                "--max-drop", "1", "--out", str(out)], capsys)
-    assert code == 0
+    result = run_main("export", str(was_run / "best.pt"), "--search-seeds", "8", "--objective", "macs",
+                      "--max-drop", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    stdout = result.stdout
     report = json.loads(out.with_suffix(".json").read_text())
     table = report["seed_search"]["seeds"]
     allowed = [row for row in table if row["drop_points"] <= 1.0]
@@ -198,22 +189,21 @@ def test_search_seeds_for_fewest_macs(tmp_path, was_run, capsys):
     assert len([line for line in stdout.splitlines() if line.split()[:1] and line.split()[0].isdigit()]) == 8
 
 
-def test_zero_bn_batches_is_named_in_the_error(tmp_path, was_run, capsys):
-    code, lines, _ = run_main(["export", str(was_run / "best.pt"), "--mode", "dom", "--seed", "0", "--bn-batches", "0",
-                            "--out", str(tmp_path / "m.onnx")], capsys)
-    assert code == 2 and len(lines) == 1
-    assert "--bn-batches" in lines[0], lines[0]
+def test_zero_bn_batches_is_named_in_the_error(tmp_path, was_run, run_main):
+    result = run_main("export", str(was_run / "best.pt"), "--mode", "dom", "--seed", "0", "--bn-batches", "0",
+                      "--out", str(tmp_path / "m.onnx"))
+    assert_one_line_error(result, "--bn-batches")
 
 
 # ---------------------------------------------------------------------------------------------------
 # Input geometry: the checkpoint's, or --input-shape
 
 
-def test_input_shape_overrides_the_trained_size(tmp_path, was_run, capsys):
+def test_input_shape_overrides_the_trained_size(tmp_path, was_run, run_main):
     out = tmp_path / "wide.onnx"
-    code, _, stdout = run_main(["export", str(was_run / "best.pt"), "--mode", "dom", "--seed", "0", "--input-shape",
-                                "3,48,40", "--out", str(out)], capsys)
-    assert code == 0 and "pruned at 48x40" in stdout
+    result = run_main("export", str(was_run / "best.pt"), "--mode", "dom", "--seed", "0", "--input-shape", "3,48,40",
+                      "--out", str(out))
+    assert result.returncode == 0 and "pruned at 48x40" in result.stdout, result.stderr
     dims = [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim[1:]]
     report = json.loads(out.with_suffix(".json").read_text())
     assert dims == [3, 48, 40] and report["input_shape"] == [3, 48, 40]
@@ -221,10 +211,9 @@ def test_input_shape_overrides_the_trained_size(tmp_path, was_run, capsys):
 
 
 @pytest.mark.parametrize("shape, fragment", [("1,32,32", "RGB images"), ("3,x,32", "C,H,W"), ("3,4,32", "[8, 4096]")])
-def test_bad_input_shape_is_one_line(tmp_path, was_run, capsys, shape, fragment):
-    code, lines, _ = run_main(["export", str(was_run / "best.pt"), "--input-shape", shape,
-                               "--out", str(tmp_path / "m.onnx")], capsys)
-    assert code == 2 and len(lines) == 1 and fragment in lines[0], lines
+def test_bad_input_shape_is_one_line(tmp_path, was_run, run_main, shape, fragment):
+    assert_one_line_error(run_main("export", str(was_run / "best.pt"), "--input-shape", shape,
+                                   "--out", str(tmp_path / "m.onnx")), fragment)
     assert not list(tmp_path.iterdir())
 
 

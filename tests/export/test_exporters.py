@@ -38,12 +38,8 @@ def test_current_exporter_equals_legacy_on_every_zoo_model(name):
     proto = onnx.load_from_string(current)
     assert "dynamo exporter" in proto.doc_string
     assert "Pad" not in {node.op_type for node in proto.graph.node}  # asymmetric pads live in the Conv
-
-
-@pytest.mark.parametrize("name", ["resnet18", "mobilenetv2"])
-def test_current_exporter_is_byte_identical_run_to_run(name):
-    model = pruned_dom(name)
-    assert onnx_bytes(to_onnx(model, (3, 32, 32), "dynamo")) == onnx_bytes(to_onnx(model, (3, 32, 32), "dynamo"))
+    if name in ("resnet18", "mobilenetv2"):  # byte-identical run to run (two of them: each export takes seconds)
+        assert onnx_bytes(to_onnx(model, (3, 32, 32), "dynamo")) == current
 
 
 class _NotExportable(torch.nn.Module):

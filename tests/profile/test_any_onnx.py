@@ -47,7 +47,7 @@ def tiny():
     return create_model("tiny")
 
 
-def test_dynamic_height_and_width_need_the_input_shape(tiny, tmp_path):
+def test_dynamic_height_and_width_need_the_input_shape(tiny, tmp_path, run_main):
     path = export(tiny, tmp_path / "dynamic.onnx", dynamic_hw=True)
     with pytest.raises(ConfigError, match=r"symbolic dimensions .*height, width.*--input-shape 3,HEIGHT,WIDTH"):
         onnx_cost(path)
@@ -56,7 +56,7 @@ def test_dynamic_height_and_width_need_the_input_shape(tiny, tmp_path):
     report = profile(ProfileRequest(models=(path,), batch_sizes=(2,), plan=FAST, input_shape=(3, 64, 48)))
     assert report["models"][0]["macs"] == cost.macs and report["input_shape"] == [3, 64, 48]
 
-    result = run_cli("profile", str(path), "--runs", "2", "--batch-sizes", "1", env=ONE_THREAD)
+    result = run_main("profile", str(path), "--runs", "2", "--batch-sizes", "1")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "--input-shape" in result.stderr
     result = run_cli("profile", str(path), "--runs", "2", "--batch-sizes", "1", "--input-shape", "3,64,48",
@@ -79,7 +79,7 @@ def test_models_with_different_input_names_each_get_their_own(tiny, tmp_path):
     assert len(report["latency"]) == 4 and report["models"][1]["ratios"]["macs"] == 1.0
 
 
-def test_same_stem_in_different_folders_are_two_rows(tiny, tmp_path):
+def test_same_stem_in_different_folders_are_two_rows(tiny, tmp_path, run_main):
     first = export(tiny, tmp_path / "a" / "dom.onnx")
     second = export(create_model("tiny", width=0.5), tmp_path / "b" / "dom.onnx")
     report = profile(ProfileRequest(models=(first, second), batch_sizes=(1,), plan=FAST))
@@ -92,7 +92,7 @@ def test_same_stem_in_different_folders_are_two_rows(tiny, tmp_path):
     assert result.returncode == 0, result.stderr
     table = result.stdout.splitlines()
     assert table[2].startswith("wide ") and table[3].startswith("narrow ")
-    result = run_cli("profile", str(first), str(second), "--labels", "one", env=ONE_THREAD)
+    result = run_main("profile", str(first), str(second), "--labels", "one")
     assert result.returncode == 2 and "--labels needs 2 distinct" in result.stderr
 
 
@@ -131,7 +131,7 @@ def test_computed_conv_weights_are_not_counted_never_zero(tmp_path):
     assert formats.rows(report)[0]["uncounted_ops"] == 1
 
 
-def test_several_inputs_or_integer_input_is_one_line(tmp_path):
+def test_several_inputs_or_integer_input_is_one_line(tmp_path, run_main):
     a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 4])
     b = helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 4])
     two = _graph([a, b], [helper.make_node("Add", ["a", "b"], ["y"])], [], tmp_path / "two.onnx")
@@ -141,7 +141,7 @@ def test_several_inputs_or_integer_input_is_one_line(tmp_path):
     for path, fragment in ((two, "has 2 inputs ('a', 'b')"), (tokens, "input 'ids' is int64")):
         with pytest.raises(ModelFileError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
             profile(ProfileRequest(models=(path,), batch_sizes=(1,), plan=FAST))
-        result = run_cli("profile", str(path), "--runs", "1", env=ONE_THREAD)
+        result = run_main("profile", str(path), "--runs", "1")
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert fragment in result.stderr
 

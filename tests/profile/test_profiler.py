@@ -88,20 +88,20 @@ def test_budget_plan_and_bad_plans():
         TimingPlan(runs=0)
 
 
-def test_missing_provider(exports):
+def test_missing_provider(exports, run_main):
     with pytest.raises(ProviderMissingError, match="--skip-missing"):
         resolve_providers(["cpu", "tensorrt"], skip_missing=False)
     assert resolve_providers(["cpu", "tensorrt"], skip_missing=True) == [("cpu", "CPUExecutionProvider")]
-    result = run_cli("profile", str(exports / "aom.onnx"), "--providers", "cuda", "--runs", "2")
+    result = run_main("profile", str(exports / "aom.onnx"), "--providers", "cuda", "--runs", "2")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "cuda" in result.stderr
 
 
-def test_not_a_model_and_different_input_shapes(exports, tmp_path):
+def test_not_a_model_and_different_input_shapes(exports, tmp_path, run_main):
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x00\x01 not a model")
-    result = run_cli("profile", str(exports / "aom.onnx"), str(junk), "--runs", "2")
+    result = run_main("profile", str(exports / "aom.onnx"), str(junk), "--runs", "2")
     assert result.returncode == 2 and "junk.onnx" in result.stderr and "Traceback" not in result.stderr
     export_model(create_model("tiny"), tmp_path / "big.onnx", ExportConfig(mode="aom", input_shape=(3, 48, 48)))
-    result = run_cli("profile", str(exports / "aom.onnx"), str(tmp_path / "big.onnx"), "--runs", "2")
+    result = run_main("profile", str(exports / "aom.onnx"), str(tmp_path / "big.onnx"), "--runs", "2")
     assert result.returncode == 2 and "different input shapes" in result.stderr

@@ -54,7 +54,7 @@ def test_finetuning_keeps_every_zero_and_the_export_shape(tmp_path, source):
     assert stored["step"] == f"DOM seed {SEED}, distilled from the checkpoint (weight 0.5, T 1)"
 
 
-def test_finetune_cli_and_its_bad_input(tmp_path, source):
+def test_finetune_cli_and_its_bad_input(tmp_path, source, run_main):
     ok = run_cli("finetune", str(source / "best.pt"), "--seed", str(SEED), "--epochs", "1", "--out",
                  str(tmp_path / "ft"))
     assert ok.returncode == 0, ok.stderr
@@ -63,7 +63,7 @@ def test_finetune_cli_and_its_bad_input(tmp_path, source):
     exported = run_cli("export", str(tmp_path / "ft" / "best.pt"), "--mode", "dom", "--out", str(tmp_path / "d.onnx"))
     assert exported.returncode == 0, exported.stderr
     assert json.loads((tmp_path / "d.json").read_text())["seed"] == SEED and "trained to deploy" in exported.stderr
-    unseeded = run_cli("export", str(source / "best.pt"), "--mode", "dom", "--out", str(tmp_path / "e.onnx"))
+    unseeded = run_main("export", str(source / "best.pt"), "--mode", "dom", "--out", str(tmp_path / "e.onnx"))
     assert unseeded.returncode == 2 and "--mode dom needs --seed N" in unseeded.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "e.onnx").exists()
     baseline = tmp_path / "baseline"
@@ -75,7 +75,7 @@ def test_finetune_cli_and_its_bad_input(tmp_path, source):
         ([str(tmp_path / "missing.pt"), "--seed", "1"], "checkpoint not found"),
     ]:
         full = [*args] + ([] if "--epochs" in args else ["--epochs", "1"])
-        result = run_cli("finetune", *full, "--out", str(tmp_path / "bad"))
+        result = run_main("finetune", *full, "--out", str(tmp_path / "bad"))
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1 and fragment in lines[0], (args, lines)
         assert not (tmp_path / "bad").exists()

@@ -204,8 +204,8 @@ def test_sigkill_then_resume_is_bit_identical_with_sandwich_options(tmp_path):
     (["--crop", "0.4", "0.6", "--was-samples", "0"], "must train some SW"),
     (["--crop", "0.4", "0.6", "--was-warmup", "5", "--epochs", "5"], "was-warmup 5 leaves no WAS epoch"),
 ])
-def test_bad_sub_network_input(tmp_path, args, fragment):
-    result = run_cli("train", "--model", "tiny", "--dataset", "synthetic", "--out", str(tmp_path / "r"),
+def test_bad_sub_network_input(tmp_path, run_main, args, fragment):
+    result = run_main("train", "--model", "tiny", "--dataset", "synthetic", "--out", str(tmp_path / "r"),
                      "--epochs", "2", *args)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()

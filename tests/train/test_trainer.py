@@ -189,14 +189,15 @@ def finished_run(tmp_path_factory) -> Path:
         (["--image-size", "4"], "[8, 4096]"),
     ],
 )
-def test_bad_training_input(tmp_path, args, fragment):
-    result = run_cli("train", "--model", "tiny", "--dataset", "synthetic", "--out", str(tmp_path / "r"),
+def test_bad_training_input(tmp_path, run_main, args, fragment):
+    result = run_main("train", "--model", "tiny", "--dataset", "synthetic", "--out", str(tmp_path / "r"),
                      *[a for a in args if a])
     assert_one_line_error(result, fragment)
     assert not (tmp_path / "r").exists()
 
 
 def test_corrupt_archive_is_refused(tmp_path):
+    """In a real process (the other bad-input cases run in this one): one line, no traceback."""
     data = tmp_path / "data"
     data.mkdir()
     (data / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b\x08\x00 this is not a tar archive")
@@ -205,32 +206,32 @@ def test_corrupt_archive_is_refused(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_existing_run_needs_resume_or_overwrite(finished_run):
+def test_existing_run_needs_resume_or_overwrite(finished_run, run_main):
     before = digest_folder(finished_run)
-    result = run_cli("train", "--model", "tiny", "--dataset", "synthetic", "--out", str(finished_run))
+    result = run_main("train", "--model", "tiny", "--dataset", "synthetic", "--out", str(finished_run))
     assert_one_line_error(result, "--resume")
     assert digest_folder(finished_run) == before
 
 
-def test_resume_without_checkpoint(tmp_path):
+def test_resume_without_checkpoint(tmp_path, run_main):
     (tmp_path / "empty").mkdir()
-    result = run_cli("train", "--model", "tiny", "--out", str(tmp_path / "empty"), "--resume")
+    result = run_main("train", "--model", "tiny", "--out", str(tmp_path / "empty"), "--resume")
     assert_one_line_error(result, "no checkpoint")
 
 
-def test_resume_with_checkpoint_of_another_model(finished_run):
+def test_resume_with_checkpoint_of_another_model(finished_run, run_main):
     before = digest_folder(finished_run)
-    result = run_cli("train", "--model", "vgg16", "--dataset", "synthetic", "--out", str(finished_run), "--resume")
+    result = run_main("train", "--model", "vgg16", "--dataset", "synthetic", "--out", str(finished_run), "--resume")
     assert_one_line_error(result, "vgg16")
     assert digest_folder(finished_run) == before
 
 
-def test_resume_with_truncated_checkpoint(tmp_path, finished_run):
+def test_resume_with_truncated_checkpoint(tmp_path, finished_run, run_main):
     run = tmp_path / "trunc"
     run.mkdir()
     data = (finished_run / "last.pt").read_bytes()
     (run / "last.pt").write_bytes(data[: len(data) // 2])
-    result = run_cli("train", "--out", str(run), "--resume")
+    result = run_main("train", "--out", str(run), "--resume")
     assert_one_line_error(result, "last.pt")
 
 
