@@ -610,30 +610,31 @@ def rebuild_pruned(model: str, width: float, structure: dict[str, int]) -> torch
     return net
 
 
-def unit_graph(study: Study, unit: dict[str, Any]) -> torch.nn.Module:
-    """The deployed graph of a unit with random weights: latency depends on the structure only (ONNX
-    Runtime computes zeros like any other weight), so it is timed apart from the trained files."""
-    model, row = unit["model"], unit["row"]
-    if row in ("baseline", "thin"):
-        return create_model(model, num_classes=10, width=unit.get("thin_width", study.scale.width)).eval()
-    if row.startswith("torch-pruning"):
-        return rebuild_pruned(model, study.scale.width, unit["structure"])
-    net = create_model(model, num_classes=10, width=study.scale.width)
-    apply_was_(net, row_was(row, model))
-    config = ExportConfig(mode="dom", seed=unit["dom_seed"], recalibrate_bn=False)
-    pruned, _ = prune_model(mode_model(net, config, None), config)
-    return pruned
-
-
-def graph_key(study: Study, unit: dict[str, Any]) -> tuple:
-    """What :func:`unit_graph` builds from, so that rows deploying the same structure (a DOM and its
-    scratch control, the wall-time competitor and its torch-pruning row) share one export."""
+def graph_spec(study: Study, unit: dict[str, Any]) -> tuple:
+    """What a unit's deployed graph is built from, weights aside (hashable: rows deploying the same
+    structure, such as a DOM and its scratch control, share one export)."""
     model, row = unit["model"], unit["row"]
     if row in ("baseline", "thin"):
         return ("plain", model, unit.get("thin_width", study.scale.width))
     if row.startswith("torch-pruning"):
-        return ("pruned", model, tuple(sorted(unit["structure"].items())))
-    return ("dom", model, repr(row_was(row, model)), unit["dom_seed"])
+        return ("pruned", model, tuple(unit["structure"].items()))  # in module order, as recorded
+    return ("dom", model, row_was(row, model), unit["dom_seed"])
+
+
+def build_graph(study: Study, spec: tuple) -> torch.nn.Module:
+    """The deployed graph of :func:`graph_spec` with random weights: latency depends on the structure only
+    (ONNX Runtime computes zeros like any other weight), so it is timed apart from the trained files."""
+    kind, model, *rest = spec
+    if kind == "plain":
+        return create_model(model, num_classes=10, width=rest[0]).eval()
+    if kind == "pruned":
+        return rebuild_pruned(model, study.scale.width, dict(rest[0]))
+    was, dom_seed = rest
+    net = create_model(model, num_classes=10, width=study.scale.width)
+    apply_was_(net, was)
+    config = ExportConfig(mode="dom", seed=dom_seed, recalibrate_bn=False)
+    pruned, _ = prune_model(mode_model(net, config, None), config)
+    return pruned
 
 
 def measure_latency(study: Study, runs: int, again: bool = False) -> None:
@@ -648,16 +649,16 @@ def measure_latency(study: Study, runs: int, again: bool = False) -> None:
     from wascompress.profile.latency import TimingPlan, make_session, summarize, time_interleaved
 
     with tempfile.TemporaryDirectory() as tmp:
-        graphs: dict[tuple, tuple[Path, int]] = {}  # graph_key -> (ONNX file, its MACs)
+        graphs: dict[tuple, tuple[Path, int]] = {}  # graph_spec -> (ONNX file, its MACs)
 
         def graph_file(unit: dict[str, Any]) -> Path:
-            key = graph_key(study, unit)
-            if key not in graphs:
-                net = unit_graph(study, unit)
+            spec = graph_spec(study, unit)
+            if spec not in graphs:
+                net = build_graph(study, spec)
                 path = Path(tmp) / f"{len(graphs)}.onnx"
                 path.write_bytes(onnx_bytes(to_onnx(net, (3, 32, 32))))
-                graphs[key] = path, count_macs(net)
-            path, macs = graphs[key]
+                graphs[spec] = path, count_macs(net)
+            path, macs = graphs[spec]
             if unit["row"] != "baseline" and macs != unit["macs"]:
                 raise RuntimeError(f"rebuilt graph of {unit['model']} {unit['row']} seed {unit['seed']} has "
                                    f"{macs:,} MACs, not {unit['macs']:,}")

@@ -9,7 +9,6 @@ import json
 import pytest
 import torch
 
-from tests.conftest import run_cli
 from wascompress.errors import ConfigError
 from wascompress.export.exporter import ExportConfig, export_model
 from wascompress.models import create_model

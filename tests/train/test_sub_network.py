@@ -206,7 +206,7 @@ def test_sigkill_then_resume_is_bit_identical_with_sandwich_options(tmp_path):
 ])
 def test_bad_sub_network_input(tmp_path, run_main, args, fragment):
     result = run_main("train", "--model", "tiny", "--dataset", "synthetic", "--out", str(tmp_path / "r"),
-                     "--epochs", "2", *args)
+                      "--epochs", "2", *args)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], lines

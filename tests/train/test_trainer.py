@@ -191,7 +191,7 @@ def finished_run(tmp_path_factory) -> Path:
 )
 def test_bad_training_input(tmp_path, run_main, args, fragment):
     result = run_main("train", "--model", "tiny", "--dataset", "synthetic", "--out", str(tmp_path / "r"),
-                     *[a for a in args if a])
+                      *[a for a in args if a])
     assert_one_line_error(result, fragment)
     assert not (tmp_path / "r").exists()
 
