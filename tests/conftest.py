@@ -1,4 +1,5 @@
-"""Shared test fixtures: where the real CIFAR-10 lies, and two CLI runners (a subprocess, this process)."""
+"""Shared test fixtures: where the real CIFAR-10 lies, two CLI runners (a subprocess, this process) and the
+check of a user mistake's answer."""
 
 from __future__ import annotations
 
@@ -60,3 +61,11 @@ def run_main(capsys):
         return subprocess.CompletedProcess(["wascompress", *args], code, captured.out, captured.err)
 
     return run
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    """A user mistake's answer: exit code 2 and one line on stderr that says error and names ``fragment``."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "error" in lines[0] and "Traceback" not in result.stderr, result.stderr
+    assert fragment in lines[0], lines[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import assert_one_line_error, run_cli
 from tests.export.runs import BASELINE_RUN, WAS, WAS_RUN, one_torch_thread, trained_run  # noqa: F401
 from wascompress.export.exporter import ExportConfig
 from wascompress.export.from_checkpoint import export_checkpoint
@@ -21,13 +21,6 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # the subprocesses share 2 cores with the
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     return run_cli(*args, env=ONE_THREAD)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "error" in lines[0] and "Traceback" not in result.stderr, result.stderr
-    assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

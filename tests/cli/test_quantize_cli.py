@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_export_cli import assert_one_line_error, cli
+from tests.cli.test_export_cli import cli
+from tests.conftest import assert_one_line_error
 from tests.export.runs import WAS_RUN, one_torch_thread, trained_run  # noqa: F401
 from wascompress.checkpoint import load_checkpoint, save_checkpoint
 

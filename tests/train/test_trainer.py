@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, assert_one_line_error, run_cli
 from wascompress.checkpoint import build_model, load_checkpoint
 from wascompress.data import load_dataset, split_validation
 from wascompress.evaluate import count_correct
@@ -161,13 +161,6 @@ def test_protocol_presets_and_config_file(tmp_path):
 
 def digest_folder(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip() and "WAS " not in line]
-    assert len(lines) == 1 and "error" in lines[0] and "Traceback" not in result.stderr, result.stderr
-    assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
