@@ -372,7 +372,7 @@ def study_cifar10(r: dict[str, Any]) -> list[str]:
 ROW_MARKERS = {"baseline": "s", "sandwich": "o", "sandwich-ft": "D", "scratch": "^", "torch-pruning": "v",
                "torch-pruning-walltime": "<", "paper-crop": "x", "paper-ct": "+", "sandwich-pair": "P",
                "sandwich-pair-aligned": "*", "scratch-aligned": ">", "sandwich-pair-mixed": "X",
-               "scratch-mixed": "h", "torch-pruning-mixed": "1"}
+               "scratch-mixed": "h", "torch-pruning-mixed": "1", "thin": "d"}
 
 
 def study_dom_plot(table: list[dict[str, Any]]) -> bytes:
@@ -388,9 +388,11 @@ def study_dom_plot(table: list[dict[str, Any]]) -> bytes:
         shown = 0
         for row in table:
             value = row.get(key)
+            if value is None and row["row"] == "baseline":
+                value = 1.0  # the reference of both axes
             if value is None:
                 continue
-            x, x_err = (value, 0.0) if key == "mac_ratio" else (value["mean"], value["std"])
+            x, x_err = (value, 0.0) if isinstance(value, float) else (value["mean"], value["std"])
             top1 = row["test_top1"]
             ax.errorbar(x, top1["mean"] * 100, yerr=top1["std"] * 100, xerr=x_err or None,
                         marker=ROW_MARKERS.get(row["row"], "o"), color=colours[row["model"]], markersize=7,
@@ -410,13 +412,12 @@ def study_dom_plot(table: list[dict[str, Any]]) -> bytes:
 def dom_row_sentences(table: list[dict[str, Any]], model: str, dom_rows: tuple[str, ...],
                       controls: dict[str, str] | None = None, competitors: dict[str, str] | None = None) -> list[str]:
     """Each DOM row of ``model`` against the baseline, torch-pruning at its MACs (``competitors``, else
-    ``torch-pruning``) and the same net trained alone (its control row: ``controls``, else ``scratch``), and
-    whether it meets the study's goal (within 1 point of the baseline, at least as accurate as both); also,
-    outside the goal, against torch-pruning given the recipe's training time (``torch-pruning-walltime``,
-    beside rows whose competitor is ``torch-pruning``) and the uniformly thinner network (``thin``) where
-    they ran. Differences are paired by seed, over the seeds both rows have (mean ± std of the per-seed
-    differences where there are more)."""
-    from study_dom import paired_difference
+    ``torch-pruning``; beside that one also given the recipe's training time, ``torch-pruning-walltime``)
+    and the same net trained alone (its control row: ``controls``, else ``scratch``), and whether it meets
+    the study's goal (``study_dom.goal_check``); also, outside the goal, against the uniformly thinner
+    network (``thin``) where it ran. Differences are paired by seed, over the seeds both rows have (mean ±
+    std of the per-seed differences where there are more)."""
+    from study_dom import goal_check, goal_phrase, paired_difference
 
     rows = {r["row"]: r for r in table if r["model"] == model}
     sentences = []
@@ -428,15 +429,25 @@ def dom_row_sentences(table: list[dict[str, Any]], model: str, dom_rows: tuple[s
         outside = ("torch-pruning-walltime", "thin") if pruned == "torch-pruning" else ("thin",)
         paired = {name: paired_difference(row, rows[name]) for name in (*references, *outside) if name in rows}
         paired = {name: points for name, points in paired.items() if points is not None}
-        diff = {name: points["mean"] for name, points in paired.items()}
         parts = [f"{name} {p['mean']:+.2f}" + (f" ± {p['std']:.2f}" if p["n"] > 1 else "") for name, p in paired.items()]
-        goal = ""
-        if all(name in diff for name in references):
-            met = (diff["baseline"] >= -1 and diff[pruned] >= 0 and diff[control] >= 0
-                   and row["mac_ratio"] is not None and row["mac_ratio"] <= 0.5)
-            goal = "; meets the goal" if met else "; misses the goal"
+        check = goal_check(row, rows, control, pruned)
+        goal = f"; {goal_phrase(check)}" if check else ""
         sentences.append(f"{row['row']}: {top1:.2f} % (points against {', '.join(parts)}){goal}.")
     return sentences
+
+
+def goal_sentence(facts: dict[str, Any], points: float, budget: float) -> str:
+    """The goal on both networks, in one sentence: reached or not, and by how much (each network's best
+    DOM row's goal check)."""
+    from study_dom import goal_phrase
+
+    verdict = "reached" if facts["goal_met"] else "not reached"
+    parts = [f"{model} ({m['best_dom_row']}, {m['best_dom_top1']:.2f} % against {m['baseline_top1']:.2f} %): "
+             f"{goal_phrase(m['goal'])}" if m["goal"] else f"{model}: not all of its comparison rows have finished"
+             for model, m in facts["models"].items()]
+    return (f"**The goal** (at most {budget:g} of the baseline's MACs, a DOM row at most {points:g} point under the "
+            f"baseline and at least as accurate as torch-pruning, at equal epochs and at equal training time, and as "
+            f"the same net trained alone, on both networks) **is {verdict}**: " + "; ".join(parts) + ".")
 
 
 def study_dom() -> list[str]:
@@ -485,7 +496,7 @@ def study_dom() -> list[str]:
             lines.append(f"- {model}: the baseline has not finished yet.")
             continue
         text = f"- {model}: baseline {m['baseline_top1']:.2f} %"
-        if m["best_dom_row"]:
+        if m["best_dom_row"] and m["best_dom_gap_points"] is not None:
             text += (f"; the best DOM row at <= 0.5 of its MACs ({m['best_dom_row']}) reaches {m['best_dom_top1']:.2f} %, "
                      f"{m['best_dom_gap_points']:.2f} points below it (seed by seed, on "
                      f"{'seed' if len(m['gap_seeds']) == 1 else 'seeds'} {', '.join(map(str, m['gap_seeds']))})")
@@ -494,6 +505,7 @@ def study_dom() -> list[str]:
         lines.append(text + ".")
         sentences = dom_row_sentences(facts["table"], model, study.DOM_ROWS, study.CONTROLS, study.COMPETITORS)
         lines += [f"  - {sentence}" for sentence in sentences]
+    lines += ["", goal_sentence(facts, study.GOAL_POINTS, study.BUDGET)]
     plot = HERE / "study_dom.png"
     atomic_write_bytes(plot, study_dom_plot(facts["table"]))
     lines += ["", f"Plot: `{plot.name}` (test top-1 against MACs and against measured latency, one marker per row).",

@@ -10,6 +10,7 @@ from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 render_results = pytest.importorskip("render_results")
+import study_dom  # noqa: E402
 
 
 def stat(mean: float, std: float = 0.0, n: int = 1) -> dict[str, float]:
@@ -58,7 +59,8 @@ def test_each_dom_row_is_set_against_baseline_competitor_and_control():
     sentences = render_results.dom_row_sentences(rows, "vgg16", ("sandwich", "sandwich-pair"))
     assert sentences == [
         "sandwich-pair: 84.27 % (points against baseline -0.15, torch-pruning +4.67, scratch +0.96); meets the goal.",
-        "sandwich: 82.08 % (points against baseline -2.34, torch-pruning +2.48, scratch -1.23); misses the goal."]
+        "sandwich: 82.08 % (points against baseline -2.34, torch-pruning +2.48, scratch -1.23); misses the goal "
+        "(2.34 points under the baseline, 1.34 beyond the 1-point line; 1.23 points under scratch)."]
     assert render_results.dom_row_sentences(rows[:1] + rows[3:4], "vgg16", ("sandwich-pair",)) == [
         "sandwich-pair: 84.27 % (points against baseline -0.15)."]  # no verdict before the comparison rows exist
 
@@ -70,7 +72,7 @@ def test_a_dom_row_with_its_own_control_is_set_against_that_control():
     sentences = render_results.dom_row_sentences(rows, "resnet18", ("sandwich-pair-aligned",),
                                                  {"sandwich-pair-aligned": "scratch-aligned"})
     assert sentences == ["sandwich-pair-aligned: 84.30 % (points against baseline -0.70, torch-pruning +4.30, "
-                         "scratch-aligned -0.20); misses the goal."]
+                         "scratch-aligned -0.20); misses the goal (0.20 points under scratch-aligned)."]
 
 
 def test_a_dom_row_with_its_own_competitor_is_set_against_that_competitor():
@@ -81,17 +83,49 @@ def test_a_dom_row_with_its_own_competitor_is_set_against_that_competitor():
                                                  {"sandwich-pair-mixed": "scratch-mixed"},
                                                  {"sandwich-pair-mixed": "torch-pruning-mixed"})
     assert sentences == ["sandwich-pair-mixed: 84.30 % (points against baseline -0.70, torch-pruning-mixed -0.30, "
-                         "scratch-mixed +2.30); misses the goal."]
+                         "scratch-mixed +2.30); misses the goal (0.30 points under torch-pruning-mixed)."]
 
 
-def test_thin_and_walltime_competitor_are_named_beside_a_dom_row_but_stay_outside_the_goal():
+def test_the_walltime_competitor_is_part_of_the_goal_and_thin_stays_outside_it():
     rows = [study_row("vgg16", name, top1, 0.457) for name, top1 in (
         ("baseline", 0.85), ("torch-pruning", 0.80), ("scratch", 0.82), ("thin", 0.86),
         ("torch-pruning-walltime", 0.86), ("sandwich-pair", 0.845))]
     sentences = render_results.dom_row_sentences(rows, "vgg16", ("sandwich-pair",))
-    # losing to the walltime competitor and to thin does not change the verdict: the goal names the others
+    # the walltime variant is the torch-pruning row too; thin is not in the goal
     assert sentences == ["sandwich-pair: 84.50 % (points against baseline -0.50, torch-pruning +4.50, scratch +2.50, "
-                         "torch-pruning-walltime -1.50, thin -1.50); meets the goal."]
+                         "torch-pruning-walltime -1.50, thin -1.50); misses the goal (1.50 points under "
+                         "torch-pruning-walltime)."]
+    rows[4] = study_row("vgg16", "torch-pruning-walltime", 0.84, 0.457)
+    assert render_results.dom_row_sentences(rows, "vgg16", ("sandwich-pair",))[0].endswith("thin -1.50); meets the goal.")
+
+
+def test_a_goal_met_on_the_mean_names_the_seed_beyond_the_line():
+    rows = {r["row"]: r for r in (
+        study_row("vgg16", "baseline", 0, 1.0, s0=0.8442, s1=0.8549),
+        study_row("vgg16", "torch-pruning", 0, 0.446, s0=0.8134, s1=0.8043),
+        study_row("vgg16", "scratch", 0, 0.457, s0=0.8331, s1=0.8357),
+        study_row("vgg16", "sandwich-pair", 0, 0.457, s0=0.8427, s1=0.8370))}
+    check = study_dom.goal_check(rows["sandwich-pair"], rows)
+    assert check["met"] and list(check["seeds_beyond"]) == [1]
+    assert study_dom.goal_phrase(check) == ("meets the goal on the mean, not on every seed against the baseline "
+                                            "(seed 1: -1.79)")
+    over = dict(rows["sandwich-pair"], mac_ratio=0.51)
+    assert study_dom.goal_check(over, rows)["shortfalls"] == ["over 0.5 of the baseline's MACs"]
+
+
+def test_the_goal_sentence_is_reached_only_on_both_networks():
+    units = []
+    for model, (base, dom) in {"vgg16": (0.85, 0.845), "resnet18": (0.85, 0.83)}.items():
+        for row, top1 in (("baseline", base), ("torch-pruning", 0.80), ("scratch", 0.82), ("sandwich-pair", dom)):
+            units.append({"model": model, "row": row, "seed": 0, "test_top1": top1, "epochs": "10",
+                          "macs": 1000 if row == "baseline" else 450, "params": 10})
+    facts = study_dom.summary(units)
+    sentence = render_results.goal_sentence(facts, study_dom.GOAL_POINTS, study_dom.BUDGET)
+    assert not facts["goal_met"] and "**is not reached**" in sentence
+    assert "resnet18 (sandwich-pair, 83.00 % against 85.00 %): misses the goal (2.00 points under the baseline, " \
+           "1.00 beyond the 1-point line)" in sentence and "vgg16 (sandwich-pair, 84.50 % against 85.00 %): meets the goal" in sentence
+    facts = study_dom.summary([u for u in units if u["model"] == "vgg16"])
+    assert facts["goal_met"] and "**is reached**" in render_results.goal_sentence(facts, 1.0, 0.5)
 
 
 def test_the_walltime_competitor_is_not_set_against_a_row_pruned_to_other_macs():
