@@ -32,6 +32,8 @@ def test_study_plot_is_a_png_with_and_without_latency():
         {"model": "vgg16", "row": "sandwich", "test_top1": stat(0.82, 0.003, 2), "mac_ratio": 0.457,
          "latency_ratio_b32": stat(0.52, 0.01, 2)},
         {"model": "resnet18", "row": "scratch", "test_top1": stat(0.8), "mac_ratio": 0.46, "latency_ratio_b32": None},
+        {"model": "vgg16", "row": "paper-ct", "test_top1": stat(0.42, 0.01, 2), "mac_ratio": 0.386,  # below the axis
+         "latency_ratio_b32": stat(0.49, 0.02, 2)},
     ]
     for rows in (table, [dict(r, latency_ratio_b32=None) for r in table]):
         png = render_results.study_dom_plot(rows)
