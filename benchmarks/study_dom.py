@@ -509,7 +509,7 @@ def table(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if not group:
                 continue
             entry: dict[str, Any] = {"model": model, "row": row, "seeds": [u["seed"] for u in group],
-                                     "epochs": group[0]["epochs"],
+                                     "epochs": " / ".join(dict.fromkeys(u["epochs"] for u in group)),  # per seed where they differ
                                      "top1_by_seed": {u["seed"]: u["test_top1"] for u in group}}
             for key in ("test_top1", "aom_test_top1", "macs", "params", "train_wall_s", "train_quiet_s",
                         "latency_ratio_b1",
