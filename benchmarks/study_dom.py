@@ -598,11 +598,11 @@ def summary(units: list[dict[str, Any]]) -> dict[str, Any]:
         doms = [by[(model, r)] for r in DOM_ROWS if (model, r) in by
                 and by[(model, r)]["mac_ratio"] is not None and by[(model, r)]["mac_ratio"] <= BUDGET + 1e-9]
         best = max(doms, key=lambda r: r["test_top1"]["mean"]) if doms else None
-        pruning = by.get((model, COMPETITORS.get(best["row"], "torch-pruning"))) if best else None
-        walltime = by.get((model, "torch-pruning-walltime")) if best and pruning and pruning["row"] == "torch-pruning" else None
-        named = {r["row"]: r for r in rows if r["model"] == model}
-        check = (goal_check(best, named, CONTROLS.get(best["row"], "scratch"), COMPETITORS.get(best["row"], "torch-pruning"))
-                 if best and base else None)
+        competitor = COMPETITORS.get(best["row"], "torch-pruning") if best else None
+        pruning = by.get((model, competitor)) if best else None
+        walltime = by.get((model, "torch-pruning-walltime")) if pruning and competitor == "torch-pruning" else None
+        named = {row: r for (m, row), r in by.items() if m == model}
+        check = goal_check(best, named, CONTROLS.get(best["row"], "scratch"), competitor) if best and base else None
         facts["models"][model] = {
             "baseline_top1": base["test_top1"]["mean"] * 100 if base else None,
             "best_dom_row": best["row"] if best else None,
