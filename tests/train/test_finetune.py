@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from tests.conftest import run_cli
+from tests.conftest import assert_one_line_error, run_cli
 from wascompress.checkpoint import build_model, load_checkpoint
 from wascompress.errors import CheckpointError
 from wascompress.export.exporter import ExportConfig, mode_model
@@ -76,8 +76,7 @@ def test_finetune_cli_and_its_bad_input(tmp_path, source, run_main):
     ]:
         full = [*args] + ([] if "--epochs" in args else ["--epochs", "1"])
         result = run_main("finetune", *full, "--out", str(tmp_path / "bad"))
-        lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2 and len(lines) == 1 and fragment in lines[0], (args, lines)
+        assert_one_line_error(result, fragment)
         assert not (tmp_path / "bad").exists()
     with pytest.raises(CheckpointError):
         finetune_config(baseline / "best.pt", 1, 1)

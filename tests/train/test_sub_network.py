@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, assert_one_line_error, run_cli
 from wascompress.checkpoint import build_model, load_checkpoint
 from wascompress.data import load_dataset
 from wascompress.errors import ConfigError
@@ -207,7 +207,5 @@ def test_sigkill_then_resume_is_bit_identical_with_sandwich_options(tmp_path):
 def test_bad_sub_network_input(tmp_path, run_main, args, fragment):
     result = run_main("train", "--model", "tiny", "--dataset", "synthetic", "--out", str(tmp_path / "r"),
                       "--epochs", "2", *args)
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and fragment in lines[0], lines
+    assert_one_line_error(result, fragment)
     assert not (tmp_path / "r").exists()
