@@ -12,10 +12,14 @@ also timed directly and reported as a share of the plain step.
 
 Recipes (each against a plain step, same interleaving): the paper's WAS step; a sandwich step (AOM
 on the labels + one fixed DOM draw + one random draw, crop (0.4, 0.6)), with and without in-place
-distillation. A SW whose draw zeroes kernel borders runs as the smaller conv (``was/window_conv.py``), so
-a sandwich step costs about 1 + 2 x 0.44 of the MACs of a plain step. Goal: sandwich <= 2.2 x plain.
+distillation; a three-budget step (AOM + the DOMs of budgets 0.75 / 0.5 / 0.35 of one shared-size crop +
+filter configuration, ``--dom-target-macs 0.75 0.5 0.35``). A SW whose draw zeroes kernel borders or
+filters runs as the smaller conv (``was/window_conv.py``), so a sandwich step costs about 1 + 2 x 0.44 of
+the MACs of a plain step and the three-budget step about 1 + the sum of its DOMs' MAC ratios. Goal:
+sandwich <= 2.2 x plain; three budgets about 1 + the sum of their MAC ratios.
 
-Last lines: ``was_step_overhead_pct: X`` (target <= 3), then ``sandwich_step_vs_plain: X`` (goal <= 2.2).
+Last lines: ``was_step_overhead_pct: X`` (target <= 3), ``sandwich_step_vs_plain: X`` (goal <= 2.2), then
+``three_budget_step_vs_plain: X``.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from wascompress.device import flush_denormals, keep_freed_memory  # noqa: E402
 from wascompress.models import create_model  # noqa: E402
 from wascompress.train.memory_format import probe_memory_format  # noqa: E402
 from wascompress.train.step import Distillation, Sandwich, sandwich_step, training_step  # noqa: E402
-from wascompress.was import WASConfig, apply_was_, dom_draws, resample_, was_layers  # noqa: E402
+from wascompress.was import WASConfig, apply_was_, dom_draws, resample_, was_config, was_layers  # noqa: E402
 
 
 def isolated_was_cost(model: torch.nn.Module, generator: torch.Generator, repeats: int) -> float:
@@ -49,6 +53,25 @@ def isolated_was_cost(model: torch.nn.Module, generator: torch.Generator, repeat
         times.append(time.perf_counter() - start)
     model.zero_grad(set_to_none=True)
     return median(times)
+
+
+MULTI_WAS = WASConfig(crop=(0.4, 1.0), filter=(0.25, 1.0), shared=True)
+BUDGETS = (0.75, 0.5, 0.35)
+
+
+def three_budget_model(plain: torch.nn.Module, name: str, input_shape: tuple[int, ...],
+                       seeds: int) -> tuple[torch.nn.Module, list]:
+    """A copy of ``plain`` with shared-size crop + filter WAS (on a ResNet, filters only on the residual blocks'
+    first convs of stages 2-4, whose outputs meet no addition) and the DOM seed of each budget."""
+    from dataclasses import replace
+
+    from wascompress.export.budget import closest_under, seed_costs
+
+    was = replace(MULTI_WAS, transform_layers=("filter:layer[234].*.conv1.conv",)) if name.startswith("resnet") else MULTI_WAS
+    model = copy.deepcopy(plain)
+    apply_was_(model, was)
+    costs = seed_costs(model, range(seeds), tuple(input_shape))
+    return model.train(), [closest_under(costs, budget) for budget in BUDGETS]
 
 
 def main() -> None:
@@ -96,18 +119,24 @@ def main() -> None:
     opt_crop = torch.optim.SGD(crop.parameters(), lr=0.01, momentum=0.9)
     opt_crop_kd = torch.optim.SGD(crop_kd.parameters(), lr=0.01, momentum=0.9)
     gen_crop, gen_crop_kd = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    multi, budgets = three_budget_model(plain, args.model, images.shape[1:], seeds=16 if args.quick else 32)
+    multi.to(memory_format=memory_format)
+    three = Sandwich(fixed=tuple(dom_draws(multi, b.seed) for b in budgets), random_samples=0, distill=Distillation())
+    opt_multi = torch.optim.SGD(multi.parameters(), lr=0.01, momentum=0.9)
     times = interleaved_times(
         {
             "plain": lambda: training_step(plain, images, labels, opt_plain, None),
             "was": lambda: training_step(was, images, labels, opt_was, generator),
             "sandwich": lambda: sandwich_step(crop, images, labels, opt_crop, gen_crop, sandwich),
             "sandwich_distill": lambda: sandwich_step(crop_kd, images, labels, opt_crop_kd, gen_crop_kd, sandwich_kd),
+            "three_budgets": lambda: sandwich_step(multi, images, labels, opt_multi, None, three),
         },
         repeats=repeats,
     )
     recipes = {name: {"step_s_median": median(times[name]), "vs_plain": median(times[name]) / median(times["plain"]),
                       "paired_ratio_median": median([t / p for t, p in zip(times[name], times["plain"])])}
-               for name in ("was", "sandwich", "sandwich_distill")}
+               for name in ("was", "sandwich", "sandwich_distill", "three_budgets")}
+    expected = 1 + sum(b.ratio for b in budgets)
     plain_s, was_s = median(times["plain"]), median(times["was"])
     overhead = (was_s / plain_s - 1) * 100
     paired = median([w / p for w, p in zip(times["was"], times["plain"])])
@@ -135,8 +164,14 @@ def main() -> None:
             "was": f"the paper's step: one random SW ({config.describe()})",
             "sandwich": "AOM on the labels + DOM seed 0 + 1 random SW, crop(0.4,0.6,zero)",
             "sandwich_distill": "the same with in-place distillation (weight 0.5, T 1)",
+            "three_budgets": (f"AOM on the labels + the DOMs of budgets 0.75 / 0.5 / 0.35 (seeds "
+                              f"{', '.join(str(b.seed) for b in budgets)} at {' / '.join(f'{b.ratio:.3f}' for b in budgets)}"
+                              f" of the MACs; 1 + their sum = {expected:.2f}), {was_config(multi).describe()}, in-place distillation"),
         },
         "sandwich_step_vs_plain": recipes["sandwich"]["vs_plain"],
+        "three_budget_mac_ratios": [b.ratio for b in budgets],
+        "three_budget_expected_vs_plain": expected,
+        "three_budget_step_vs_plain": recipes["three_budgets"]["vs_plain"],
     }
     print(f"{args.model} width {width} batch {args.batch_size} ({result['memory_format']}), WAS {config.describe()} on "
           f"{result['was_layers']} layers, {repeats} interleaved steps each")
@@ -149,7 +184,9 @@ def main() -> None:
               f"(median paired ratio {recipe['paired_ratio_median']:.3f})")
     write_json(args.json, result)
     print(f"was_step_overhead_pct: {overhead:.2f}")
+    print(f"three budgets: 1 + the sum of their MAC ratios = {expected:.3f}")
     print(f"sandwich_step_vs_plain: {recipes['sandwich']['vs_plain']:.3f}")
+    print(f"three_budget_step_vs_plain: {recipes['three_budgets']['vs_plain']:.3f}")
 
 
 if __name__ == "__main__":

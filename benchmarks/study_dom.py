@@ -59,7 +59,10 @@ headline; ``--quick`` runs a 2-minute version (tiny model, 600 images) into a fo
     python benchmarks/study_dom.py --latency
     python benchmarks/study_dom.py --summary
 
-Last lines of ``--summary``: ``min_baseline_top1``, ``best_dom_gap_points``, ``dom_minus_torch_pruning_points``.
+The "from trained" rows (``pretrained-*``, ``torch-pruning-multi``) live in ``study_pretrained.py``.
+
+Last lines of ``--summary``: ``min_baseline_top1``, ``best_dom_gap_points``, ``dom_minus_torch_pruning_points``,
+then the from-trained rows' ``pretrained_best_dom_gap_points`` and ``pretrained_dom_minus_torch_pruning_points``.
 """
 
 from __future__ import annotations
@@ -109,6 +112,9 @@ ROWS = ("baseline", "sandwich-pair", "sandwich-pair-aligned", "sandwich-pair-mix
         "paper-ct", "torch-pruning-walltime", "thin")
 EXTRA_ROWS = ("sandwich-pair-aligned", "scratch-aligned",  # run when named: alignment changed nothing on resnet18
               "sandwich-pair-mixed", "scratch-mixed", "torch-pruning-mixed")
+PRETRAINED_ROWS = ("pretrained-pair", "pretrained-teacher", "pretrained-multi", "torch-pruning-multi",
+                   "pretrained-pair-2F", "pretrained-teacher-2F", "pretrained-multi-2F")  # study_pretrained.py
+ROWS += PRETRAINED_ROWS
 DEFAULT_ROWS = tuple(row for row in ROWS if row not in EXTRA_ROWS)
 RECIPE_ROW = "sandwich-pair"  # the trainer's default beside a fixed DOM: the wall time the competitor is given
 DOM_ROWS = ("paper-crop", "paper-ct", "sandwich", "sandwich-ft", "sandwich-pair", "sandwich-pair-aligned",
@@ -121,6 +127,10 @@ PRUNING_TARGETS = {"torch-pruning-mixed": "sandwich-pair-mixed"}  # whose MACs a
 
 def row_was(row: str, model: str) -> WASConfig:
     """The WAS configuration a row trains (and builds its DOM) with."""
+    if row.startswith("pretrained-multi"):
+        from study_pretrained import MULTI
+
+        return MULTI[model]
     if row.endswith("-mixed"):
         if model not in MIXED:
             raise SystemExit(f"error: row {row} has no mixed DOM for {model} (it has: {', '.join(MIXED)})")
@@ -469,7 +479,11 @@ def run_unit(study: Study, model: str, row: str, seed: int) -> dict[str, Any] | 
         "scratch-mixed": lambda: scratch_unit(study, model, seed, row),
         "thin": lambda: thin_unit(study, model, seed),
     }
-    if row == "torch-pruning-walltime":
+    if row in PRETRAINED_ROWS:
+        from study_pretrained import run_row
+
+        facts = run_row(study, model, seed, row)
+    elif row == "torch-pruning-walltime":
         plan = walltime_epochs(study, model, seed)
         if plan is None:
             print(f"{model} {row} seed {seed}: waits for the baseline, {RECIPE_ROW} and torch-pruning units", flush=True)
@@ -641,6 +655,9 @@ def print_summary(results: Path) -> None:
     print(f"min_baseline_top1: {show(facts['min_baseline_top1'])}")
     print(f"best_dom_gap_points: {show(facts['best_dom_gap_points'])}")
     print(f"dom_minus_torch_pruning_points: {show(facts['dom_minus_torch_pruning_points'])}")
+    from study_pretrained import print_summary as print_pretrained
+
+    print_pretrained(load_units(results), facts["table"])
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -723,20 +740,24 @@ def measure_latency(study: Study, runs: int, again: bool = False) -> None:
                                    f"{macs:,} MACs, not {unit['macs']:,}")
             return path
 
-        for path in sorted(study.results.glob("*/*.json")):
-            unit = json.loads(path.read_text())
-            if unit["row"] == "baseline" or ("latency_ratio_b32" in unit and not again):
-                continue
-            base = graph_file({"model": unit["model"], "row": "baseline", "seed": -1})
-            mine = graph_file(unit)
+        def time_against_baseline(base: Path, mine: Path, into: dict[str, Any]) -> None:
             for batch in (1, 32):
                 sessions = [make_session(base, "CPUExecutionProvider", 0), make_session(mine, "CPUExecutionProvider", 0)]
                 x = np.random.default_rng(0).standard_normal((batch, 3, 32, 32), dtype=np.float32)
                 plan = TimingPlan(warmup=3, runs=runs * (4 if batch == 1 else 1))
                 times = time_interleaved(sessions, "input", x, plan)
                 a, d = summarize(times[0], batch), summarize(times[1], batch)
-                unit[f"baseline_ms_b{batch}"], unit[f"ms_b{batch}"] = a["p50_ms"], d["p50_ms"]
-                unit[f"latency_ratio_b{batch}"] = d["p50_ms"] / a["p50_ms"]
+                into[f"baseline_ms_b{batch}"], into[f"ms_b{batch}"] = a["p50_ms"], d["p50_ms"]
+                into[f"latency_ratio_b{batch}"] = d["p50_ms"] / a["p50_ms"]
+
+        for path in sorted(study.results.glob("*/*.json")):
+            unit = json.loads(path.read_text())
+            if unit["row"] == "baseline" or ("latency_ratio_b32" in unit and not again):
+                continue
+            base = graph_file({"model": unit["model"], "row": "baseline", "seed": -1})
+            time_against_baseline(base, graph_file(unit), unit)
+            for budget in unit.get("budgets", []):  # a multi-budget unit: every budget's graph too
+                time_against_baseline(base, graph_file({**unit, **budget}), budget)
             unit["latency_date"] = today()
             save_json(path, unit)
             print(f"{unit['model']} {unit['row']} seed {unit['seed']}: latency x{unit['latency_ratio_b1']:.3f} "

@@ -40,6 +40,22 @@ def run_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None)
     )
 
 
+def kill_midway(args: list[str], wait_for: Path, settle: float) -> None:
+    """Start ``python -m wascompress ARGS``, wait until ``wait_for`` exists (at most 2 minutes) and ``settle``
+    seconds more, then SIGKILL it: a run interrupted at no point of its choosing."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "wascompress", *args], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not wait_for.exists():
+        time.sleep(0.05)
+    time.sleep(settle)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 @pytest.fixture
 def run_main(capsys):
     """``wascompress ARGS`` in this process, as :func:`run_cli` reports it (exit code, stdout, stderr) without

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "wascompress"
 FLOORS = {
     "errors": 0, "fileio": 0, "device": 0, "plotting": 0,
     "was": 1, "models": 1, "data": 1,
-    "checkpoint": 2, "evaluate": 2, "robustness": 2,
+    "checkpoint": 2, "weights": 2, "evaluate": 2, "robustness": 2,
     "export": 3, "profile": 3,
     "train": 4,
     "cli": 5, "__main__": 5, "__init__": 0,

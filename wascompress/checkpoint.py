@@ -63,7 +63,7 @@ def build_model(checkpoint: dict[str, Any], with_was: bool = True) -> nn.Module:
     if spec.get("custom_structure"):
         raise CheckpointError(f"the checkpoint holds a custom structure built from {spec['name']!r} (e.g. a pruned "
                               "model); build that model yourself and load its state_dict")
-    model = create_model(spec["name"], num_classes=spec["num_classes"], width=spec["width"])
+    model = create_model(spec["name"], num_classes=spec["num_classes"], width=spec["width"], kwargs=spec.get("kwargs"))
     config = checkpoint_was_config(checkpoint)
     if with_was and config is not None:
         apply_was_(model, config)
@@ -72,6 +72,16 @@ def build_model(checkpoint: dict[str, Any], with_was: bool = True) -> nn.Module:
     except RuntimeError as err:
         raise CheckpointError(f"checkpoint weights do not fit model {spec['name']!r}: {str(err).splitlines()[0]}") from None
     return model.eval()
+
+
+def trained_doms(checkpoint: dict[str, Any]) -> list[dict[str, Any]]:
+    """The DOMs a run trained for MAC budgets (``--dom-target-macs``): one dict per budget with its
+    ``target``, ``seed``, pruned ``macs`` and ``ratio`` of the AOM's, in the order given; [] when none."""
+    budget = (checkpoint.get("train_config") or {}).get("dom_budget") or {}
+    chosen = budget.get("chosen")
+    if isinstance(chosen, dict):  # a run of an earlier wascompress: one budget
+        return [{"target": budget["target"], **chosen}]
+    return list(chosen or [])
 
 
 def file_sha256(path: str | Path) -> str:

@@ -85,3 +85,28 @@ def test_train_export_verify_profile_at_its_own_size(factory, image_folder, tmp_
     aom, sparse, pruned = profiled["models"]
     assert pruned["macs"] == reports["pruned"]["cost"]["macs"] < sparse["macs"] == aom["macs"]
     assert all(m["thop_match"] for m in profiled["models"])
+
+
+def test_timm_model_trains_exports_and_profiles_from_its_checkpoint_alone(image_folder, tmp_path, capsys):
+    """``--model timm:NAME`` with ``--model-kwargs``: the checkpoint records both, so export, evaluate and
+    profile rebuild the model with no model flags."""
+    run = tmp_path / "run"
+    cli(capsys, "train", "--out", str(run), "--model", "timm:resnet26d", "--model-kwargs", '{"drop_rate": 0.1}',
+        "--dataset", "imagefolder", "--data-dir", str(image_folder), "--image-size", str(SIZE), "--epochs", "1",
+        "--batch-size", "10", "--val-size", "4", "--bn-batches", "1", "--crop", "0.4", "0.6", "--dom-seed", "1",
+        "--lr", "0.01")
+    checkpoint = torch.load(run / "best.pt", weights_only=True)
+    assert checkpoint["model"]["name"] == "timm:resnet26d" and checkpoint["model"]["kwargs"] == {"drop_rate": 0.1}
+    aom, dom = tmp_path / "aom.onnx", tmp_path / "dom.onnx"
+    cli(capsys, "export", str(run / "best.pt"), "--out", str(aom))
+    out = cli(capsys, "export", str(run / "best.pt"), "--mode", "dom", "--out", str(dom))  # the trained DOM seed
+    assert f"DOM seed 1 pruned at {SIZE}x{SIZE}" in out
+    reports = [json.loads(p.with_suffix(".json").read_text()) for p in (aom, dom)]
+    assert all(r["verification"]["top1_identical"] for r in reports)
+    assert reports[1]["cost"]["macs"] < 0.8 * reports[0]["cost"]["macs"]
+    json_path = tmp_path / "profile.json"
+    cli(capsys, "profile", str(aom), str(dom), "--batch-sizes", "1", "--runs", "2", "--warmup", "1", "--threads", "1",
+        "--json", str(json_path))
+    profiled = json.loads(json_path.read_text())
+    assert [m["macs"] for m in profiled["models"]] == [r["cost"]["macs"] for r in reports]
+    assert all(m["thop_match"] for m in profiled["models"])

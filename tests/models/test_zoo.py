@@ -141,3 +141,23 @@ def test_onnx_export_matches_pytorch(name: str, tmp_path) -> None:
         torch_out = model(x).numpy()
     assert onnx_out.shape == (2, 7)
     assert abs(onnx_out - torch_out).max() <= 1e-4
+
+
+@pytest.mark.parametrize("name,kwargs", [("timm:resnet10t", {"drop_rate": 0.2}),
+                                         ("torchvision:mobilenet_v3_small", {"dropout": 0.1})])
+def test_library_models_by_name_with_kwargs(name: str, kwargs: dict) -> None:
+    model = create_model(name, num_classes=7, kwargs=kwargs)
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 7)
+
+
+@pytest.mark.parametrize("name,kwargs,fragment", [
+    ("timm:resnet10t", {"pretrained": True}, "never downloads weights; start from trained weights with --init-from"),
+    ("torchvision:resnet18", {"weights": "DEFAULT"}, "never downloads weights"),
+    ("timm:no_such_net", {}, "timm has no model 'no_such_net'"),
+    ("torchvision:no_such_net", {}, "torchvision has no model 'no_such_net'"),
+    ("timm:resnet10t", {"no_such_argument": 1}, "cannot build model 'timm:resnet10t'"),
+    ("resnet18", {"no_such_argument": 1}, "cannot build model 'resnet18'"),
+])
+def test_library_model_mistakes_are_config_errors(name: str, kwargs: dict, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        create_model(name, num_classes=10, kwargs=kwargs)

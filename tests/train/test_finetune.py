@@ -51,7 +51,7 @@ def test_finetuning_keeps_every_zero_and_the_export_shape(tmp_path, source):
     assert tuned_export["cost"]["macs"] == source_export["cost"]["macs"] < source_export["cost_before_pruning"]["macs"]
     assert tuned_export["cost"]["params"] == source_export["cost"]["params"]
     stored = json.loads((tmp_path / "ft" / "config.json").read_text())
-    assert stored["step"] == f"DOM seed {SEED}, distilled from the checkpoint (weight 0.5, T 1)"
+    assert stored["step"] == f"DOM seed {SEED}, distilled from the frozen start weights (weight 0.5, T 1)"
 
 
 def test_finetune_cli_and_its_bad_input(tmp_path, source, run_main):

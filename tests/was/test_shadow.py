@@ -11,7 +11,7 @@ from torch import nn
 
 from wascompress.errors import ConfigError
 from wascompress.models import create_model, list_models
-from wascompress.was.transforms import Shift, translate_kernel
+from wascompress.was.transforms import CropWindow, Shift, translate_kernel
 from wascompress.was import (
     WASConfig,
     apply_was_,
@@ -270,3 +270,35 @@ def test_freezing_a_deep_copy_leaves_the_original_usable():
     strip_was_(copy.deepcopy(model))
     assert len(was_layers(model)) == 5
     model(torch.randn(1, 3, 32, 32))
+
+
+def test_a_shared_draw_gives_every_layer_one_size_and_seeds_span_the_range():
+    """``shared``: one size level per SW (as a width multiplier): the crop area and filters kept of every
+    layer follow it, so DOM seeds range from small to whole networks instead of all near the mean."""
+    from wascompress.export.budget import seed_costs
+
+    model = create_model("vgg16", num_classes=10, width=0.25)
+    apply_was_(model, WASConfig(crop=(0.4, 1.0), filter=(0.5, 1.0), shared=True))
+    admissible = (4 / 9, 6 / 9, 1.0)  # 2x2, 2x3 / 3x2, 3x3
+    for seed in range(6):
+        level = float(torch.rand((), generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
+        area, kept = 0.4 + 0.6 * level, 0.5 + 0.5 * level
+        below = max([f for f in admissible if f <= area] or [admissible[0]])
+        above = min([f for f in admissible if f >= area] or [admissible[-1]])
+        for name, (crop, filters) in dom_draws(model, seed).items():
+            # every layer's window is one of the two shapes around the level's area (the aspect drawn per layer
+            # rounds to either), and it keeps the level's fraction of its filters
+            assert below - 1e-9 <= crop.height * crop.width / 9 <= above + 1e-9, (seed, name, crop, area)
+            assert abs(len(filters.kept) / model.get_submodule(name).out_channels - kept) <= 1 / 32, (seed, name)
+    ratios = [c.ratio for c in seed_costs(model, range(8), (3, 32, 32))]
+    assert min(ratios) < 0.45 and max(ratios) == 1.0
+    independent = create_model("vgg16", num_classes=10, width=0.25)
+    apply_was_(independent, WASConfig(crop=(0.4, 1.0), filter=(0.5, 1.0)))
+    assert dom_draws(independent, 0) != dom_draws(model, 0)
+    # the default (independent draws per layer) is what it was: a seed's draws do not change with the option added
+    plain = create_model("tiny", num_classes=10)
+    apply_was_(plain, WASConfig(crop=(0.4, 0.6)))
+    assert [d[0] for d in dom_draws(plain, 3).values()] == [  # as drawn before the option existed
+        CropWindow(top=0, left=0, height=2, width=2, resize=False), CropWindow(top=0, left=1, height=2, width=2, resize=False),
+        CropWindow(top=1, left=0, height=2, width=2, resize=False), CropWindow(top=1, left=0, height=2, width=2, resize=False),
+        CropWindow(top=0, left=0, height=2, width=2, resize=False)]

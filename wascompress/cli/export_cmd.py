@@ -8,7 +8,13 @@ import sys
 from wascompress.data.geometry import parse_input_shape
 from wascompress.errors import ConfigError
 from wascompress.export.exporter import FORMATS, MODES, ExportConfig
-from wascompress.export.from_checkpoint import OBJECTIVES, SeedSearch, export_checkpoint, trained_dom_seed
+from wascompress.export.from_checkpoint import (
+    OBJECTIVES,
+    SeedSearch,
+    export_checkpoint,
+    trained_dom_for_budget,
+    trained_dom_seed,
+)
 from wascompress.export.quantize import (
     CALIBRATION_METHODS,
     DEFAULT_CALIBRATION,
@@ -56,8 +62,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--max-drop", type=float, default=1.0, metavar="PCT",
                    help="with --objective macs: max validation accuracy drop against AOM, in points")
     p.add_argument("--target-macs", type=float, metavar="R",
-                   help="export the most accurate seed (of --search-seeds, default 16) whose pruned graph has "
-                        "at most R x the AOM's MACs")
+                   help="export the DOM the run trained for budget R (train --dom-target-macs); for a run trained "
+                        "without budgets, or with --search-seeds, the most accurate seed (of --search-seeds, default "
+                        "16) whose pruned graph has at most R x the AOM's MACs")
     p.add_argument("--quantize", metavar="TYPE",
                    help=f"quantize the verified export ({', '.join(QUANTIZE_TYPES)}: static QDQ by ONNX Runtime, "
                         "per-channel weights, activations calibrated on the run's training images)")
@@ -86,6 +93,12 @@ def quantize_config(args: argparse.Namespace) -> QuantizeConfig | None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    trained = (trained_dom_for_budget(args.checkpoint, args.target_macs)
+               if args.target_macs is not None and args.search_seeds is None else None)
+    if trained is not None:  # the run trained a DOM for this budget: export it, no search
+        print(f"wascompress export: DOM seed {trained['seed']}, trained for budget {trained['target']:g} "
+              f"({trained['ratio']:.3f} of the AOM's MACs)", file=sys.stderr)
+        args.mode, args.seed, args.target_macs = "dom", trained["seed"], None
     count = args.search_seeds if args.search_seeds is not None else (16 if args.target_macs is not None else None)
     search = SeedSearch(count, args.objective, args.max_drop, args.target_macs) if count is not None else None
     if search is not None and args.seed is not None:

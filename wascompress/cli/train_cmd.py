@@ -7,6 +7,7 @@ No WAS flag at all trains the plain baseline with the same trainer. Run under
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Any
@@ -34,7 +35,13 @@ def register(commands: argparse._SubParsersAction) -> None:
                      help="train in channels-last (NHWC) memory format (default: on for CUDA; on the CPU "
                           "the faster of the two, timed on the model before training)")
     model = p.add_argument_group("model and data")
-    model.add_argument("--model", help="zoo name (see `wascompress models`) or package.module:factory")
+    model.add_argument("--model", help="zoo name (see `wascompress models`), timm:NAME, torchvision:NAME or "
+                       "package.module:factory (random weights; start from trained ones with --init-from)")
+    model.add_argument("--model-kwargs", metavar="JSON", type=json_object,
+                       help='keyword arguments of the model\'s builder besides num_classes, e.g. \'{"drop_rate": 0.1}\'')
+    model.add_argument("--init-from", metavar="FILE",
+                       help="start from trained weights: a wascompress checkpoint or a state_dict file (.pt, .pth, "
+                            ".safetensors), names matched strictly; with WAS options this compresses that model")
     model.add_argument("--num-classes", type=int, help="default: from the data set")
     model.add_argument("--width", type=float, help="channel multiplier of zoo models (default 1)")
     model.add_argument("--dataset", choices=DATASETS, help="default cifar10")
@@ -71,17 +78,24 @@ def register(commands: argparse._SubParsersAction) -> None:
     was.add_argument("--was-exclude", nargs="+", metavar="GLOB", help="leave these conv layers alone")
     was.add_argument("--transform-layers", nargs="+", metavar="TRANSFORM:GLOB",
                      help="a transform only on these WAS layers, e.g. crop:'layer1.*' filter:'layer4.*.conv1.*'")
+    was.add_argument("--was-shared", action="store_true", default=None,
+                     help="one size fraction per draw for every layer (crop area, filters kept), as a width "
+                          "multiplier: DOM seeds then span the MAC range (several --dom-target-macs budgets)")
     was.add_argument("--dom-align", action="store_true", default=None,
                      help="DOM seeds place crop windows so their half-pixel shifts cancel (random draws stay random)")
     sub = p.add_argument_group("training the deployed DOM on purpose (sandwich steps; METHOD.md §6)")
     sub.add_argument("--dom-seed", type=int, nargs="+", metavar="N",
                      help="DOM draw(s) to deploy, trained in every step next to PW (and --was-samples random SW)")
-    sub.add_argument("--dom-target-macs", type=float, metavar="R",
-                     help="pick the DOM seed whose pruned graph is at or just under R x the AOM's MACs")
+    sub.add_argument("--dom-target-macs", type=float, nargs="+", metavar="R",
+                     help="MAC budgets: for each R, the DOM seed whose pruned graph is at or just under R x the "
+                          "AOM's MACs, all trained in every step beside the AOM (export one with --target-macs R)")
     sub.add_argument("--dom-search-seeds", type=int, metavar="K", help="seeds tried for --dom-target-macs (32)")
     sub.add_argument("--was-samples", type=int, metavar="K", help="random SW draws per step (default: 0 beside a fixed DOM, else 1)")
     sub.add_argument("--distill", action="store_true", default=None,
                      help="SW forwards also learn from the AOM forward's soft predictions (in-place distillation)")
+    sub.add_argument("--teacher", metavar="FILE|init",
+                     help="SW forwards learn from a frozen teacher's soft predictions: 'init' (the --init-from "
+                          "weights) or a weights file; with --distill, from it and the AOM forward")
     sub.add_argument("--distill-weight", type=float, metavar="A", help="loss = (1-A) CE + A T^2 KL (default 0.5)")
     sub.add_argument("--distill-temperature", type=float, metavar="T", help="default 1")
     sub.add_argument("--was-warmup", type=int, metavar="EPOCHS", help="train PW alone for the first EPOCHS")
@@ -99,7 +113,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "eval_seed", "bn_batches", "select_mode", "save_every", "device", "amp", "channels_last",
             "protocol",
             "dom_target_macs", "dom_search_seeds", "was_samples", "distill", "distill_weight",
-            "distill_temperature", "was_warmup", "image_size", "workers")
+            "distill_temperature", "was_warmup", "image_size", "workers", "model_kwargs", "init_from", "teacher")
     values = {k: getattr(args, k) for k in keys}
     values["dom_seeds"] = args.dom_seed
     if args.image_size is not None:
@@ -109,9 +123,21 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     was = {"crop": args.crop, "crop_mode": args.crop_mode, "translate": args.translate, "filter": args.filter,
            "rotate": args.rotate, "policy": args.was_policy, "prob": args.was_prob,
            "include": args.was_include, "exclude": args.was_exclude, "dom_align": args.dom_align,
+           "shared": args.was_shared,
            "transform_layers": args.transform_layers}
     values["was"] = {k: v for k, v in was.items() if v is not None}
     return values
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """``--model-kwargs``: a JSON object."""
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object of keyword arguments, got {text!r}")
+    return value
 
 
 class BarReporter:

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from wascompress.checkpoint import build_model, file_sha256, load_checkpoint
+from wascompress.checkpoint import build_model, file_sha256, load_checkpoint, trained_doms
 from wascompress.data.geometry import checkpoint_input_shape, image_input_shape
 from wascompress.data.run_data import (  # noqa: F401
     Splits,
@@ -64,6 +64,23 @@ def trained_dom_seed(checkpoint_path: str | Path) -> int | None:
     of several), or None."""
     seeds = load_checkpoint(checkpoint_path).get("train_config", {}).get("dom_seeds") or ()
     return int(seeds[0]) if seeds else None
+
+
+def trained_dom_for_budget(checkpoint_path: str | Path, ratio: float) -> dict[str, Any] | None:
+    """The DOM a run trained for a MAC budget (``--dom-target-macs``) that fits ``ratio``: the one trained
+    for that budget, else the largest trained one at or under it. None when the run trained no budget;
+    a one-line error when it did but none fits."""
+    check_budget(ratio)
+    trained = trained_doms(load_checkpoint(checkpoint_path))
+    if not trained:
+        return None
+    exact = [d for d in trained if abs(d["target"] - ratio) < 1e-9]
+    fitting = exact or [d for d in trained if d["ratio"] <= ratio + 1e-12]
+    if not fitting:
+        listed = ", ".join(f"{d['target']:g} (seed {d['seed']}, {d['ratio']:.3f})" for d in trained)
+        raise ConfigError(f"{checkpoint_path} trained no DOM at or under {ratio:g} of the AOM's MACs (its budgets: "
+                          f"{listed}); pass --search-seeds K to search untrained seeds")
+    return max(fitting, key=lambda d: (d["ratio"], -d["seed"]))
 
 
 def search_seeds(model: torch.nn.Module, splits: Splits, calibration: list[torch.Tensor], search: SeedSearch,

@@ -26,14 +26,15 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
 }
 SCHEDULES = ("none", "cosine")
 SELECT_MODES = ("aom", "dom")
-TEACHERS = ("aom", "checkpoint")
+INIT_TEACHER = "init"  # --teacher init: the frozen start weights of --init-from
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a training run (together with the data)."""
 
-    model: str = "resnet18"  # zoo name, or "package.module:factory" for a user's model
+    model: str = "resnet18"  # zoo name, timm:NAME, torchvision:NAME or "package.module:factory"
+    model_kwargs: dict | None = None  # keyword arguments of the model's builder (besides num_classes)
     num_classes: int | None = None  # None: from the data set
     width: float = 1.0  # channel multiplier of zoo models
     dataset: str = "cifar10"
@@ -66,14 +67,15 @@ class TrainConfig:
     dom_seeds: tuple[int, ...] = ()  # DOM draws trained in every step (the first is evaluated and selects)
     was_samples: int | None = None  # random SW draws per step; None: 0 beside a fixed DOM, else 1
     train_pw: bool = True  # sandwich steps train PW on the labels too (off: fine-tuning a frozen DOM)
-    distill: bool = False  # SW forwards also learn from the teacher's soft predictions
+    distill: bool = False  # in-place distillation: SW forwards also learn from this step's AOM forward
     distill_weight: float = 0.5  # loss = (1 - A) CE + A T² KL
     distill_temperature: float = 1.0
-    teacher: str = "aom"  # "aom": this step's AOM forward; "checkpoint": PW of init_checkpoint, frozen
+    teacher: str | None = None  # a frozen teacher for the SW forwards: "init" (the start weights) or a file
     was_warmup: int = 0  # epochs of PW alone before WAS starts (progressive shrinking)
-    dom_target_macs: float | None = None  # pick dom_seeds[0] by its pruned MACs / AOM MACs <= this
+    dom_target_macs: tuple[float, ...] | None = None  # MAC budgets (fractions of AOM's): one DOM seed each
     dom_search_seeds: int = 32  # seeds tried for dom_target_macs
-    init_checkpoint: str | None = None  # start from this checkpoint's Plain Weights (fine-tuning)
+    init_from: str | None = None  # start PW from these trained weights (a checkpoint or a state_dict file)
+    init_sha256: str | None = None  # the sha256 of init_from's file (recorded by the trainer)
     dom_budget: dict | None = None  # how dom_target_macs chose dom_seeds (recorded by the trainer)
 
     def __post_init__(self) -> None:
@@ -122,7 +124,7 @@ class TrainConfig:
     def sandwich(self) -> bool:
         """Whether steps are sandwich steps (several forwards, one update) rather than the paper's."""
         return self.was is not None and (bool(self.dom_seeds) or self.distill or self.was_samples != 1
-                                         or not self.train_pw)
+                                         or not self.train_pw or self.teacher is not None)
 
     def _check_sub_network_training(self, positive_int) -> None:  # type: ignore[no-untyped-def]
         seeds = self.dom_seeds
@@ -134,8 +136,8 @@ class TrainConfig:
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"dom-seed lists a seed twice: {list(seeds)}")
         object.__setattr__(self, "dom_seeds", tuple(seeds))
-        target = self.dom_target_macs
-        fixed = len(seeds) + (target is not None and not seeds)  # DOM draws trained; --dom-target-macs picks one
+        target = self._budgets()
+        fixed = len(seeds) or len(target or ())  # DOM draws trained; --dom-target-macs picks one per budget
         if self.was_samples is None:  # the DOM study: a random draw beside the fixed DOM cost both modes accuracy
             object.__setattr__(self, "was_samples", 0 if fixed and self.was is not None else 1)
         positive_int("was_samples", minimum=0)
@@ -150,39 +152,56 @@ class TrainConfig:
         if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
                 or not math.isfinite(temperature) or temperature <= 0):
             raise ConfigError(f"distill-temperature must be > 0, got {temperature!r}")
-        if self.teacher not in TEACHERS:
-            raise ConfigError(f"teacher must be one of {TEACHERS}, got {self.teacher!r}")
-        if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float))
-                                   or not 0 < target <= 1):
-            raise ConfigError(f"dom-target-macs must be a fraction of the AOM's MACs in (0, 1], got {target!r}")
+        if self.teacher is not None and (not isinstance(self.teacher, str) or not self.teacher):
+            raise ConfigError(f"teacher must be 'init' or a weights file, got {self.teacher!r}")
+        if self.teacher == INIT_TEACHER and self.init_from is None:
+            raise ConfigError("--teacher init distils from the start weights: it needs --init-from FILE")
+        if self.model_kwargs is not None and not isinstance(self.model_kwargs, dict):
+            raise ConfigError(f"model-kwargs must be a JSON object of keyword arguments, got {self.model_kwargs!r}")
         if self.was is None:
             for name, given in (("dom-seed", bool(seeds)), ("distill", self.distill),
+                                ("teacher", self.teacher is not None),
                                 ("dom-target-macs", target is not None), ("was-warmup", self.was_warmup > 0)):
                 if given:
                     raise ConfigError(f"--{name} needs WAS settings (--crop, --translate, --filter or --rotate)")
             return
         if self.sandwich and self.was_samples + fixed == 0:
             raise ConfigError("a WAS step must train some SW: give --dom-seed, --dom-target-macs or --was-samples >= 1")
-        if self.distill and self.teacher == "aom" and not self.train_pw:
+        if self.distill and not self.train_pw:
             raise ConfigError("distillation from the AOM forward needs PW trained in the step")
-        if self.distill and self.was_samples + fixed == 0:
-            raise ConfigError("--distill needs SW forwards: --dom-seed, --dom-target-macs or --was-samples >= 1")
-        if self.teacher == "checkpoint" and self.init_checkpoint is None:
-            raise ConfigError("teacher 'checkpoint' needs init_checkpoint")
+        if (self.distill or self.teacher is not None) and self.was_samples + fixed == 0:
+            raise ConfigError("distillation needs SW forwards: --dom-seed, --dom-target-macs or --was-samples >= 1")
         if self.was_warmup >= self.epochs:
             raise ConfigError(f"was-warmup {self.was_warmup} leaves no WAS epoch of {self.epochs}")
         if seeds:
             object.__setattr__(self, "eval_seed", seeds[0])
+
+    def _budgets(self) -> tuple[float, ...] | None:
+        """Check ``dom_target_macs`` and settle it as a tuple (one number is one budget)."""
+        target = self.dom_target_macs
+        if target is None:
+            return None
+        values = tuple(target) if isinstance(target, (tuple, list)) else (target,)
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise ConfigError(f"dom-target-macs must be fractions of the AOM's MACs in (0, 1], got {value!r}")
+        if not values or len(set(values)) != len(values):
+            raise ConfigError(f"dom-target-macs must list distinct budgets, got {list(values)}")
+        object.__setattr__(self, "dom_target_macs", tuple(float(v) for v in values))
+        return self.dom_target_macs
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["was"] = self.was.to_dict() if self.was is not None else None
         data["dom_seeds"] = list(self.dom_seeds)
         data["image_size"] = list(self.image_size)
+        if self.dom_target_macs is not None:
+            data["dom_target_macs"] = list(self.dom_target_macs)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        data = _current_names(data)
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -193,6 +212,23 @@ class TrainConfig:
         if isinstance(values.get("dom_seeds"), list):
             values["dom_seeds"] = tuple(values["dom_seeds"])
         return cls(**values)
+
+
+def _current_names(data: dict[str, Any]) -> dict[str, Any]:
+    """A configuration recorded by an earlier wascompress, in today's names: ``init_checkpoint`` is
+    ``init_from``; ``teacher`` was "aom" (in-place: today None) or "checkpoint" (today "init", and the
+    ``distill`` flag then meant that teacher alone)."""
+    data = dict(data)
+    if "init_checkpoint" in data:
+        data.setdefault("init_from", data.pop("init_checkpoint"))
+    if data.get("teacher") == "aom":
+        data["teacher"] = None
+    elif data.get("teacher") == "checkpoint":
+        data["teacher"] = INIT_TEACHER if data.get("distill") else None
+        data["distill"] = False
+    if isinstance(data.get("dom_target_macs"), list):
+        data["dom_target_macs"] = tuple(data["dom_target_macs"])
+    return data
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

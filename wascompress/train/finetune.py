@@ -16,7 +16,7 @@ from typing import Any
 
 from wascompress.checkpoint import load_checkpoint
 from wascompress.errors import CheckpointError, ConfigError
-from wascompress.train.config import TrainConfig
+from wascompress.train.config import INIT_TEACHER, TrainConfig
 from wascompress.train.trainer import Reporter, train
 from wascompress.was import check_seed
 
@@ -45,8 +45,8 @@ def finetune_config(
     values = {
         "epochs": epochs, "lr": lr if lr is not None else base.lr * FINETUNE_LR_FACTOR, "schedule": "cosine",
         "dom_seeds": (seed,), "was_samples": 0, "train_pw": False, "was_warmup": 0, "dom_target_macs": None,
-        "dom_budget": None, "distill": distill, "teacher": "checkpoint",
-        "init_checkpoint": str(Path(checkpoint_path).resolve()), "select_mode": "dom",
+        "dom_budget": None, "distill": False, "teacher": INIT_TEACHER if distill else None,
+        "init_from": str(Path(checkpoint_path).resolve()), "init_sha256": None, "select_mode": "dom",
     }
     if distill_weight is not None:
         values["distill_weight"] = distill_weight
@@ -61,6 +61,6 @@ def finetune_config(
 def finetune(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
              reporter: Reporter | None = None) -> dict[str, Any]:
     """Run the fine-tuning ``config`` (from :func:`finetune_config`) into ``out_dir``."""
-    if config.init_checkpoint is None or config.train_pw or len(config.dom_seeds) != 1:
+    if config.init_from is None or config.train_pw or len(config.dom_seeds) != 1:
         raise ConfigError("not a fine-tuning configuration (use finetune_config)")
     return train(config, out_dir, resume=resume, overwrite=overwrite, reporter=reporter)

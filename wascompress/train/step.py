@@ -6,7 +6,8 @@ Two kinds of step, kept apart from the trainer so that benchmarks time exactly t
 - :func:`sandwich_step` (METHOD.md §6): several forwards of one batch, each followed by its backward so
   that only one graph is alive at a time, their gradients summed in PW before one optimizer step: PW on
   the labels (AOM), then each fixed DOM draw the user will deploy, then random SW draws; with in-place
-  distillation every SW forward also learns from the AOM forward's detached soft predictions.
+  distillation every SW forward also learns from the AOM forward's detached soft predictions, and with a
+  frozen teacher (the model the run started from) from that teacher's, computed once per batch.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wascompress.was import resample_, set_draws_, use_pw_, was_layers
-from wascompress.was.shadow import Draws
+from wascompress.was.shadow import Draws, sample_draws
 
 
 def _autocast(images: Tensor, autocast_dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -59,16 +60,18 @@ def training_step(
 
 @dataclass(frozen=True)
 class Distillation:
-    """In-place distillation: loss = (1 - weight) * CE(labels) + weight * T² * KL(teacher_T || student_T)."""
+    """Distillation: loss = (1 - weight) * CE(labels) + weight * T² * KL(teacher_T || student_T), the KL
+    averaged over the teachers given (a frozen model's and this step's AOM forward's logits)."""
 
     weight: float = 0.5
     temperature: float = 1.0
 
-    def loss(self, logits: Tensor, labels: Tensor, teacher: Tensor) -> Tensor:
+    def loss(self, logits: Tensor, labels: Tensor, *teachers: Tensor) -> Tensor:
         t = self.temperature
-        logits, teacher = _wide(logits), _wide(teacher.detach())
-        kl = F.kl_div(F.log_softmax(logits / t, dim=1), F.log_softmax(teacher / t, dim=1),
-                      reduction="batchmean", log_target=True) * (t * t)
+        logits = _wide(logits)
+        student = F.log_softmax(logits / t, dim=1)
+        kl = sum(F.kl_div(student, F.log_softmax(_wide(teacher.detach()) / t, dim=1), reduction="batchmean",
+                          log_target=True) for teacher in teachers) * (t * t / len(teachers))
         if self.weight >= 1:
             return kl
         return (1 - self.weight) * F.cross_entropy(logits, labels) + self.weight * kl
@@ -82,7 +85,8 @@ class Sandwich:
     random_samples: int = 1  # random SW draws per step
     train_pw: bool = True  # the AOM forward on the labels (off: fine-tuning a frozen DOM)
     distill: Distillation | None = None
-    teacher: Callable[[Tensor], Tensor] | None = None  # a fixed teacher (else: the AOM forward's logits)
+    teacher: Callable[[Tensor], Tensor] | None = None  # a frozen teacher, run once per batch without gradient
+    in_place: bool = True  # with distill: SW forwards also learn from this step's AOM forward
 
     @property
     def passes(self) -> int:
@@ -112,18 +116,16 @@ def sandwich_step(
         passes.append(None)
     passes.extend(recipe.fixed)
     passes.extend("random" for _ in range(recipe.random_samples))
-    teacher = None
-    if recipe.teacher is not None:
+    frozen = aom = None
+    if recipe.teacher is not None and recipe.distill is not None:
         with torch.no_grad(), _autocast(images, autocast_dtype):
-            teacher = _wide(recipe.teacher(images))
+            frozen = _wide(recipe.teacher(images))
     first: tuple[Tensor, Tensor] | None = None
     for i, draws in enumerate(passes):
         if draws is None:
             use_pw_(core)
         elif draws == "random":
-            layers = was_layers(core)
-            for layer in layers.values():
-                layer.draws = layer.sample(generator)
+            set_draws_(core, sample_draws(was_layers(core), generator))
         else:
             set_draws_(core, draws)
         last = i == len(passes) - 1
@@ -131,13 +133,14 @@ def sandwich_step(
         with sync:
             with _autocast(images, autocast_dtype):
                 logits = model(images)
-                if draws is None or recipe.distill is None or teacher is None:
+                teachers = [t for t in (frozen, aom) if t is not None] if draws is not None else []
+                if recipe.distill is None or not teachers:
                     loss = F.cross_entropy(logits, labels)
                 else:
-                    loss = recipe.distill.loss(logits, labels, teacher)
+                    loss = recipe.distill.loss(logits, labels, *teachers)
             _backward(loss, scaler)
-        if draws is None and recipe.distill is not None and recipe.teacher is None:
-            teacher = _wide(logits.detach())
+        if draws is None and recipe.distill is not None and recipe.in_place:
+            aom = _wide(logits.detach())
         if first is None:
             first = (loss.detach() * labels.shape[0], (logits.detach().argmax(dim=1) == labels).sum())
     _optimizer_step(optimizer, scaler)

@@ -1,5 +1,5 @@
-"""Training the deployed sub-network on purpose (METHOD.md §6): the DOM seed a MAC budget picks, the
-sandwich recipe a configuration asks for, and its one-line description."""
+"""Training the deployed sub-networks on purpose (METHOD.md §6): the DOM seed each MAC budget picks, the
+frozen teacher, the sandwich recipe a configuration asks for, and its one-line description."""
 
 from __future__ import annotations
 
@@ -10,45 +10,61 @@ import torch
 from torch import nn
 
 from wascompress.checkpoint import load_checkpoint
-from wascompress.train.config import TrainConfig
+from wascompress.models import create_model
+from wascompress.train.config import INIT_TEACHER, TrainConfig
 from wascompress.train.step import Distillation, Sandwich
 from wascompress.was import dom_draws, strip_was_
+from wascompress.weights import WeightsFile, load_weights_, read_weights
 
 log = logging.getLogger("wascompress.train.trainer")
 
 
-def initial_weights(path: str) -> dict[str, torch.Tensor]:
-    return load_checkpoint(path)["state_dict"]
-
-
-def choose_dom_seed(config: TrainConfig, model: nn.Module, input_shape: tuple[int, int, int]) -> TrainConfig:
-    """``config`` with the DOM seed whose pruned graph lands at or just under ``dom_target_macs``."""
+def choose_dom_seeds(config: TrainConfig, model: nn.Module, input_shape: tuple[int, int, int]) -> TrainConfig:
+    """``config`` with one DOM seed per MAC budget of ``dom_target_macs``: the seed whose pruned graph lands
+    at or just under it (a budget no seed reaches is one clear line, before any training)."""
     from wascompress.export.budget import closest_under, seed_costs
 
     costs = seed_costs(model, range(config.dom_search_seeds), input_shape)
-    chosen = closest_under(costs, config.dom_target_macs)
-    log.info("DOM seed %d: pruned graph at %.3f of the AOM's MACs (%s MACs; budget %g, %d seeds tried)",
-             chosen.seed, chosen.ratio, f"{chosen.macs:,}", config.dom_target_macs, len(costs))
-    return replace(config, dom_seeds=(chosen.seed,), dom_budget={
-        "target": config.dom_target_macs, "chosen": chosen.as_dict(), "tried": [c.as_dict() for c in costs]})
+    picks = [closest_under(costs, target) for target in config.dom_target_macs or ()]  # all checked, then told
+    chosen = []
+    for target, pick in zip(config.dom_target_macs or (), picks):
+        log.info("DOM seed %d for budget %g: pruned graph at %.3f of the AOM's MACs (%s MACs; %d seeds tried)",
+                 pick.seed, target, pick.ratio, f"{pick.macs:,}", len(costs))
+        chosen.append({"target": target, **pick.as_dict()})
+    seeds = tuple(dict.fromkeys(c["seed"] for c in chosen))  # two budgets may pick the same seed
+    return replace(config, dom_seeds=seeds, dom_budget={"chosen": chosen, "tried": [c.as_dict() for c in costs]})
 
 
-def sub_network_recipe(config: TrainConfig, model: nn.Module, device: torch.device) -> Sandwich | None:
-    """The sandwich step ``config`` asks for (None: the paper's step)."""
+def frozen_teacher(config: TrainConfig, start: WeightsFile | None, num_classes: int,
+                   device: torch.device) -> nn.Module:
+    """The frozen teacher ``config.teacher`` names: the start weights ("init") or a weights file (a
+    wascompress checkpoint brings its own architecture; a state_dict must fit the trained one). Eval mode,
+    no gradient, not part of the trained model (so never in a checkpoint)."""
+    from wascompress.checkpoint import build_model
+
+    weights = start if config.teacher == INIT_TEACHER else read_weights(config.teacher)
+    assert weights is not None
+    if weights.kind == "wascompress-checkpoint":
+        teacher = strip_was_(build_model(load_checkpoint(weights.path)))
+    else:
+        teacher = load_weights_(create_model(config.model, num_classes=num_classes, width=config.width,
+                                             kwargs=config.model_kwargs), weights, config.model)
+    teacher = teacher.to(device).eval()
+    if config.channels_last:
+        teacher = teacher.to(memory_format=torch.channels_last)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def sub_network_recipe(config: TrainConfig, model: nn.Module, teacher: nn.Module | None = None) -> Sandwich | None:
+    """The sandwich step ``config`` asks for (None: the paper's step); ``teacher`` is its frozen teacher."""
     if not config.sandwich:
         return None
-    teacher = None
-    if config.distill and config.teacher == "checkpoint":
-        from wascompress.checkpoint import build_model
-
-        teacher = strip_was_(build_model(load_checkpoint(config.init_checkpoint))).to(device).eval()
-        if config.channels_last:
-            teacher = teacher.to(memory_format=torch.channels_last)
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-    distill = Distillation(config.distill_weight, config.distill_temperature) if config.distill else None
+    distill = (Distillation(config.distill_weight, config.distill_temperature)
+               if config.distill or teacher is not None else None)
     return Sandwich(fixed=tuple(dom_draws(model, s) for s in config.dom_seeds), random_samples=config.was_samples,
-                    train_pw=config.train_pw, distill=distill, teacher=teacher)
+                    train_pw=config.train_pw, distill=distill, teacher=teacher, in_place=config.distill)
 
 
 def describe_step(config: TrainConfig, recipe: Sandwich | None) -> str:
@@ -59,7 +75,9 @@ def describe_step(config: TrainConfig, recipe: Sandwich | None) -> str:
     else:
         parts = (["AOM on the labels"] if recipe.train_pw else []) + [f"DOM seed {s}" for s in config.dom_seeds]
         parts += [f"{recipe.random_samples} random SW"] if recipe.random_samples else []
-        what = " + ".join(parts) + (f", distilled from the {config.teacher} (weight {config.distill_weight:g}, "
+        sources = ((["the frozen start weights" if config.teacher == INIT_TEACHER else f"frozen {config.teacher}"]
+                    if config.teacher is not None else []) + (["the AOM forward"] if config.distill else []))
+        what = " + ".join(parts) + (f", distilled from {' and '.join(sources)} (weight {config.distill_weight:g}, "
                                     f"T {config.distill_temperature:g})" if recipe.distill else "")
     warm = f"; PW alone for the first {config.was_warmup} epochs" if config.was_warmup else ""
     return what + warm

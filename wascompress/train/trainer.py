@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from wascompress import __version__
-from wascompress.checkpoint import load_checkpoint, save_checkpoint
+from wascompress.checkpoint import load_checkpoint, save_checkpoint, trained_doms
 from wascompress.data import DATA_DIR_ENV, BatchLoader
 from wascompress.data.run_data import calibration_batches, load_splits
 from wascompress.device import flush_denormals, keep_freed_memory
@@ -39,8 +39,9 @@ from wascompress.train.memory_format import probe_memory_format
 from wascompress.train.reporting import QUIET, LogReporter, QuietReporter, Reporter, format_metrics  # noqa: F401
 from wascompress.train.run_folder import RUN_FILES, RESUMABLE_CHANGES, RunFolder, config_for_resume  # noqa: F401
 from wascompress.train.step import sandwich_step, training_step
-from wascompress.train.sub_networks import choose_dom_seed, describe_step, initial_weights, sub_network_recipe
+from wascompress.train.sub_networks import choose_dom_seeds, describe_step, frozen_teacher, sub_network_recipe
 from wascompress.was import apply_was_, load_plain_state_dict, plain_state_dict, use_pw_
+from wascompress.weights import WeightsFile, load_weights_, read_weights
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ EVAL_BATCH = 256
 
 def build_training_model(config: TrainConfig, num_classes: int) -> nn.Module:
     torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=num_classes, width=config.width)
+    model = create_model(config.model, num_classes=num_classes, width=config.width, kwargs=config.model_kwargs)
     if config.was is not None:
         apply_was_(model, config.was)
     return model
@@ -138,10 +139,13 @@ class TrainingSession:
         if int(splits.train.labels.max()) >= self.num_classes:
             raise ConfigError(f"num-classes {self.num_classes} is too small for the data set's labels")
         model = self._build_model(config, given_model)
-        if config.init_checkpoint is not None and checkpoint is None:
-            load_plain_state_dict(model, initial_weights(config.init_checkpoint))
+        start = self._start_weights(config, checkpoint)
+        if start is not None:
+            config = replace(config, init_sha256=start.sha256)
+            if checkpoint is None:
+                load_weights_(model, start, config.model)
         if config.dom_target_macs is not None and not config.dom_seeds:
-            config = choose_dom_seed(config, model, splits.train.image_shape)
+            config = choose_dom_seeds(config, model, splits.train.image_shape)
         model = model.to(device)
         calibration = calibration_batches(splits.train, config.bn_batches, config.batch_size, seed=config.seed)
         self.calibration = [c.to(device) for c in calibration]
@@ -163,7 +167,8 @@ class TrainingSession:
         self.loader = BatchLoader(splits.train, config.batch_size, shuffle=True, augment=config.augment,
                                   drop_last=False, seed=config.seed, rank=ctx.rank, world_size=ctx.world_size,
                                   device=device)
-        self.recipe = sub_network_recipe(config, model, device)
+        teacher = frozen_teacher(config, start, self.num_classes, device) if config.teacher is not None else None
+        self.recipe = sub_network_recipe(config, model, teacher)
         self.progress = Progress()
         self.core = model
         if checkpoint is not None:
@@ -189,6 +194,18 @@ class TrainingSession:
                          "here; set channels_last to fix it)", "channels-last" if probe.channels_last else "contiguous",
                          probe.ratio)
         return self.ctx.all_reduce_sum([choice])[0] > 0.5
+
+    @staticmethod
+    def _start_weights(config: TrainConfig, checkpoint: dict[str, Any] | None) -> WeightsFile | None:
+        """The weights file the run starts from, when it is needed: a new run loads it, a resumed one only
+        for its frozen teacher, and then the file must be the one the run started from."""
+        if config.init_from is None or (checkpoint is not None and config.teacher != "init"):
+            return None
+        start = read_weights(config.init_from)
+        if config.init_sha256 is not None and start.sha256 != config.init_sha256:
+            raise CheckpointError(f"{config.init_from} changed since the run started (sha256 {start.sha256[:12]}, "
+                                  f"recorded {config.init_sha256[:12]}): its teacher would differ")
+        return start
 
     def _build_model(self, config: TrainConfig, given_model: nn.Module | None) -> nn.Module:
         if given_model is None:
@@ -230,6 +247,7 @@ class TrainingSession:
         config, p, train_set = self.config, self.progress, self.splits.train
         return {
             "model": {"name": config.model, "num_classes": self.num_classes, "width": config.width,
+                      **({"kwargs": config.model_kwargs} if config.model_kwargs else {}),
                       **({"custom_structure": True} if self.given_model is not None else {})},
             "was": config.was.to_dict() if config.was is not None else None,
             "state_dict": plain_state_dict(self.core),
@@ -304,27 +322,32 @@ class TrainingSession:
             return sandwich_step(self.model, images, labels, self.optimizer, self.generator, self.recipe, **amp)
         return training_step(self.model, images, labels, self.optimizer, self.generator, **amp)
 
-    def evaluate(self) -> tuple[Accuracy, Accuracy | None]:
-        """Validation accuracy in AOM and (with WAS) DOM: DOM first, then AOM, so the model keeps the AOM
-        statistics for the checkpoint."""
+    def dom_seeds(self) -> list[int]:
+        """The DOM seeds evaluated: the trained ones when several (one per budget), else the eval seed."""
+        seeds = self.config.dom_seeds
+        return list(seeds) if len(seeds) > 1 else [self.config.eval_seed]
+
+    def accuracies(self, images: Any) -> tuple[float, dict[int, float]]:
+        """Top-1 in AOM and (with WAS) in each DOM of :meth:`dom_seeds`: DOMs first, then AOM, so the model
+        keeps the AOM statistics for the checkpoint."""
         ctx, common = self.ctx, {"calibration": self.calibration, "batch_size": EVAL_BATCH, "device": self.device,
                                  "rank": self.ctx.rank, "world_size": self.ctx.world_size}
-        val_dom = None
+        doms = {}
         if self.config.was is not None:
-            val_dom = _reduced(ctx, mode_accuracy(self.core, self.splits.val, mode="dom", seed=self.config.eval_seed,
-                                                  **common))
-        val_aom = _reduced(ctx, mode_accuracy(self.core, self.splits.val, mode="aom", **common))
-        return val_aom, val_dom
+            for seed in self.dom_seeds():
+                doms[seed] = _reduced(ctx, mode_accuracy(self.core, images, mode="dom", seed=seed, **common)).top1
+        return _reduced(ctx, mode_accuracy(self.core, images, mode="aom", **common)).top1, doms
 
     def end_epoch(self, epoch: int, epoch_totals: EpochTotals) -> dict[str, Any]:
         """Evaluate, record the metrics, choose best.pt, write the checkpoints; returns the metrics."""
         config, progress, recipe = self.config, self.progress, self.recipe
         totals, elapsed, warmup = epoch_totals.totals, epoch_totals.elapsed_s, epoch_totals.warmup
-        val_aom, val_dom = self.evaluate()
+        val_aom, val_doms = self.accuracies(self.splits.val)
         metrics = {
             "epoch": epoch + 1, "epochs": config.epochs, "lr": self.optimizer.param_groups[0]["lr"],
             "train_loss": totals[0] / max(totals[2], 1), "train_acc": totals[1] / max(totals[2], 1),
-            "val_acc_aom": val_aom.top1, "val_acc_dom": val_dom.top1 if val_dom is not None else None,
+            "val_acc_aom": val_aom, "val_acc_dom": val_doms.get(config.eval_seed),
+            **({"val_acc_doms": {str(k): v for k, v in val_doms.items()}} if len(val_doms) > 1 else {}),
             "epoch_time_s": elapsed, "images_per_s": totals[3] / max(elapsed, 1e-9) * 1.0,
             "step_time_s": elapsed / max(epoch_totals.steps_run, 1),
             "step": "plain" if config.was is None or warmup else ("sandwich" if recipe is not None else "was"),
@@ -334,7 +357,7 @@ class TrainingSession:
             log.warning("epoch %d: non-finite metrics %s", epoch + 1, metrics)
         progress.metrics.append(metrics)
         progress.epoch, progress.step, progress.partial = epoch + 1, 0, [0.0, 0.0, 0.0]
-        score = metrics["val_acc_dom"] if config.select_mode == "dom" else metrics["val_acc_aom"]
+        score = (sum(val_doms.values()) / len(val_doms)) if config.select_mode == "dom" else val_aom  # several: mean
         improved = progress.best is None or score > progress.best["val_acc"]
         if improved:
             progress.best = {"epoch": epoch + 1, "mode": config.select_mode, "val_acc": score,
@@ -356,17 +379,14 @@ class TrainingSession:
         best = load_checkpoint(run.best) if run.best.is_file() else None
         if best is not None:
             load_plain_state_dict(self.core, {k: v.to(self.device) for k, v in best["state_dict"].items()})
-        common = {"calibration": self.calibration, "batch_size": EVAL_BATCH, "device": self.device,
-                  "rank": ctx.rank, "world_size": ctx.world_size}
-        test_dom = None
-        if config.was is not None:
-            test_dom = _reduced(ctx, mode_accuracy(self.core, splits.test, mode="dom", seed=config.eval_seed,
-                                                   **common)).top1
-        test_aom = _reduced(ctx, mode_accuracy(self.core, splits.test, mode="aom", **common)).top1
+        test_aom, test_doms = self.accuracies(splits.test)
+        test_dom = test_doms.get(config.eval_seed)
         results = {
             "best": self.progress.best, "epochs": self.progress.epoch,
             "test_acc_aom": test_aom, "test_acc_dom": test_dom,
             "dom_seed": config.eval_seed if test_dom is not None else None,
+            **({"test_acc_doms": {str(k): v for k, v in test_doms.items()}} if len(test_doms) > 1 else {}),
+            **({"budgets": budget_results(config, test_doms)} if config.dom_budget else {}),
             "last": self.progress.metrics[-1] if self.progress.metrics else None,
             "sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
             "last_weights_sha256_per_rank": fingerprints,
@@ -375,6 +395,12 @@ class TrainingSession:
             atomic_write_text(run.results, json.dumps(results, indent=2) + "\n")
         ctx.barrier()
         return results
+
+
+def budget_results(config: TrainConfig, test_doms: dict[int, float]) -> list[dict[str, Any]]:
+    """Each MAC budget's DOM seed, its pruned MACs and its test accuracy."""
+    return [{"target": c["target"], "seed": c["seed"], "mac_ratio": c["ratio"], "macs": c["macs"],
+             "test_acc": test_doms.get(c["seed"])} for c in trained_doms({"train_config": config.to_dict()})]
 
 
 def rng_state(generator: torch.Generator | None, device: torch.device) -> dict[str, Any]:

@@ -56,6 +56,7 @@ class WASConfig:
     skip_first: bool = True  # ... except the first conv of the model
     dom_align: bool = False  # DOM seeds place crop windows so their half-tap shifts cancel (training draws stay random)
     transform_layers: tuple[str, ...] = ()  # "TRANSFORM:GLOB": that transform only on WAS layers matching a glob
+    shared: bool = False  # one size fraction per SW for every layer (crop area, filters kept), as a width multiplier
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
@@ -83,8 +84,9 @@ class WASConfig:
             if not all(isinstance(p, str) and p for p in value):
                 raise ConfigError(f"{name} patterns must be non-empty strings, got {value!r}")
             set_(name, tuple(value))
-        if not isinstance(self.dom_align, bool):
-            raise ConfigError(f"dom_align must be true or false, got {self.dom_align!r}")
+        for name in ("dom_align", "shared"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if isinstance(self.transform_layers, str):
             set_("transform_layers", (self.transform_layers,))
         set_("transform_layers", tuple(self.transform_layers))
@@ -146,23 +148,27 @@ class WASConfig:
 
     def sample(
         self, generator: torch.Generator, kernel: tuple[int, int], out_channels: int,
-        transforms: tuple[str, ...] | None = None,
+        transforms: tuple[str, ...] | None = None, level: float | None = None,
     ) -> tuple[T.Draw, ...]:
         """Draw the transforms of one layer (``transforms``, default all enabled ones; or one of them under
-        ``choice``)."""
+        ``choice``). ``level`` in [0, 1] fixes where in its range the crop area and the filters kept lie
+        (a ``shared`` draw: the same for every layer) instead of drawing it."""
         names = self.transforms if transforms is None else transforms
         if self.policy == "choice" and len(names) > 1:
             names = (names[int(torch.randint(len(names), (), generator=generator))],)
         draws: list[T.Draw] = []
         for name in names:
             if name == "crop":
-                draws.append(T.sample_crop(generator, kernel, self.crop, resize=self.crop_mode == "resize"))
+                area = None if level is None else self.crop[0] + (self.crop[1] - self.crop[0]) * level
+                draws.append(T.sample_crop(generator, kernel, self.crop, resize=self.crop_mode == "resize",
+                                           fraction=area))
             elif name == "translate":
                 draws.append(T.sample_shift(generator, kernel, self.translate))
             elif name == "rotate":
                 draws.append(T.sample_rotation(generator, kernel))
             elif name == "filter":
-                draws.append(T.sample_filters(generator, out_channels, self.filter))
+                kept = None if level is None else self.filter[0] + (self.filter[1] - self.filter[0]) * level
+                draws.append(T.sample_filters(generator, out_channels, self.filter, kept=kept))
         return tuple(draws)
 
     def to_dict(self) -> dict[str, Any]:
@@ -196,4 +202,5 @@ class WASConfig:
         text = ("|" if self.policy == "choice" else "+").join(parts)
         text = text if self.prob == 1 else f"{text}@p={self.prob:g}"
         text = f"{text} [{' '.join(self.transform_layers)}]" if self.transform_layers else text
+        text = f"{text}, shared size" if self.shared else text
         return f"{text}, aligned DOM" if self.dom_align else text

@@ -67,9 +67,10 @@ class ShadowWeight(nn.Module):
     def forward(self, weight: Tensor) -> Tensor:
         return weight if self._fused is None else self._fused(weight)
 
-    def sample(self, generator: torch.Generator) -> tuple[Draw, ...]:
-        """Draw this layer's transforms from ``generator`` (does not change the current draw)."""
-        return self.config.sample(generator, self.kernel, self.out_channels, self.transforms)
+    def sample(self, generator: torch.Generator, level: float | None = None) -> tuple[Draw, ...]:
+        """Draw this layer's transforms from ``generator`` (does not change the current draw); ``level``: a
+        shared size (see :meth:`WASConfig.sample`)."""
+        return self.config.sample(generator, self.kernel, self.out_channels, self.transforms, level)
 
     def extra_repr(self) -> str:
         shown = "+".join(self.transforms) if self.transforms != self.config.transforms else self.config.describe()
@@ -182,9 +183,18 @@ def resample_(model: nn.Module, generator: torch.Generator) -> bool:
     if prob < 1 and torch.rand((), generator=generator, dtype=torch.float64).item() >= prob:
         use_pw_(model)
         return False
-    for layer in layers.values():
-        layer.draws = layer.sample(generator)
+    set_draws_(model, sample_draws(layers, generator))
     return True
+
+
+def sample_draws(layers: dict[str, "ShadowWeight"], generator: torch.Generator) -> Draws:
+    """One SW: each layer's draws, in module order; a ``shared`` configuration first draws the one size
+    level every layer uses."""
+    if not layers:
+        return {}
+    config = next(iter(layers.values())).config
+    level = float(torch.rand((), generator=generator, dtype=torch.float64)) if config.shared else None
+    return {name: layer.sample(generator, level) for name, layer in layers.items()}
 
 
 def use_pw_(model: nn.Module) -> None:
@@ -205,7 +215,7 @@ def dom_draws(model: nn.Module, seed: int) -> Draws:
     ``dom_align``, crop windows then re-placed so their shifts cancel (:func:`align_windows`)."""
     generator = torch.Generator().manual_seed(check_seed(seed))
     layers = was_layers(model)
-    draws = {name: layer.sample(generator) for name, layer in layers.items()}
+    draws = sample_draws(layers, generator)
     if not draws:
         raise ConfigError("DOM needs a model with WAS applied")
     if was_config(model).dom_align:

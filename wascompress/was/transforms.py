@@ -319,11 +319,12 @@ def sample_crop(
     scale: tuple[float, float],
     resize: bool = False,
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    fraction: float | None = None,
 ) -> CropWindow:
     """Draw a crop window of a ``kernel``-sized weight.
 
-    The area fraction is drawn uniformly from ``scale`` and the aspect ratio log-uniformly from
-    ``ratio``, as ``RandomResizedCrop`` does. In ``resize`` mode the rounded window is taken as is (10
+    The area fraction is drawn uniformly from ``scale`` (or is ``fraction``, given) and the aspect ratio
+    log-uniformly from ``ratio``, as ``RandomResizedCrop`` does. In ``resize`` mode the rounded window is taken as is (10
     tries, then the whole kernel: the reference's behaviour). In zero mode the window's area fraction
     must lie in ``scale``: a draw whose rounded shape falls outside it is replaced by the admissible
     shape nearest in area (ties drawn at random).
@@ -334,7 +335,7 @@ def sample_crop(
     shape: tuple[int, int] | None = None
     target = 1.0
     for _ in range(10):
-        target = _uniform(generator, *scale)
+        target = _uniform(generator, *scale) if fraction is None else fraction
         aspect = math.exp(_uniform(generator, log_lo, log_hi))
         w = int(round(math.sqrt(target * area * aspect)))
         h = int(round(math.sqrt(target * area / aspect)))
@@ -380,10 +381,11 @@ def sample_rotation(generator: torch.Generator, kernel: tuple[int, int]) -> Rota
 
 
 def sample_filters(
-    generator: torch.Generator, out_channels: int, fraction: tuple[float, float]
+    generator: torch.Generator, out_channels: int, fraction: tuple[float, float], kept: float | None = None
 ) -> FilterKeep:
-    """Draw a random subset of ``round(f * out_channels)`` filters (at least one), f uniform in range."""
-    f = _uniform(generator, *fraction)
+    """Draw a random subset of ``round(f * out_channels)`` filters (at least one), f uniform in range (or
+    ``kept``, given)."""
+    f = _uniform(generator, *fraction) if kept is None else kept
     n_keep = min(out_channels, max(1, int(round(f * out_channels))))
     chosen = torch.randperm(out_channels, generator=generator)[:n_keep]
     return FilterKeep(tuple(sorted(int(i) for i in chosen)))

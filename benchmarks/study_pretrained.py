@@ -1,0 +1,206 @@
+"""The DOM study's "from trained" rows: compress the trained baseline instead of training from scratch.
+
+Every row starts from the same trained baseline as the ``torch-pruning`` row (its dense run: the baseline
+trained E - F epochs, ``best.pt``; trained here once if missing) and trains F epochs, the fine-tuning
+epochs torch-pruning gets (``-2F`` rows: 2F), at torch-pruning's fine-tuning learning rate (a tenth of
+the study's), so that every row has had E epochs of training in all:
+
+- ``pretrained-pair``: ``--init-from`` the baseline, zero-crop (0.4, 0.6), AOM + the 0.5-budget DOM each
+  step, in-place distillation (the recipe of ``sandwich-pair``, started from trained weights);
+- ``pretrained-teacher``: the same, the DOM distilled from the frozen baseline instead (``--teacher init``);
+- ``pretrained-multi``: budgets 0.75 / 0.5 / 0.35 from one run (``--dom-target-macs 0.75 0.5 0.35``), a
+  shared-size crop + filter configuration so that DOM seeds span the range of MACs, every budget's DOM
+  trained in every step beside the AOM, in-place distillation;
+- ``torch-pruning-multi``: torch-pruning's competitor at each of ``pretrained-multi``'s DOM MACs (the same
+  dense run pruned to that DOM's MACs, fine-tuned F epochs).
+
+A unit's JSON records F, the start weights' sha256, their own test accuracy and the training minutes;
+multi-budget units list every budget's exported DOM (or pruned net) under ``budgets``. The 0.5 budget is
+the unit's headline (``test_top1``, ``macs``), so the study's table and goal read these rows as any other.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from study_dom import (
+    BUDGET,
+    Study,
+    conv_channels,
+    export_dom,
+    load_json,
+    onnx_facts,
+    paired_points,
+    prune_to_macs,
+    run_training,
+    training_time,
+)
+
+from wascompress.checkpoint import file_sha256, load_checkpoint
+from wascompress.export.exporter import ExportConfig, export_model
+from wascompress.export.from_checkpoint import checkpoint_splits
+from wascompress.models import create_model
+from wascompress.train.config import TrainConfig
+from wascompress.train.finetune import FINETUNE_LR_FACTOR
+from wascompress.was import WASConfig
+
+CROP = WASConfig(crop=(0.4, 0.6))
+BUDGETS = (0.75, 0.5, 0.35)
+# Shared-size crop + filter: one size level per draw for every layer, so that DOM seeds span the MAC range.
+# resnet18's filters only on the residual blocks' first convs of stages 2-4 (their outputs meet no addition;
+# stage 1's 16 channels are one block of 16, too few to remove).
+MULTI = {
+    "resnet18": WASConfig(crop=(0.4, 1.0), filter=(0.25, 1.0), shared=True,
+                          transform_layers=("filter:layer[234].*.conv1.conv",)),
+    "vgg16": WASConfig(crop=(0.4, 1.0), filter=(0.5, 1.0), shared=True),
+    "tiny": WASConfig(crop=(0.2, 1.0), shared=True),  # --quick: channels too few to remove in blocks of 16
+}
+RECIPES = ("pretrained-pair", "pretrained-teacher", "pretrained-multi")
+ROWS = RECIPES + tuple(f"{r}-2F" for r in RECIPES) + ("torch-pruning-multi",)
+HEADLINE_ROWS = RECIPES  # the goal is judged at F epochs, as torch-pruning's row
+
+
+def start_weights(study: Study, model: str, seed: int) -> Path:
+    """The trained baseline every row starts from: torch-pruning's dense run (trained here if missing)."""
+    total, tune = study.scale.epochs[model], study.scale.finetune_epochs(model)
+    dense = study.folder(model, "torch-pruning", seed) / "dense"
+    run_training(study.base_config(model, seed, total - tune, None), dense)
+    return dense / "best.pt"
+
+
+def recipe_config(study: Study, model: str, seed: int, row: str) -> tuple[TrainConfig, Path]:
+    """The training configuration of a recipe row, and its start weights."""
+    recipe, double = row.removesuffix("-2F"), row.endswith("-2F")
+    epochs = study.scale.finetune_epochs(model) * (2 if double else 1)
+    start = start_weights(study, model, seed)
+    multi = recipe == "pretrained-multi"
+    teacher = recipe == "pretrained-teacher"
+    config = study.base_config(model, seed, epochs, MULTI[model] if multi else CROP, init_from=str(start.resolve()),
+                               dom_target_macs=BUDGETS if multi else (BUDGET,),
+                               dom_search_seeds=study.scale.budget_seeds, distill=not teacher,
+                               teacher="init" if teacher else None, select_mode="dom")
+    return replace(config, lr=config.lr * FINETUNE_LR_FACTOR), start
+
+
+def start_facts(start: Path) -> dict[str, Any]:
+    results = load_json(start.parent / "results.json") or {}
+    return {"start_sha256": file_sha256(start), "start_test_top1": results.get("test_acc_aom"),
+            "start_epochs": (results.get("best") or {}).get("epoch")}
+
+
+def recipe_unit(study: Study, model: str, seed: int, row: str) -> dict[str, Any]:
+    config, start = recipe_config(study, model, seed, row)
+    folder = study.folder(model, row, seed)
+    results = run_training(config, folder / "run")
+    best = folder / "run" / "best.pt"
+    budgets = []
+    for budget in results["budgets"]:
+        path = folder / f"dom-{budget['target']:g}.onnx"
+        report, splits = export_dom(study, best, path, budget["seed"])
+        budgets.append({"target": budget["target"], "dom_seed": budget["seed"], "mac_ratio": budget["mac_ratio"],
+                        "trainer_dom_test_top1": budget["test_acc"], **onnx_facts(report, path, splits.test)})
+    headline = next(b for b in budgets if b["target"] == BUDGET)
+    return {**{k: headline[k] for k in ("onnx", "macs", "params", "test_top1", "dom_seed")},
+            "epochs": str(config.epochs), "finetune_epochs": config.epochs, "lr": config.lr,
+            "was": config.was.describe(), "distill": "frozen start" if config.teacher else "in-place AOM",
+            "bn_batches": study.scale.bn_batches, "aom_test_top1": results["test_acc_aom"],
+            **({"budgets": budgets} if len(budgets) > 1 else {}), **start_facts(start),
+            **training_time(folder / "run")}
+
+
+def multi_dom_macs(study: Study, model: str, seed: int) -> dict[float, int]:
+    """The MACs of ``pretrained-multi``'s exported DOM at each budget (that unit must have finished)."""
+    unit = load_json(study.unit_path(model, "pretrained-multi", seed))
+    if unit is None:
+        raise SystemExit(f"error: {model} torch-pruning-multi seed {seed} waits for pretrained-multi")
+    return {b["target"]: b["macs"] for b in unit["budgets"]}
+
+
+def pruning_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
+    """torch-pruning from the same dense run to each budget DOM's MACs, each fine-tuned F epochs."""
+    start = start_weights(study, model, seed)
+    tune = study.scale.finetune_epochs(model)
+    checkpoint = load_checkpoint(start)
+    splits = checkpoint_splits(checkpoint, study.data_dir)
+    folder = study.folder(model, "torch-pruning-multi", seed)
+    budgets = []
+    for target, macs in sorted(multi_dom_macs(study, model, seed).items(), reverse=True):
+        net = create_model(model, num_classes=checkpoint["model"]["num_classes"], width=study.scale.width)
+        net.load_state_dict(checkpoint["state_dict"])
+        small, ratio, round_to = prune_to_macs(net, macs)
+        fine = study.base_config(model, seed, tune, None)
+        run = folder / f"finetune-{target:g}"
+        results = run_training(replace(fine, lr=fine.lr * FINETUNE_LR_FACTOR), run, model=small)
+        trained = copy.deepcopy(small).eval()
+        trained.load_state_dict(load_checkpoint(run / "best.pt")["state_dict"])
+        path = folder / f"pruned-{target:g}.onnx"
+        report = export_model(trained, path, ExportConfig(mode="aom"), overwrite=True)
+        budgets.append({"target": target, "target_macs": macs, "pruning_ratio": ratio, "round_to": round_to,
+                        "structure": conv_channels(trained), "trainer_test_top1": results["test_acc_aom"],
+                        **onnx_facts(report, path, splits.test), **training_time(run)})
+    headline = next(b for b in budgets if b["target"] == BUDGET)
+    return {**{k: headline[k] for k in ("onnx", "macs", "params", "test_top1", "structure")},
+            "epochs": str(tune), "finetune_epochs": tune, "budgets": budgets, **start_facts(start),
+            "train_wall_s": sum(b["train_wall_s"] for b in budgets),
+            "train_quiet_s": sum(b["train_quiet_s"] for b in budgets)}
+
+
+def run_row(study: Study, model: str, seed: int, row: str) -> dict[str, Any]:
+    return pruning_unit(study, model, seed) if row == "torch-pruning-multi" else recipe_unit(study, model, seed, row)
+
+
+def summary(units: list[dict[str, Any]], table: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per model: the best 0.5-budget DOM of the from-trained rows at F epochs against the baseline and
+    torch-pruning (paired by seed), and each budget of the multi-budget run against torch-pruning at its
+    MACs; across models the worse network's figures (None until a model has its rows)."""
+    by = {(r["model"], r["row"]): r for r in table}
+    facts: dict[str, Any] = {"models": {}}
+    for model in dict.fromkeys(r["model"] for r in table):
+        base, pruning = by.get((model, "baseline")), by.get((model, "torch-pruning"))
+        doms = [by[(model, r)] for r in HEADLINE_ROWS if (model, r) in by]
+        best = max(doms, key=lambda r: r["test_top1"]["mean"]) if doms else None
+        if best is None or base is None:
+            continue
+        facts["models"][model] = {
+            "best_row": best["row"], "best_top1": best["test_top1"]["mean"] * 100,
+            "gap_points": paired_points(base, best),
+            "minus_torch_pruning_points": paired_points(best, pruning) if pruning else None,
+            "multi_minus_torch_pruning": budget_differences(units, model),
+        }
+    per = facts["models"].values()
+    gaps = [m["gap_points"] for m in per if m["gap_points"] is not None]
+    margins = [m["minus_torch_pruning_points"] for m in per if m["minus_torch_pruning_points"] is not None]
+    facts["pretrained_best_dom_gap_points"] = max(gaps) if gaps else None
+    facts["pretrained_dom_minus_torch_pruning_points"] = min(margins) if margins else None
+    return facts
+
+
+def budget_differences(units: list[dict[str, Any]], model: str) -> dict[str, float]:
+    """pretrained-multi's DOM minus torch-pruning-multi's net, budget by budget, in points (mean over the
+    seeds both have)."""
+    mine = {u["seed"]: u for u in units if u["model"] == model and u["row"] == "pretrained-multi"}
+    theirs = {u["seed"]: u for u in units if u["model"] == model and u["row"] == "torch-pruning-multi"}
+    out: dict[str, list[float]] = {}
+    for seed in sorted(set(mine) & set(theirs)):
+        pruned = {b["target"]: b for b in theirs[seed]["budgets"]}
+        for budget in mine[seed]["budgets"]:
+            if budget["target"] in pruned:
+                out.setdefault(f"{budget['target']:g}", []).append(
+                    (budget["test_top1"] - pruned[budget["target"]]["test_top1"]) * 100)
+    return {k: sum(v) / len(v) for k, v in out.items()}
+
+
+def print_summary(units: list[dict[str, Any]], table: list[dict[str, Any]]) -> None:
+    """The from-trained lines of the study's summary; its last two lines are the issue's headline."""
+    facts = summary(units, table)
+    show = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+    for model, m in facts["models"].items():
+        budgets = ", ".join(f"{k}: {v:+.2f}" for k, v in m["multi_minus_torch_pruning"].items()) or "n/a"
+        print(f"from trained, {model}: best {m['best_row']} {m['best_top1']:.2f}%, {show(m['gap_points'])} points "
+              f"under the baseline, {show(m['minus_torch_pruning_points'])} above torch-pruning; multi-budget "
+              f"minus torch-pruning at its MACs: {budgets}")
+    print(f"pretrained_best_dom_gap_points: {show(facts['pretrained_best_dom_gap_points'])}")
+    print(f"pretrained_dom_minus_torch_pruning_points: {show(facts['pretrained_dom_minus_torch_pruning_points'])}")

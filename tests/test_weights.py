@@ -1,0 +1,70 @@
+"""Trained weights from a file (``wascompress/weights.py``): what is read, and the one-line refusals."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wascompress.errors import CheckpointError
+from wascompress.models import create_model
+from wascompress.was import WASConfig, apply_was_
+from wascompress.weights import load_weights_, mismatch, read_weights
+
+
+def tiny(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return create_model("tiny", num_classes=10).eval()
+
+
+@pytest.mark.parametrize("wrap", ["plain", "state_dict", "model", "ddp"])
+def test_state_dict_files_load_into_a_model_with_was(tmp_path, wrap):
+    source = tiny(1)
+    state = source.state_dict()
+    saved = {"plain": state, "state_dict": {"state_dict": state, "epoch": 3}, "model": {"model": state},
+             "ddp": {f"module.{k}": v for k, v in state.items()}}[wrap]
+    torch.save(saved, tmp_path / "w.pth")
+    weights = read_weights(tmp_path / "w.pth")
+    assert weights.kind == "state_dict" and len(weights.sha256) == 64
+    target = tiny(2)
+    apply_was_(target, WASConfig(crop=(0.4, 0.6)))
+    load_weights_(target, weights)
+    x = torch.randn(4, 3, 32, 32)
+    assert torch.equal(target.eval()(x), source(x))  # AOM of the loaded PW is the source model, bit for bit
+
+
+def test_safetensors_file(tmp_path):
+    safetensors = pytest.importorskip("safetensors.torch")  # an optional dependency (timm brings it)
+    source = tiny(1)
+    safetensors.save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    weights = read_weights(tmp_path / "w.safetensors")
+    assert weights.kind == "safetensors"
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(load_weights_(tiny(2), weights).eval()(x), source(x))
+
+
+def test_mismatch_names_missing_unexpected_and_shapes():
+    state = tiny().state_dict()
+    state.pop("fc.bias")
+    state["extra.weight"] = torch.zeros(1)
+    state["conv1.conv.weight"] = torch.zeros(4, 3, 3, 3)
+    problem = mismatch(tiny(), state)
+    assert problem == ("1 missing: fc.bias; 1 unexpected: extra.weight; "
+                       "1 shape: conv1.conv.weight (4, 3, 3, 3) vs the model's (8, 3, 3, 3)")
+    assert mismatch(tiny(), tiny(3).state_dict()) is None
+
+
+def test_bad_files_are_one_line(tmp_path):
+    with pytest.raises(CheckpointError, match="weights file not found"):
+        read_weights(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError, match="not a readable weights file"):
+        read_weights(tmp_path / "junk.pt")
+    torch.save({"a": 1, "b": "text"}, tmp_path / "numbers.pt")
+    with pytest.raises(CheckpointError, match="is not a state_dict"):
+        read_weights(tmp_path / "numbers.pt")
+    torch.save(tiny(), tmp_path / "module.pt")  # a pickled module, not a tensor dict: weights_only refuses it
+    with pytest.raises(CheckpointError, match="is not a tensor dict"):
+        read_weights(tmp_path / "module.pt")
+    torch.save(create_model("vgg16", num_classes=10, width=0.25).state_dict(), tmp_path / "vgg.pt")
+    with pytest.raises(CheckpointError, match=r"does not fit tiny: \d+ missing: conv1.conv.weight"):
+        load_weights_(tiny(), read_weights(tmp_path / "vgg.pt"), "tiny")

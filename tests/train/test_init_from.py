@@ -1,0 +1,226 @@
+"""Compressing a model you already have: ``--init-from`` trained weights, a frozen ``--teacher``, several
+MAC budgets from one run (one deployed DOM each), and their exports."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.conftest import assert_one_line_error, kill_midway, run_cli
+from wascompress.checkpoint import load_checkpoint
+from wascompress.models import create_model
+from wascompress.train.config import TrainConfig
+from wascompress.train.distributed import init_distributed
+from wascompress.train.run_folder import RunFolder
+from wascompress.train.step import Distillation, Sandwich, sandwich_step
+from wascompress.train.trainer import TrainingSession, train
+from wascompress.was import WASConfig, apply_was_, dom_draws, plain_state_dict, set_draws_, use_pw_
+from wascompress.weights import read_weights
+
+CROP = WASConfig(crop=(0.4, 0.6))
+TINY = dict(model="tiny", dataset="synthetic", lr=0.05, batch_size=64, bn_batches=2, channels_last=False)
+
+
+@pytest.fixture
+def trained_tiny(tmp_path):
+    """A "trained" tiny model's state_dict file (random weights, BatchNorm statistics moved off their defaults)."""
+    torch.manual_seed(11)
+    model = create_model("tiny", num_classes=10).train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(16, 3, 32, 32) * 2 + 0.5)
+    path = tmp_path / "trained.pth"
+    torch.save(model.state_dict(), path)
+    return model.eval(), path
+
+
+def test_init_from_starts_pw_at_the_source_model_bit_for_bit(tmp_path, trained_tiny):
+    source, path = trained_tiny
+    config = TrainConfig(**TINY, epochs=1, limit_train=200, was=CROP, dom_seeds=(3,), init_from=str(path))
+    ctx = init_distributed("cpu")
+    session = TrainingSession(config, RunFolder(tmp_path / "run"), ctx, None)  # set up, before any step
+    use_pw_(session.core)
+    x = torch.randn(8, 3, 32, 32)
+    assert torch.equal(session.core.eval()(x), source(x))  # the AOM is the source model
+    assert session.config.init_sha256 == read_weights(path).sha256
+    assert not (tmp_path / "run").exists()  # setting up writes nothing
+    ctx.close()
+    train(config, tmp_path / "run")
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert stored["init_from"] == str(path) and stored["init_sha256"] == read_weights(path).sha256
+
+
+@pytest.mark.parametrize("case,fragment", [
+    ("other-architecture", "does not fit tiny: "),
+    ("missing-keys", "1 missing: fc.bias"),
+    ("not-tensors", "is not a tensor dict"),
+    ("missing-path", "weights file not found"),
+])
+def test_a_wrong_start_file_is_one_line_and_writes_nothing(tmp_path, run_main, case, fragment):
+    path = tmp_path / "w.pt"
+    if case == "other-architecture":
+        torch.save(create_model("vgg16", num_classes=10, width=0.25).state_dict(), path)
+    elif case == "missing-keys":
+        state = create_model("tiny", num_classes=10).state_dict()
+        state.pop("fc.bias")
+        torch.save(state, path)
+    elif case == "not-tensors":
+        torch.save(create_model("tiny", num_classes=10), path)
+    run = tmp_path / "run"
+    result = run_main("train", "--out", str(run), "--model", "tiny", "--dataset", "synthetic", "--epochs", "1",
+                      "--limit-train", "100", "--crop", "0.4", "0.6", "--init-from", str(path))
+    assert_one_line_error(result, fragment)
+    assert not run.exists()
+
+
+def test_teacher_init_needs_init_from(tmp_path, run_main):
+    result = run_main("train", "--out", str(tmp_path / "run"), "--model", "tiny", "--dataset", "synthetic",
+                      "--crop", "0.4", "0.6", "--dom-seed", "1", "--teacher", "init")
+    assert_one_line_error(result, "--teacher init distils from the start weights: it needs --init-from FILE")
+
+
+def test_a_frozen_teacher_gets_no_gradient_and_is_what_the_sw_learn_from():
+    torch.manual_seed(0)
+    model = create_model("tiny", num_classes=10).double()
+    apply_was_(model, CROP)
+    teacher = copy.deepcopy(model).eval()  # stands for the start weights (here also PW's)
+    with torch.no_grad():
+        for p in teacher.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    images, labels = torch.randn(8, 3, 32, 32, dtype=torch.float64), torch.randint(0, 10, (8,))
+    draws = dom_draws(model, 4)
+    distill = Distillation(weight=0.5, temperature=2.0)
+    recipe = Sandwich(fixed=(draws,), random_samples=0, distill=distill, teacher=teacher, in_place=False)
+    separate = copy.deepcopy(model)
+    sandwich_step(model.train(), images, labels, torch.optim.SGD(model.parameters(), lr=0.0), None, recipe)
+    assert all(p.grad is None for p in teacher.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())  # eval mode: BN untouched
+
+    separate.train()
+    use_pw_(separate)
+    total = F.cross_entropy(separate(images), labels)  # AOM on the labels alone
+    set_draws_(separate, draws)
+    total = total + distill.loss(separate(images), labels, teacher(images))  # the DOM from the frozen teacher
+    total.backward()
+    for a, b in zip(model.parameters(), separate.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_teacher_is_not_saved(tmp_path, trained_tiny):
+    _, path = trained_tiny
+    config = TrainConfig(**TINY, epochs=1, limit_train=200, was=CROP, dom_seeds=(3,), init_from=str(path),
+                         teacher="init", distill=True)
+    train(config, tmp_path / "run")
+    checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
+    model = create_model("tiny", num_classes=10)
+    assert checkpoint["state_dict"].keys() == plain_state_dict(model).keys()
+    assert len(checkpoint["optimizer"]["param_groups"][0]["params"]) == len(list(model.parameters()))
+    step = json.loads((tmp_path / "run" / "config.json").read_text())["step"]
+    assert step == ("AOM on the labels + DOM seed 3, distilled from the frozen start weights and the AOM forward "
+                    "(weight 0.5, T 1)")
+
+
+RESUME_ARGS = ["train", "--model", "tiny", "--dataset", "synthetic", "--epochs", "2", "--batch-size", "32",
+               "--lr", "0.05", "--crop", "0.4", "0.6", "--augment", "--bn-batches", "2", "--limit-train", "800",
+               "--save-every", "4", "--dom-seed", "2", "--teacher", "init", "--no-channels-last"]
+
+
+def test_sigkill_then_resume_is_bit_identical_with_init_from_and_teacher(tmp_path, trained_tiny):
+    _, path = trained_tiny
+    args = [*RESUME_ARGS, "--init-from", str(path)]
+    reference = run_cli(*args, "--out", str(tmp_path / "ref"))
+    assert reference.returncode == 0, reference.stderr
+    run = tmp_path / "killed"
+    kill_midway([*args, "--out", str(run)], run / "last.pt", 0.3)
+    killed_at = load_checkpoint(run / "last.pt")
+    assert (killed_at["epoch"], killed_at["step_in_epoch"]) < (2, 0), "the run finished before it was killed"
+    resumed = run_cli(*args, "--out", str(run), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = load_checkpoint(tmp_path / "ref" / "last.pt"), load_checkpoint(run / "last.pt")
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    # the start file changed under a run that needs it for its teacher: refused, in one line
+    torch.save(create_model("tiny", num_classes=10).state_dict(), path)
+    changed = run_cli(*args, "--out", str(run), "--resume", "--epochs", "3")
+    assert_one_line_error(changed, "changed since the run started")
+
+
+SHARED = ["--crop", "0.2", "1.0", "--was-shared"]  # tiny's seeds 0-7 then span 0.31-1.0 of the MACs
+
+
+def test_three_budgets_train_in_one_run_and_export_at_or_under_each(tmp_path, capsys):
+    from wascompress.cli import main
+
+    run = tmp_path / "run"
+    code = main(["train", "--out", str(run), "--model", "tiny", "--dataset", "synthetic", "--epochs", "1",
+                 "--limit-train", "300", "--batch-size", "64", "--bn-batches", "2", "--no-channels-last", *SHARED,
+                 "--dom-target-macs", "0.75", "0.5", "0.35", "--dom-search-seeds", "8", "--distill"])
+    assert code == 0, capsys.readouterr().err
+    config = json.loads((run / "config.json").read_text())
+    chosen = config["config"]["dom_budget"]["chosen"]
+    assert [c["target"] for c in chosen] == [0.75, 0.5, 0.35] and all(c["ratio"] <= c["target"] for c in chosen)
+    seeds = [c["seed"] for c in chosen]
+    assert config["config"]["dom_seeds"] == seeds and len(set(seeds)) == 3
+    assert config["step"].startswith(f"AOM on the labels + DOM seed {seeds[0]} + DOM seed {seeds[1]} + DOM seed {seeds[2]}")
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert sorted(metrics[-1]["val_acc_doms"]) == sorted(map(str, seeds)) and metrics[-1]["passes_per_step"] == 4
+    results = json.loads((run / "results.json").read_text())
+    assert [b["target"] for b in results["budgets"]] == [0.75, 0.5, 0.35]
+    assert all(b["test_acc"] == results["test_acc_doms"][str(b["seed"])] for b in results["budgets"])
+    capsys.readouterr()
+    for budget, seed in zip((0.75, 0.5, 0.35), seeds):
+        out = tmp_path / f"dom-{budget}.onnx"
+        assert main(["export", str(run / "best.pt"), "--target-macs", str(budget), "--out", str(out)]) == 0
+        assert f"DOM seed {seed}, trained for budget {budget:g}" in capsys.readouterr().err
+        report = json.loads(out.with_suffix(".json").read_text())
+        assert report["seed"] == seed and report["mac_ratio_vs_dense"] <= budget
+        assert report["verification"]["top1_identical"]  # ONNX Runtime matches the DOM in PyTorch
+        assert report["verification"]["max_abs_diff_scaled"] <= report["verification"]["tolerance"]
+
+
+def test_budget_no_seed_reaches_is_one_line_before_training(tmp_path, run_main):
+    run = tmp_path / "run"
+    result = run_main("train", "--out", str(run), "--model", "tiny", "--dataset", "synthetic", "--epochs", "1",
+                      "--limit-train", "100", *SHARED, "--dom-target-macs", "0.75", "0.1", "--dom-search-seeds", "8")
+    assert_one_line_error(result, "no DOM seed of the 8 tried reaches 0.1 of the AOM's MACs")
+    assert not run.exists()
+
+
+def test_export_target_macs_no_trained_dom_fits(tmp_path, run_main):
+    run = tmp_path / "run"
+    train(TrainConfig(**TINY, epochs=1, limit_train=200, was=WASConfig(crop=(0.2, 1.0), shared=True),
+                      dom_target_macs=(0.75,), dom_search_seeds=8), run)
+    result = run_main("export", str(run / "best.pt"), "--target-macs", "0.4", "--out", str(tmp_path / "x.onnx"))
+    assert_one_line_error(result, "trained no DOM at or under 0.4 of the AOM's MACs (its budgets: 0.75 (seed")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_configurations_of_earlier_runs_read_in_todays_names():
+    old = TrainConfig(**TINY, was=CROP, dom_seeds=(3,), train_pw=False).to_dict()
+    for key in ("init_from", "init_sha256", "teacher", "model_kwargs"):
+        old.pop(key)
+    old.update(init_checkpoint="/runs/a/best.pt", teacher="checkpoint", distill=True, dom_target_macs=0.5)
+    config = TrainConfig.from_dict(old)  # a fine-tuning run distilled from its source checkpoint
+    assert (config.init_from, config.teacher, config.distill) == ("/runs/a/best.pt", "init", False)
+    assert config.dom_target_macs == (0.5,)
+    old.update(teacher="aom", distill=True, train_pw=True)
+    assert TrainConfig.from_dict(old).teacher is None and TrainConfig.from_dict(old).distill
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--model-kwargs", "{drop"], "not JSON"),
+    (["--model-kwargs", "[1]"], "must be a JSON object"),
+    (["--crop", "0.4", "0.6", "--dom-target-macs", "0.5", "0.5"], "distinct budgets"),
+    (["--teacher", "teacher.pt"], "--teacher needs WAS settings"),
+])
+def test_bad_compression_input(tmp_path, run_main, args, fragment):
+    result = run_main("train", "--out", str(tmp_path / "run"), "--model", "tiny", "--dataset", "synthetic", *args)
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "run").exists()
