@@ -56,6 +56,12 @@ def recipes(r: dict[str, Any]) -> list[str]:
     for name, recipe in r["recipes"].items():
         lines.append(f"| {name} | {r['recipe_descriptions'][name]} | {recipe['step_s_median']:.3f} s | "
                      f"**{recipe['vs_plain']:.3f}** | {recipe['paired_ratio_median']:.3f} |")
+    if "three_budget_expected_vs_plain" in r:
+        extra = r["three_budget_step_vs_plain"] - r["three_budget_expected_vs_plain"]
+        lines += ["", f"The three-budget step (`train --dom-target-macs 0.75 0.5 0.35`) costs "
+                  f"{r['three_budget_step_vs_plain']:.2f} x a plain step where its MACs predict 1 + the sum of its DOMs' "
+                  f"MAC ratios = {r['three_budget_expected_vs_plain']:.2f} ({extra:+.2f}): each SW pass runs its convs at "
+                  "their own size, but BatchNorm, ReLU and the residual additions of every pass run at full size."]
     return lines + [""]
 
 
@@ -466,6 +472,48 @@ def goal_sentence(facts: dict[str, Any], points: float, budget: float) -> str:
             f"the same net trained alone, on both networks) **is {verdict}**: " + "; ".join(parts) + ".")
 
 
+def pretrained_lines(units: list[dict[str, Any]], table: list[dict[str, Any]]) -> list[str]:
+    """The from-trained rows (``study_pretrained.py``): each against the baseline and torch-pruning, the
+    multi-budget run budget by budget against torch-pruning at its MACs, and the issue's goal."""
+    from study_dom import GOAL_POINTS, paired_difference
+    from study_pretrained import ROWS, summary
+
+    rows = [r for r in table if r["row"] in ROWS]
+    if not rows:
+        return []
+    lines = ["", "**From the trained baseline** (`study_pretrained.py`: every row starts from the torch-pruning row's "
+             "dense run, E - F epochs, and trains F epochs (or 2F) at torch-pruning's fine-tuning rate):", ""]
+    for row in rows:
+        by = {r["row"]: r for r in table if r["model"] == row["model"]}
+        paired = {name: paired_difference(row, by[name]) for name in ("baseline", "torch-pruning") if name in by}
+        parts = ", ".join(f"{name} {p['mean']:+.2f}" for name, p in paired.items() if p is not None)
+        lines.append(f"- {row['model']} {row['row']} ({row['epochs']} epochs): {row['test_top1']['mean'] * 100:.2f} % at "
+                     f"{row['mac_ratio']:.3f} of the MACs (points against {parts or 'nothing yet'}).")
+    for unit in (u for u in units if u["row"] == "pretrained-multi"):
+        pruned = next((u for u in units if u["model"] == unit["model"] and u["seed"] == unit["seed"]
+                       and u["row"] == "torch-pruning-multi"), None)
+        theirs = {b["target"]: b for b in pruned["budgets"]} if pruned else {}
+        for budget in unit["budgets"]:
+            other = theirs.get(budget["target"])
+            latency = lambda b: f"{b['latency_ratio_b32']:.2f}" if "latency_ratio_b32" in b else "not measured"  # noqa: E731
+            text = (f"  - {unit['model']} seed {unit['seed']}, budget {budget['target']:g}: DOM "
+                    f"{budget['test_top1'] * 100:.2f} % at {budget['macs'] / 1e6:.1f} M MACs, latency b32 {latency(budget)}")
+            if other is not None:
+                text += (f"; torch-pruning at its MACs {other['test_top1'] * 100:.2f} % "
+                         f"({(budget['test_top1'] - other['test_top1']) * 100:+.2f} points), latency b32 {latency(other)}")
+            lines.append(text + ".")
+    facts = summary(units, table)
+    gap, margin = facts["pretrained_best_dom_gap_points"], facts["pretrained_dom_minus_torch_pruning_points"]
+    if gap is not None:
+        met = gap <= GOAL_POINTS and margin is not None and margin >= 0
+        lines += ["", f"From trained, the best 0.5-budget DOM at F epochs is {gap:.2f} points under its baseline on the "
+                  f"worse network and {'n/a' if margin is None else f'{margin:+.2f}'} against torch-pruning at equal "
+                  f"epochs: the goal (within {GOAL_POINTS:g} point, above torch-pruning) is "
+                  f"**{'met' if met else 'not met'}** on the networks measured so far "
+                  f"({', '.join(facts['models'])})."]
+    return lines
+
+
 def study_dom() -> list[str]:
     """The DOM study, from its unit files (benchmarks/results/study_dom/)."""
     import sys
@@ -522,6 +570,7 @@ def study_dom() -> list[str]:
         sentences = dom_row_sentences(facts["table"], model, study.DOM_ROWS, study.CONTROLS, study.COMPETITORS)
         lines += [f"  - {sentence}" for sentence in sentences]
     lines += ["", goal_sentence(facts, study.GOAL_POINTS, study.BUDGET)]
+    lines += pretrained_lines(units, facts["table"])
     plot = HERE / "study_dom.png"
     atomic_write_bytes(plot, study_dom_plot(facts["table"]))
     lines += ["", f"Plot: `{plot.name}` (test top-1 against MACs and against measured latency, one marker per row).",

@@ -26,7 +26,7 @@ VERSION = 1
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
-    """Write a checkpoint dict (see :func:`make_checkpoint`) atomically."""
+    """Write a checkpoint dict (as `TrainingSession.checkpoint` builds it) atomically."""
     atomic_torch_save({"format": FORMAT, "version": VERSION, **checkpoint}, path)
 
 

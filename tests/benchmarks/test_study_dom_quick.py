@@ -9,7 +9,9 @@ import sys
 from tests.conftest import REPO
 
 ROWS = {"baseline", "sandwich", "scratch", "torch-pruning", "sandwich-ft", "paper-crop", "paper-ct",
-        "torch-pruning-walltime", "sandwich-pair", "thin"}
+        "torch-pruning-walltime", "sandwich-pair", "thin",
+        "pretrained-pair", "pretrained-teacher", "pretrained-multi", "torch-pruning-multi",  # study_pretrained.py
+        "pretrained-pair-2F", "pretrained-teacher-2F", "pretrained-multi-2F"}
 EXTRA_ROWS = {"sandwich-pair-aligned", "scratch-aligned", "sandwich-pair-mixed", "scratch-mixed",
               "torch-pruning-mixed"}  # run when named
 
@@ -21,8 +23,9 @@ def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
-    assert [line.split(":")[0] for line in lines[-3:]] == [
-        "min_baseline_top1", "best_dom_gap_points", "dom_minus_torch_pruning_points"]
+    assert [line.split(":")[0] for line in lines[-5:]] == [
+        "min_baseline_top1", "best_dom_gap_points", "dom_minus_torch_pruning_points",
+        "pretrained_best_dom_gap_points", "pretrained_dom_minus_torch_pruning_points"]
     units = {p.stem: json.loads(p.read_text()) for p in (runs / "results" / "tiny").glob("*.json")}
     assert {name.rsplit("-seed", 1)[0] for name in units} == ROWS
     extra = subprocess.run([*command, "--rows", *sorted(EXTRA_ROWS)], cwd=REPO, capture_output=True, text=True,
@@ -60,4 +63,19 @@ def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
     assert walltime["budget_dense_epochs"] == 2 * recipe_ratio  # E = 2 recipe epochs, in dense epochs
     # a second invocation finds every unit done: it trains nothing and prints the same summary
     again = subprocess.run([*command, "--summary"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and again.stdout.strip().splitlines()[-3:] == lines[-3:]
+    assert again.returncode == 0 and again.stdout.strip().splitlines()[-5:] == lines[-5:]
+    # from trained: every row starts from torch-pruning's dense run and trains F (or 2F) epochs
+    from wascompress.checkpoint import file_sha256
+
+    start = file_sha256(runs / "tiny" / "torch-pruning" / "seed0" / "dense" / "best.pt")
+    for row in ("pretrained-pair", "pretrained-teacher", "pretrained-multi", "torch-pruning-multi"):
+        assert units[f"{row}-seed0"]["start_sha256"] == start and units[f"{row}-seed0"]["finetune_epochs"] == 1, row
+        if row != "torch-pruning-multi":
+            assert units[f"{row}-2F-seed0"]["finetune_epochs"] == 2, row
+    assert units["pretrained-teacher-seed0"]["distill"] == "frozen start"
+    multi, pruned = units["pretrained-multi-seed0"], units["torch-pruning-multi-seed0"]
+    assert [b["target"] for b in multi["budgets"]] == [0.75, 0.5, 0.35]
+    for budget, competitor in zip(multi["budgets"], pruned["budgets"]):  # each budget against torch-pruning at its MACs
+        assert budget["macs"] <= budget["target"] * base["macs"] and budget["latency_ratio_b32"] > 0
+        assert competitor["target"] == budget["target"] and competitor["target_macs"] == budget["macs"]
+        assert competitor["macs"] <= budget["macs"] and competitor["latency_ratio_b32"] > 0
