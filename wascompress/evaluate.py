@@ -1,7 +1,7 @@
 """Evaluating a model in a mode: AOM (PW) or a DOM seed, with BatchNorm statistics re-estimated for it.
 
 Every evaluation runs in ``eval()`` mode. Before it, the BatchNorm running statistics are re-estimated
-for the weights that will run (METHOD.md §3.8) on fixed calibration batches drawn from the training
+for the weights that will run (docs/method.md §3.8) on fixed calibration batches drawn from the training
 set by a seed, so the same model, mode and seed always give the same accuracy.
 """
 

@@ -99,7 +99,7 @@ def test_zero_crop_window_positions_are_all_reached():
 
 
 def test_resize_crop_reproduces_reference_full_kernel_rate():
-    # METHOD.md §2: with scale (0.8, 1.0) on 3x3 kernels, 84.5 % of the reference's draws are the full kernel
+    # the paper's code (docs/method.md §2): with scale (0.8, 1.0) on 3x3 kernels, 84.5 % of the reference's draws are the full kernel
     g = torch.Generator().manual_seed(0)
     boxes = [T.sample_crop(g, (3, 3), (0.8, 1.0), resize=True) for _ in range(20000)]
     full = sum((b.height, b.width) == (3, 3) for b in boxes) / len(boxes)

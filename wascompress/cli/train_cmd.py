@@ -83,7 +83,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                           "multiplier: DOM seeds then span the MAC range (several --dom-target-macs budgets)")
     was.add_argument("--dom-align", action="store_true", default=None,
                      help="DOM seeds place crop windows so their half-pixel shifts cancel (random draws stay random)")
-    sub = p.add_argument_group("training the deployed DOM on purpose (sandwich steps; METHOD.md §6)")
+    sub = p.add_argument_group("training the deployed DOM on purpose (sandwich steps; docs/method.md §6)")
     sub.add_argument("--dom-seed", type=int, nargs="+", metavar="N",
                      help="DOM draw(s) to deploy, trained in every step next to PW (and --was-samples random SW)")
     sub.add_argument("--dom-target-macs", type=float, nargs="+", metavar="R",

@@ -1,7 +1,7 @@
 """Export AOM or DOM models to verified ONNX files (the Python API under ``wascompress export``).
 
 AOM runs the Plain Weights with the checkpoint's (AOM) BatchNorm statistics. DOM seed N freezes the
-Shadow Weights that seed N draws (METHOD.md §3.7) after re-estimating BatchNorm for them. The
+Shadow Weights that seed N draws (docs/method.md §3.7) after re-estimating BatchNorm for them. The
 ``sparse`` format keeps the SW's zeros in dense Conv ops; ``pruned`` makes the graph physically
 smaller: zero filters are removed (:mod:`.filters`), zero kernel borders shrink the kernels
 (:mod:`.shrink`), and input crops move into the convs that produce those inputs (:mod:`.absorb`). Every

@@ -1,7 +1,7 @@
 """Kernel shrinking: a conv whose kernel has layer-wide zero border rows/columns becomes a smaller conv.
 
 A zero-mode crop or a translate leaves the same rows and columns zero in every filter of a layer
-(METHOD.md §4). Taps ``top:top+h, left:left+w`` of a k×k kernel are exactly an h×w conv whose input
+(docs/method.md §4). Taps ``top:top+h, left:left+w`` of a k×k kernel are exactly an h×w conv whose input
 is padded by ``pad - top·dilation`` before and ``pad - (k - top - h)·dilation`` after along each axis;
 a negative amount crops the input instead. :class:`ShrunkConv2d` is that conv; the ONNX export folds
 its non-negative pads into the Conv node's own (asymmetric) ``pads`` and does a crop with a depthwise

@@ -63,7 +63,7 @@ class TrainConfig:
     amp: bool | None = None  # mixed precision; None: on for CUDA
     channels_last: bool | None = None  # None: on for CUDA; on the CPU the faster, timed (train/memory_format.py)
     deterministic: bool = True  # deterministic algorithms (bit-identical resume on the CPU)
-    # --- training the deployed sub-network on purpose (METHOD.md §6; sandwich steps, train/step.py)
+    # --- training the deployed sub-network on purpose (docs/method.md §6; sandwich steps, train/step.py)
     dom_seeds: tuple[int, ...] = ()  # DOM draws trained in every step (the first is evaluated and selects)
     was_samples: int | None = None  # random SW draws per step; None: 0 beside a fixed DOM, else 1
     train_pw: bool = True  # sandwich steps train PW on the labels too (off: fine-tuning a frozen DOM)

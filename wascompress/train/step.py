@@ -3,7 +3,7 @@
 Two kinds of step, kept apart from the trainer so that benchmarks time exactly the step the trainer runs:
 
 - :func:`training_step`, the paper's: one forward with a random SW (or PW, with the chance ``1 - prob``).
-- :func:`sandwich_step` (METHOD.md §6): several forwards of one batch, each followed by its backward so
+- :func:`sandwich_step` (docs/method.md §6): several forwards of one batch, each followed by its backward so
   that only one graph is alive at a time, their gradients summed in PW before one optimizer step: PW on
   the labels (AOM), then each fixed DOM draw the user will deploy, then random SW draws; with in-place
   distillation every SW forward also learns from the AOM forward's detached soft predictions, and with a

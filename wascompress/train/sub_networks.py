@@ -1,4 +1,4 @@
-"""Training the deployed sub-networks on purpose (METHOD.md §6): the DOM seed each MAC budget picks, the
+"""Training the deployed sub-networks on purpose (docs/method.md §6): the DOM seed each MAC budget picks, the
 frozen teacher, the sandwich recipe a configuration asks for, and its one-line description."""
 
 from __future__ import annotations

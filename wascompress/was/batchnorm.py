@@ -1,4 +1,4 @@
-"""BatchNorm statistics belong to a mode (METHOD.md §3.8).
+"""BatchNorm statistics belong to a mode (docs/method.md §3.8).
 
 Running statistics gathered while training with random Shadow Weights fit neither PW nor any one frozen
 SW. :func:`recalibrate_bn_` re-estimates them for whatever the model currently runs (AOM, or a DOM seed

@@ -1,6 +1,6 @@
 """Weight transforms: how a Shadow Weight (SW) is made from a Plain Weight (PW).
 
-Each transform comes in two halves (METHOD.md §3, STYLE.md §1): a *sampler* that draws the
+Each transform comes in two halves (docs/method.md §3): a *sampler* that draws the
 transform's parameters from a ``torch.Generator``, and a *pure function* that applies drawn parameters
 to a conv weight ``[out, in/groups, kH, kW]``. One draw is shared by every filter of a layer, so the
 zeroed rows/columns of a zero-mode crop or a translate are the same in every filter, which is what lets

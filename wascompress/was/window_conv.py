@@ -2,7 +2,7 @@
 
 A zero-mode crop or a translate leaves one window of taps per layer (the same in every filter), and a
 filter keep leaves some output filters. A conv whose SW is such a window is exactly a smaller conv on an
-input padded (or cropped) by the amounts :func:`window_pads` gives (METHOD.md §4), and a conv whose SW
+input padded (or cropped) by the amounts :func:`window_pads` gives (docs/method.md §4), and a conv whose SW
 keeps some filters is a conv with those filters only, the others' outputs being their bias. So a WAS
 layer in a sub-network forward runs the h×w conv of the kept filters directly on a slice of PW
 (:class:`WindowConvForward`) instead of the k×k conv of a masked weight: training and evaluating a
