@@ -146,3 +146,26 @@ def test_a_producer_that_crops_its_own_input_crops_more():
     assert model.producer.crop.kernel_size == (1, 2) and model.producer.crop.dilation == (1, 2)  # two columns
     assert model.producer.pads == (-2, 1, 1, 1)
     check_equal(model, reference, 9)
+
+
+def test_crops_that_would_use_up_a_small_map_stay_where_they_are():
+    """vgg16's last stage runs on 2x2 maps: 1-wide windows at the edge of consecutive convs ask each producer
+    to skip a column it then no longer has. Checked on the probe, such an absorption is undone and the pruned
+    graph computes what the zero-tap model computes."""
+    from wascompress.export.exporter import ExportConfig, mode_model, prune_model
+    from wascompress.models import create_model
+    from wascompress.was import WASConfig, apply_was_
+
+    net = create_model("vgg16", num_classes=10, width=0.25)
+    apply_was_(net, WASConfig(crop=(0.2, 1.0)))
+    config = ExportConfig(mode="dom", seed=2, recalibrate_bn=False, input_shape=(3, 32, 32))
+    frozen = mode_model(net, config, None).eval()
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        expected = frozen(x)
+    pruned, changes = prune_model(copy.deepcopy(frozen), config)
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(x), expected, rtol=1e-4, atol=1e-4)
+    assert count_macs(pruned, (3, 32, 32)) < count_macs(frozen, (3, 32, 32))
+    absorbed = {c["consumer"] for c in changes["absorbed_crops"]}
+    assert "features.15.conv" not in absorbed  # its crop could not move into features.14 (a 2-wide map)

@@ -6,7 +6,9 @@ eval mode, activations) and nothing else reads it, the producer can simply compu
 positions: dropping ``c`` leading outputs of a conv with stride ``s`` is the same conv with ``c·s`` less
 leading padding, and likewise at the trailing end. The crop op disappears and the producer does less
 work. Where the producer's padding runs out, its own input crop grows if it has one (no new op);
-otherwise, or where the data flow cannot be traced (``torch.fx``), the crop conv stays.
+otherwise, or where the data flow cannot be traced (``torch.fx``), the crop conv stays. Given a probe
+input, every absorption is checked on it and undone if the model no longer runs or computes anything
+else (on small feature maps, crops moved back through several convs can use up the whole map).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+import torch
 import torch.fx
-from torch import nn
+from torch import Tensor, nn
 
 from wascompress.export.shrink import KernelWindow, ShrunkConv2d
 
@@ -72,13 +75,28 @@ def _absorb(producer: ShrunkConv2d, crops: tuple[int, int, int, int]) -> bool:
     return True
 
 
-def absorb_crops_(model: nn.Module) -> list[CropAbsorption]:
-    """Move, in place, every shrunk conv's input crop into the conv producing that input, where exact."""
+def _same_output(model: nn.Module, probe: Tensor, reference: Tensor) -> bool:
+    try:
+        with torch.no_grad():
+            out = model(probe)
+    except RuntimeError:  # e.g. a kernel larger than what is left of its input
+        return False
+    scale = max(1.0, float(reference.abs().max()))
+    return out.shape == reference.shape and float((out - reference).abs().max()) / scale <= 1e-4
+
+
+def absorb_crops_(model: nn.Module, probe: Tensor | None = None) -> list[CropAbsorption]:
+    """Move, in place, every shrunk conv's input crop into the conv producing that input, where exact
+    (checked on ``probe``, where given)."""
     try:
         graph = _Tracer().trace(model)
     except Exception:  # data-dependent control flow and the like: keep the crop convs
         return []
     modules = dict(model.named_modules())
+    reference = None
+    if probe is not None:
+        with torch.no_grad():
+            reference = model(probe)
     calls = Counter(n.target for n in graph.nodes if n.op == "call_module")
     absorbed = []
     for node in graph.nodes:
@@ -90,13 +108,20 @@ def absorb_crops_(model: nn.Module) -> list[CropAbsorption]:
         source = _producer(node, modules, calls)
         if source is None:
             continue
-        producer = _as_shrunk(modules[source.target])
-        crops = consumer.crops
+        original = modules[source.target]
+        producer = _as_shrunk(original)
+        crops, producer_pads, consumer_pads = consumer.crops, producer.pads, consumer.pads
         if not _absorb(producer, crops):
             continue
         consumer.set_pads(consumer.conv_pads)  # its input now arrives cropped: no crop op of its own
-        if producer is not modules[source.target]:
+        if producer is not original:
             model.set_submodule(source.target, producer)
             modules[source.target] = producer
+        if reference is not None and not _same_output(model, probe, reference):  # undo it
+            consumer.set_pads(consumer_pads)
+            producer.set_pads(producer_pads)
+            model.set_submodule(source.target, original)
+            modules[source.target] = original
+            continue
         absorbed.append(CropAbsorption(node.target, source.target, crops))
     return absorbed

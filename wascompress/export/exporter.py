@@ -122,7 +122,7 @@ def prune_model(model: nn.Module, config: ExportConfig) -> tuple[nn.Module, dict
     probe = torch.randn(2, *config.input_shape, generator=torch.Generator().manual_seed(99))
     model, filters = remove_zero_filters(model, probe, tolerance=config.tolerance, channel_align=config.channel_align)
     kernels = shrink_kernels_(model)
-    absorbed = absorb_crops_(model)
+    absorbed = absorb_crops_(model, probe)
     return model, {"kernel_changes": [asdict(c) for c in kernels], "filter_changes": [asdict(c) for c in filters],
                    "absorbed_crops": [asdict(c) for c in absorbed]}
 
