@@ -113,8 +113,10 @@ ROWS = ("baseline", "sandwich-pair", "sandwich-pair-aligned", "sandwich-pair-mix
 EXTRA_ROWS = ("sandwich-pair-aligned", "scratch-aligned",  # run when named: alignment changed nothing on resnet18
               "sandwich-pair-mixed", "scratch-mixed", "torch-pruning-mixed")
 PRETRAINED_ROWS = ("pretrained-pair", "pretrained-teacher", "pretrained-multi", "torch-pruning-multi",
-                   "pretrained-pair-2F", "pretrained-teacher-2F", "pretrained-multi-2F")  # study_pretrained.py
+                   "pretrained-pair-2F", "pretrained-teacher-2F", "pretrained-multi-2F",  # study_pretrained.py
+                   "pretrained-pair-lr0.1", "pretrained-teacher-lr0.1", "pretrained-multi-lr0.1")
 ROWS += PRETRAINED_ROWS
+EXTRA_ROWS += ("pretrained-pair-lr0.1", "pretrained-teacher-lr0.1", "pretrained-multi-lr0.1")
 DEFAULT_ROWS = tuple(row for row in ROWS if row not in EXTRA_ROWS)
 RECIPE_ROW = "sandwich-pair"  # the trainer's default beside a fixed DOM: the wall time the competitor is given
 DOM_ROWS = ("paper-crop", "paper-ct", "sandwich", "sandwich-ft", "sandwich-pair", "sandwich-pair-aligned",
