@@ -116,7 +116,8 @@ PRETRAINED_ROWS = ("pretrained-pair", "pretrained-teacher", "pretrained-multi", 
                    "pretrained-pair-2F", "pretrained-teacher-2F", "pretrained-multi-2F",  # study_pretrained.py
                    "pretrained-pair-lr0.1", "pretrained-teacher-lr0.1", "pretrained-multi-lr0.1")
 ROWS += PRETRAINED_ROWS
-EXTRA_ROWS += ("pretrained-pair-lr0.1", "pretrained-teacher-lr0.1", "pretrained-multi-lr0.1")
+EXTRA_ROWS += ("pretrained-pair-lr0.1", "pretrained-teacher-lr0.1", "pretrained-multi-lr0.1",  # run when named
+               "pretrained-pair-2F", "pretrained-teacher-2F", "pretrained-multi-2F")
 DEFAULT_ROWS = tuple(row for row in ROWS if row not in EXTRA_ROWS)
 RECIPE_ROW = "sandwich-pair"  # the trainer's default beside a fixed DOM: the wall time the competitor is given
 DOM_ROWS = ("paper-crop", "paper-ct", "sandwich", "sandwich-ft", "sandwich-pair", "sandwich-pair-aligned",
@@ -653,13 +654,15 @@ def print_summary(results: Path) -> None:
     for model, m in facts["models"].items():
         if m["goal"] is not None:
             print(f"goal, {model} ({m['best_dom_row']}): {goal_phrase(m['goal'])}")
+    from study_pretrained import print_details, print_headline
+
+    units = load_units(results)
+    print_details(units, facts["table"])
     print(f"dom_minus_torch_pruning_walltime_points: {show(facts['dom_minus_torch_pruning_walltime_points'])}")
     print(f"min_baseline_top1: {show(facts['min_baseline_top1'])}")
     print(f"best_dom_gap_points: {show(facts['best_dom_gap_points'])}")
     print(f"dom_minus_torch_pruning_points: {show(facts['dom_minus_torch_pruning_points'])}")
-    from study_pretrained import print_summary as print_pretrained
-
-    print_pretrained(load_units(results), facts["table"])
+    print_headline(units, facts["table"])
 
 
 # ----------------------------------------------------------------------------------------------------

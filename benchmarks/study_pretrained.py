@@ -200,14 +200,22 @@ def budget_differences(units: list[dict[str, Any]], model: str) -> dict[str, flo
     return {k: sum(v) / len(v) for k, v in out.items()}
 
 
-def print_summary(units: list[dict[str, Any]], table: list[dict[str, Any]]) -> None:
-    """The from-trained lines of the study's summary; its last two lines are the issue's headline."""
+def show(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def print_details(units: list[dict[str, Any]], table: list[dict[str, Any]]) -> None:
+    """The from-trained rows' line per model in the study's summary."""
     facts = summary(units, table)
-    show = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
     for model, m in facts["models"].items():
         budgets = ", ".join(f"{k}: {v:+.2f}" for k, v in m["multi_minus_torch_pruning"].items()) or "n/a"
         print(f"from trained, {model}: best {m['best_row']} {m['best_top1']:.2f}%, {show(m['gap_points'])} points "
               f"under the baseline, {show(m['minus_torch_pruning_points'])} above torch-pruning; multi-budget "
               f"minus torch-pruning at its MACs: {budgets}")
+
+
+def print_headline(units: list[dict[str, Any]], table: list[dict[str, Any]]) -> None:
+    """The study summary's last two lines: the from-trained goal's figures."""
+    facts = summary(units, table)
     print(f"pretrained_best_dom_gap_points: {show(facts['pretrained_best_dom_gap_points'])}")
     print(f"pretrained_dom_minus_torch_pruning_points: {show(facts['pretrained_dom_minus_torch_pruning_points'])}")

@@ -6,12 +6,13 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 ROWS = {"baseline", "sandwich", "scratch", "torch-pruning", "sandwich-ft", "paper-crop", "paper-ct",
         "torch-pruning-walltime", "sandwich-pair", "thin",
-        "pretrained-pair", "pretrained-teacher", "pretrained-multi", "torch-pruning-multi",  # study_pretrained.py
-        "pretrained-pair-2F", "pretrained-teacher-2F", "pretrained-multi-2F"}
+        "pretrained-pair", "pretrained-teacher", "pretrained-multi", "torch-pruning-multi"}  # study_pretrained.py
 EXTRA_ROWS = {"sandwich-pair-aligned", "scratch-aligned", "sandwich-pair-mixed", "scratch-mixed",
               "torch-pruning-mixed"}  # run when named
 
@@ -70,8 +71,14 @@ def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
     start = file_sha256(runs / "tiny" / "torch-pruning" / "seed0" / "dense" / "best.pt")
     for row in ("pretrained-pair", "pretrained-teacher", "pretrained-multi", "torch-pruning-multi"):
         assert units[f"{row}-seed0"]["start_sha256"] == start and units[f"{row}-seed0"]["finetune_epochs"] == 1, row
-        if row != "torch-pruning-multi":
-            assert units[f"{row}-2F-seed0"]["finetune_epochs"] == 2, row
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import study_dom
+    import study_pretrained
+
+    study = study_dom.Study(study_dom.SCALES["quick"], runs, runs / "results", str(cifar_dir))
+    for row, epochs, lr in (("pretrained-multi-2F", 2, 0.05), ("pretrained-pair-lr0.1", 1, 0.005)):  # run when named
+        config, _ = study_pretrained.recipe_config(study, "tiny", 0, row)
+        assert (config.epochs, config.lr, config.init_sha256) == (epochs, pytest.approx(lr), None), row
     assert units["pretrained-teacher-seed0"]["distill"] == "frozen start"
     multi, pruned = units["pretrained-multi-seed0"], units["torch-pruning-multi-seed0"]
     assert [b["target"] for b in multi["budgets"]] == [0.75, 0.5, 0.35]
