@@ -25,6 +25,7 @@ the unit's headline (``test_top1``, ``macs``), so the study's table and goal rea
 from __future__ import annotations
 
 import copy
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -68,10 +69,20 @@ ROWS = (RECIPES + tuple(f"{r}-2F" for r in RECIPES) + ("torch-pruning-multi",)
 HEADLINE_ROWS = RECIPES + tuple(f"{r}{LOW_LR}" for r in RECIPES)  # the goal is judged at F epochs, as torch-pruning's
 
 
+KEPT = ("best.pt", "results.json", "metrics.jsonl", "config.json")  # a dense run's files kept in the repository
+
+
 def start_weights(study: Study, model: str, seed: int) -> Path:
-    """The trained baseline every row starts from: torch-pruning's dense run (trained here if missing)."""
+    """The trained baseline every row starts from: torch-pruning's dense run. A copy kept beside the unit
+    JSON (``<results>/start/<model>/seed<N>/``, committed so that later sessions start from the same weights)
+    is put in place; else the run is trained here (and should be kept: copy its files there)."""
     total, tune = study.scale.epochs[model], study.scale.finetune_epochs(model)
     dense = study.folder(model, "torch-pruning", seed) / "dense"
+    kept = study.results / "start" / model / f"seed{seed}"
+    if not (dense / "results.json").is_file() and all((kept / name).is_file() for name in KEPT):
+        dense.mkdir(parents=True, exist_ok=True)
+        for name in KEPT:
+            shutil.copyfile(kept / name, dense / name)
     run_training(study.base_config(model, seed, total - tune, None), dense)
     return dense / "best.pt"
 
