@@ -482,7 +482,8 @@ def pretrained_lines(units: list[dict[str, Any]], table: list[dict[str, Any]]) -
     if not rows:
         return []
     lines = ["", "**From the trained baseline** (`study_pretrained.py`: every row starts from the torch-pruning row's "
-             "dense run, E - F epochs, and trains F epochs (or 2F) at torch-pruning's fine-tuning rate):", ""]
+             "dense run, E - F epochs, and trains F epochs (or 2F) at the study's learning rate, cosine; `-lr0.1` rows at a "
+             "tenth of it, torch-pruning's fine-tuning rate):", ""]
     for row in rows:
         by = {r["row"]: r for r in table if r["model"] == row["model"]}
         paired = {name: paired_difference(row, by[name]) for name in ("baseline", "torch-pruning") if name in by}
