@@ -414,22 +414,30 @@ def torch_pruning_unit(study: Study, model: str, seed: int, row: str, epochs: tu
     target_macs = dom_row_macs(study, model, seed, PRUNING_TARGETS.get(row, "sandwich"))
     run_training(study.base_config(model, seed, dense_epochs, None), dense)
     checkpoint = load_checkpoint(dense / "best.pt")
-    net = create_model(model, num_classes=checkpoint["model"]["num_classes"], width=study.scale.width)
-    net.load_state_dict(checkpoint["state_dict"])
+    test = checkpoint_splits(checkpoint, study.data_dir).test
+    facts = prune_and_tune(study, model, seed, checkpoint, target_macs, tune, folder / "finetune",
+                           folder / "pruned.onnx", test)
+    return {**facts, "epochs": f"{dense_epochs}+{tune}",
+            "tune_epoch_ratio": tune_epoch_ratio(dense, folder / "finetune"),
+            **training_time(dense, folder / "finetune")}
+
+
+def prune_and_tune(study: Study, model: str, seed: int, dense: dict[str, Any], target_macs: int, tune: int,
+                   run: Path, onnx: Path, test: Any) -> dict[str, Any]:
+    """torch-pruning's competitor: the ``dense`` checkpoint's net channel-pruned to at most ``target_macs``
+    (:func:`prune_to_macs`), fine-tuned ``tune`` epochs at a tenth of the study's learning rate in ``run``,
+    exported to ``onnx``; its facts (test top-1 of the ONNX file on ``test``)."""
+    net = create_model(model, num_classes=dense["model"]["num_classes"], width=study.scale.width)
+    net.load_state_dict(dense["state_dict"])
     small, ratio, round_to = prune_to_macs(net, target_macs)
     fine = study.base_config(model, seed, tune, None)
-    fine = replace(fine, lr=fine.lr * 0.1)
-    results = run_training(fine, folder / "finetune", model=small)
+    results = run_training(replace(fine, lr=fine.lr * 0.1), run, model=small)
     trained = copy.deepcopy(small).eval()
-    fine_best = load_checkpoint(folder / "finetune" / "best.pt")
-    trained.load_state_dict(fine_best["state_dict"])
-    report = export_model(trained, folder / "pruned.onnx", ExportConfig(mode="aom"), overwrite=True)
-    splits = checkpoint_splits(checkpoint, study.data_dir)
-    return {**onnx_facts(report, folder / "pruned.onnx", splits.test), "epochs": f"{dense_epochs}+{tune}",
-            "structure": conv_channels(trained),
-            "target_macs": target_macs, "pruning_ratio": ratio, "round_to": round_to, "prune_rule": PRUNE_RULE,
-            "trainer_test_top1": results["test_acc_aom"], "tune_epoch_ratio": tune_epoch_ratio(dense, folder / "finetune"),
-            **training_time(dense, folder / "finetune")}
+    trained.load_state_dict(load_checkpoint(run / "best.pt")["state_dict"])
+    report = export_model(trained, onnx, ExportConfig(mode="aom"), overwrite=True)
+    return {**onnx_facts(report, onnx, test), "structure": conv_channels(trained), "target_macs": target_macs,
+            "pruning_ratio": ratio, "round_to": round_to, "prune_rule": PRUNE_RULE,
+            "trainer_test_top1": results["test_acc_aom"]}
 
 
 def walltime_epochs(study: Study, model: str, seed: int) -> dict[str, Any] | None:

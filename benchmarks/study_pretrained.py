@@ -24,7 +24,6 @@ the unit's headline (``test_top1``, ``macs``), so the study's table and goal rea
 
 from __future__ import annotations
 
-import copy
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -33,20 +32,17 @@ from typing import Any
 from study_dom import (
     BUDGET,
     Study,
-    conv_channels,
     export_dom,
     load_json,
     onnx_facts,
     paired_points,
-    prune_to_macs,
+    prune_and_tune,
     run_training,
     training_time,
 )
 
 from wascompress.checkpoint import file_sha256, load_checkpoint
-from wascompress.export.exporter import ExportConfig, export_model
 from wascompress.export.from_checkpoint import checkpoint_splits
-from wascompress.models import create_model
 from wascompress.train.config import TrainConfig
 from wascompress.train.finetune import FINETUNE_LR_FACTOR
 from wascompress.was import WASConfig
@@ -146,19 +142,10 @@ def pruning_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
     folder = study.folder(model, "torch-pruning-multi", seed)
     budgets = []
     for target, macs in sorted(multi_dom_macs(study, model, seed).items(), reverse=True):
-        net = create_model(model, num_classes=checkpoint["model"]["num_classes"], width=study.scale.width)
-        net.load_state_dict(checkpoint["state_dict"])
-        small, ratio, round_to = prune_to_macs(net, macs)
-        fine = study.base_config(model, seed, tune, None)
         run = folder / f"finetune-{target:g}"
-        results = run_training(replace(fine, lr=fine.lr * FINETUNE_LR_FACTOR), run, model=small)
-        trained = copy.deepcopy(small).eval()
-        trained.load_state_dict(load_checkpoint(run / "best.pt")["state_dict"])
-        path = folder / f"pruned-{target:g}.onnx"
-        report = export_model(trained, path, ExportConfig(mode="aom"), overwrite=True)
-        budgets.append({"target": target, "target_macs": macs, "pruning_ratio": ratio, "round_to": round_to,
-                        "structure": conv_channels(trained), "trainer_test_top1": results["test_acc_aom"],
-                        **onnx_facts(report, path, splits.test), **training_time(run)})
+        facts = prune_and_tune(study, model, seed, checkpoint, macs, tune, run, folder / f"pruned-{target:g}.onnx",
+                               splits.test)
+        budgets.append({"target": target, **facts, **training_time(run)})
     headline = next(b for b in budgets if b["target"] == BUDGET)
     return {**{k: headline[k] for k in ("onnx", "macs", "params", "test_top1", "structure")},
             "epochs": str(tune), "finetune_epochs": tune, "budgets": budgets, **start_facts(start),

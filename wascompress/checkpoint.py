@@ -42,6 +42,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}") from None
     except Exception as err:  # weights_only refuses anything but tensors and plain values
         raise CheckpointError(f"{path} is not a wascompress checkpoint: {type(err).__name__}") from None
+    return check_checkpoint(data, path)
+
+
+def check_checkpoint(data: Any, path: str | Path) -> dict[str, Any]:
+    """``data`` (what ``torch.load`` read from ``path``) if it is a checkpoint this wascompress reads; else a
+    one-line :class:`CheckpointError`."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a wascompress checkpoint")
     if data.get("version") != VERSION:
@@ -74,10 +80,11 @@ def build_model(checkpoint: dict[str, Any], with_was: bool = True) -> nn.Module:
     return model.eval()
 
 
-def trained_doms(checkpoint: dict[str, Any]) -> list[dict[str, Any]]:
-    """The DOMs a run trained for MAC budgets (``--dom-target-macs``): one dict per budget with its
-    ``target``, ``seed``, pruned ``macs`` and ``ratio`` of the AOM's, in the order given; [] when none."""
-    budget = (checkpoint.get("train_config") or {}).get("dom_budget") or {}
+def trained_doms(dom_budget: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The DOMs a run trained for MAC budgets (``--dom-target-macs``), from the ``dom_budget`` its training
+    configuration records: one dict per budget with its ``target``, ``seed``, pruned ``macs`` and ``ratio``
+    of the AOM's, in the order given; [] when none."""
+    budget = dom_budget or {}
     chosen = budget.get("chosen")
     if isinstance(chosen, dict):  # a run of an earlier wascompress: one budget
         return [{"target": budget["target"], **chosen}]

@@ -71,7 +71,7 @@ def trained_dom_for_budget(checkpoint_path: str | Path, ratio: float) -> dict[st
     for that budget, else the largest trained one at or under it. None when the run trained no budget;
     a one-line error when it did but none fits."""
     check_budget(ratio)
-    trained = trained_doms(load_checkpoint(checkpoint_path))
+    trained = trained_doms(load_checkpoint(checkpoint_path).get("train_config", {}).get("dom_budget"))
     if not trained:
         return None
     exact = [d for d in trained if abs(d["target"] - ratio) < 1e-9]

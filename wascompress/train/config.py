@@ -226,8 +226,6 @@ def _current_names(data: dict[str, Any]) -> dict[str, Any]:
     elif data.get("teacher") == "checkpoint":
         data["teacher"] = INIT_TEACHER if data.get("distill") else None
         data["distill"] = False
-    if isinstance(data.get("dom_target_macs"), list):
-        data["dom_target_macs"] = tuple(data["dom_target_macs"])
     return data
 
 

@@ -33,7 +33,7 @@ from wascompress.errors import CheckpointError, ConfigError
 from wascompress.evaluate import Accuracy, mode_accuracy
 from wascompress.fileio import atomic_write_text
 from wascompress.models import create_model
-from wascompress.train.config import TrainConfig
+from wascompress.train.config import INIT_TEACHER, TrainConfig
 from wascompress.train.distributed import DistContext, init_distributed
 from wascompress.train.memory_format import probe_memory_format
 from wascompress.train.reporting import QUIET, LogReporter, QuietReporter, Reporter, format_metrics  # noqa: F401
@@ -199,7 +199,7 @@ class TrainingSession:
     def _start_weights(config: TrainConfig, checkpoint: dict[str, Any] | None) -> WeightsFile | None:
         """The weights file the run starts from, when it is needed: a new run loads it, a resumed one only
         for its frozen teacher, and then the file must be the one the run started from."""
-        if config.init_from is None or (checkpoint is not None and config.teacher != "init"):
+        if config.init_from is None or (checkpoint is not None and config.teacher != INIT_TEACHER):
             return None
         start = read_weights(config.init_from)
         if config.init_sha256 is not None and start.sha256 != config.init_sha256:
@@ -400,7 +400,7 @@ class TrainingSession:
 def budget_results(config: TrainConfig, test_doms: dict[int, float]) -> list[dict[str, Any]]:
     """Each MAC budget's DOM seed, its pruned MACs and its test accuracy."""
     return [{"target": c["target"], "seed": c["seed"], "mac_ratio": c["ratio"], "macs": c["macs"],
-             "test_acc": test_doms.get(c["seed"])} for c in trained_doms({"train_config": config.to_dict()})]
+             "test_acc": test_doms.get(c["seed"])} for c in trained_doms(config.dom_budget)]
 
 
 def rng_state(generator: torch.Generator | None, device: torch.device) -> dict[str, Any]:
