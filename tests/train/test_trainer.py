@@ -19,7 +19,7 @@ from tests.conftest import REPO, assert_one_line_error, run_cli
 from wascompress.checkpoint import build_model, load_checkpoint
 from wascompress.data import load_dataset, split_validation
 from wascompress.evaluate import count_correct
-from wascompress.train.config import TrainConfig, resolve_config
+from wascompress.train.config import TrainConfig
 from wascompress.train.trainer import train
 from wascompress.was import WASConfig
 
@@ -141,18 +141,6 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
     assert files_of(run) == {"config.json", "metrics.jsonl", "last.pt", "best.pt", "results.json"}
     assert json.loads((run / "config.json").read_text())["world_size"] == 2
     assert result.stdout.count("test accuracy") == 1  # only rank 0 reports
-
-
-def test_protocol_presets_and_config_file(tmp_path):
-    paper = resolve_config({"model": "tiny"}, protocol="paper")
-    assert (paper.lr, paper.weight_decay, paper.schedule, paper.augment) == (0.01, 0.0, "none", False)
-    standard = resolve_config({"model": "tiny", "lr": 0.05}, protocol="standard")
-    assert (standard.lr, standard.weight_decay, standard.schedule, standard.augment) == (0.05, 5e-4, "cosine", True)
-    file = tmp_path / "run.json"
-    file.write_text(json.dumps({"epochs": 7, "width": 0.5, "was": {"translate": 0.2}}))
-    from_file = resolve_config({"model": "tiny", "was": {"crop": [0.4, 0.6]}, "epochs": None}, config_file=file)
-    assert from_file.epochs == 7 and from_file.width == 0.5
-    assert from_file.was == WASConfig(crop=(0.4, 0.6), translate=0.2)
 
 
 # ---------------------------------------------------------------------------------------------------
