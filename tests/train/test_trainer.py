@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -147,17 +146,6 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
 # Bad input: one clear line, exit code 2, nothing touched
 
 
-def digest_folder(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("runs") / "done"
-    train(TrainConfig(**TINY, epochs=1, limit_train=300, was=WAS), run)
-    return run
-
-
 @pytest.mark.parametrize(
     "args,fragment",
     [
@@ -185,35 +173,6 @@ def test_corrupt_archive_is_refused(tmp_path):
     result = run_cli("train", "--model", "tiny", "--data-dir", str(data), "--out", str(tmp_path / "r"))
     assert_one_line_error(result, "cifar-10-python.tar.gz")
     assert not (tmp_path / "r").exists()
-
-
-def test_existing_run_needs_resume_or_overwrite(finished_run, run_main):
-    before = digest_folder(finished_run)
-    result = run_main("train", "--model", "tiny", "--dataset", "synthetic", "--out", str(finished_run))
-    assert_one_line_error(result, "--resume")
-    assert digest_folder(finished_run) == before
-
-
-def test_resume_without_checkpoint(tmp_path, run_main):
-    (tmp_path / "empty").mkdir()
-    result = run_main("train", "--model", "tiny", "--out", str(tmp_path / "empty"), "--resume")
-    assert_one_line_error(result, "no checkpoint")
-
-
-def test_resume_with_checkpoint_of_another_model(finished_run, run_main):
-    before = digest_folder(finished_run)
-    result = run_main("train", "--model", "vgg16", "--dataset", "synthetic", "--out", str(finished_run), "--resume")
-    assert_one_line_error(result, "vgg16")
-    assert digest_folder(finished_run) == before
-
-
-def test_resume_with_truncated_checkpoint(tmp_path, finished_run, run_main):
-    run = tmp_path / "trunc"
-    run.mkdir()
-    data = (finished_run / "last.pt").read_bytes()
-    (run / "last.pt").write_bytes(data[: len(data) // 2])
-    result = run_main("train", "--out", str(run), "--resume")
-    assert_one_line_error(result, "last.pt")
 
 
 def test_rng_state_holds_and_restores_the_cuda_states(monkeypatch):
