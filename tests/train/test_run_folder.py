@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import assert_one_line_error
+from tests.export.runs import one_torch_thread  # noqa: F401  (autouse: tiny models run faster on one thread)
 from wascompress.errors import CheckpointError, ConfigError
 from wascompress.train.config import TrainConfig
 from wascompress.train.run_folder import RESUMABLE_CHANGES, RUN_FILES, RunFolder, config_for_resume

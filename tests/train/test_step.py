@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.export.runs import one_torch_thread  # noqa: F401  (autouse: tiny models run faster on one thread)
 from wascompress.models import create_model
 from wascompress.train.step import Distillation, Sandwich, sandwich_step, training_step
 from wascompress.was import WASConfig, apply_was_, dom_draws, resample_, set_draws_, use_dom_, use_pw_, was_layers
