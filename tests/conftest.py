@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -79,9 +80,12 @@ def run_main(capsys):
     return run
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
-    """A user mistake's answer: exit code 2 and one line on stderr that says error and names ``fragment``."""
-    assert result.returncode == 2, (result.stdout, result.stderr)
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str, *, absent: Iterable[Path] = ()) -> None:
+    """A user mistake's answer (``result`` of :func:`run_cli` or ``run_main``): exit code 2, one line on stderr
+    that says error and names ``fragment``, no traceback, and none of the ``absent`` paths written."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "error" in lines[0] and "Traceback" not in result.stderr, result.stderr
     assert fragment in lines[0], lines[0]
+    written = [str(path) for path in absent if Path(path).exists()]
+    assert not written, f"a refused command wrote {written}"
