@@ -3,8 +3,10 @@ only plain modules, survives torch-pruning and matches its ONNX export."""
 
 from __future__ import annotations
 
+import onnxruntime as ort
 import pytest
 import torch
+import torch_pruning as tp
 from torch import nn
 
 from wascompress.errors import ConfigError
@@ -100,7 +102,6 @@ def test_plain_modules_and_large_kernels(name: str) -> None:
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_torch_pruning_dependency_graph(name: str) -> None:
-    tp = pytest.importorskip("torch_pruning")
     model = small_model(name)
     example = torch.randn(1, 3, 32, 32)
     classifier = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
@@ -122,7 +123,6 @@ def test_torch_pruning_dependency_graph(name: str) -> None:
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # dynamo=False is the legacy exporter
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_onnx_export_matches_pytorch(name: str, tmp_path) -> None:
-    ort = pytest.importorskip("onnxruntime")
     model = small_model(name, width=0.25)
     x = torch.randn(2, 3, 32, 32)
     path = tmp_path / f"{name}.onnx"

@@ -255,7 +255,8 @@ def test_a_frozen_teacher_runs_once_per_batch_without_gradient():
     assert all(p.grad is None for p in teacher_model.parameters())
     with torch.no_grad():
         target = teacher_model(images)
+    from_teacher = lambda logits, y: distill.loss(logits, y, target)  # noqa: E731
     parts = [pass_grads(model, None, images, labels),  # PW on the labels, the SW passes on the teacher
-             pass_grads(model, dom, images, labels, lambda logits, y: distill.loss(logits, y, target)),
-             pass_grads(model, random_draw(model, 0), images, labels, lambda logits, y: distill.loss(logits, y, target))]
+             pass_grads(model, dom, images, labels, from_teacher),
+             pass_grads(model, random_draw(model, 0), images, labels, from_teacher)]
     assert_same_grads(grads(model), {name: sum(p[name] for p in parts) for name in parts[0]})
