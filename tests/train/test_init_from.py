@@ -3,12 +3,10 @@ MAC budgets from one run (one deployed DOM each), and their exports."""
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from tests.conftest import assert_one_line_error, kill_midway, run_cli
 from wascompress.checkpoint import load_checkpoint
@@ -16,9 +14,8 @@ from wascompress.models import create_model
 from wascompress.train.config import TrainConfig
 from wascompress.train.distributed import init_distributed
 from wascompress.train.run_folder import RunFolder
-from wascompress.train.step import Distillation, Sandwich, sandwich_step
 from wascompress.train.trainer import TrainingSession, train
-from wascompress.was import WASConfig, apply_was_, dom_draws, plain_state_dict, set_draws_, use_pw_
+from wascompress.was import WASConfig, plain_state_dict, use_pw_
 from wascompress.weights import read_weights
 
 CROP = WASConfig(crop=(0.4, 0.6))
@@ -81,36 +78,6 @@ def test_teacher_init_needs_init_from(tmp_path, run_main):
     result = run_main("train", "--out", str(tmp_path / "run"), "--model", "tiny", "--dataset", "synthetic",
                       "--crop", "0.4", "0.6", "--dom-seed", "1", "--teacher", "init")
     assert_one_line_error(result, "--teacher init distils from the start weights: it needs --init-from FILE")
-
-
-def test_a_frozen_teacher_gets_no_gradient_and_is_what_the_sw_learn_from():
-    torch.manual_seed(0)
-    model = create_model("tiny", num_classes=10).double()
-    apply_was_(model, CROP)
-    teacher = copy.deepcopy(model).eval()  # stands for the start weights (here also PW's)
-    with torch.no_grad():
-        for p in teacher.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    before = {k: v.clone() for k, v in teacher.state_dict().items()}
-    images, labels = torch.randn(8, 3, 32, 32, dtype=torch.float64), torch.randint(0, 10, (8,))
-    draws = dom_draws(model, 4)
-    distill = Distillation(weight=0.5, temperature=2.0)
-    recipe = Sandwich(fixed=(draws,), random_samples=0, distill=distill, teacher=teacher, in_place=False)
-    separate = copy.deepcopy(model)
-    sandwich_step(model.train(), images, labels, torch.optim.SGD(model.parameters(), lr=0.0), None, recipe)
-    assert all(p.grad is None for p in teacher.parameters())
-    assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())  # eval mode: BN untouched
-
-    separate.train()
-    use_pw_(separate)
-    total = F.cross_entropy(separate(images), labels)  # AOM on the labels alone
-    set_draws_(separate, draws)
-    total = total + distill.loss(separate(images), labels, teacher(images))  # the DOM from the frozen teacher
-    total.backward()
-    for a, b in zip(model.parameters(), separate.parameters()):
-        torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12)
 
 
 def test_teacher_is_not_saved(tmp_path, trained_tiny):
@@ -200,18 +167,6 @@ def test_export_target_macs_no_trained_dom_fits(tmp_path, run_main):
     result = run_main("export", str(run / "best.pt"), "--target-macs", "0.4", "--out", str(tmp_path / "x.onnx"))
     assert_one_line_error(result, "trained no DOM at or under 0.4 of the AOM's MACs (its budgets: 0.75 (seed")
     assert not (tmp_path / "x.onnx").exists()
-
-
-def test_configurations_of_earlier_runs_read_in_todays_names():
-    old = TrainConfig(**TINY, was=CROP, dom_seeds=(3,), train_pw=False).to_dict()
-    for key in ("init_from", "init_sha256", "teacher", "model_kwargs"):
-        old.pop(key)
-    old.update(init_checkpoint="/runs/a/best.pt", teacher="checkpoint", distill=True, dom_target_macs=0.5)
-    config = TrainConfig.from_dict(old)  # a fine-tuning run distilled from its source checkpoint
-    assert (config.init_from, config.teacher, config.distill) == ("/runs/a/best.pt", "init", False)
-    assert config.dom_target_macs == (0.5,)
-    old.update(teacher="aom", distill=True, train_pw=True)
-    assert TrainConfig.from_dict(old).teacher is None and TrainConfig.from_dict(old).distill
 
 
 @pytest.mark.parametrize("args,fragment", [

@@ -249,10 +249,12 @@ def test_a_frozen_teacher_runs_once_per_batch_without_gradient():
 
     dom = dom_draws(model, 1)
     distill = Distillation(weight=1.0)
+    before = {k: v.clone() for k, v in teacher_model.state_dict().items()}
     sandwich_step(model, images, labels, frozen_optimizer(model), torch.Generator().manual_seed(0),
                   Sandwich(fixed=(dom,), random_samples=1, distill=distill, teacher=teacher, in_place=False))
     assert calls == [False]  # once, for the three passes, under no_grad
     assert all(p.grad is None for p in teacher_model.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in teacher_model.state_dict().items())  # eval: BN untouched
     with torch.no_grad():
         target = teacher_model(images)
     from_teacher = lambda logits, y: distill.loss(logits, y, target)  # noqa: E731
