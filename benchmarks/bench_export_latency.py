@@ -37,13 +37,13 @@ import torch  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median, today, write_json  # noqa: E402
+from common import machine, today, write_json  # noqa: E402
 
 from wascompress.export.exporter import ExportConfig, export_model  # noqa: E402
 from wascompress.export.onnx_graph import onnx_bytes, to_onnx  # noqa: E402
 from wascompress.export.shrink import KernelWindow, ShrunkConv2d  # noqa: E402
 from wascompress.models import create_model, list_models  # noqa: E402
-from wascompress.profile.latency import TimingPlan, make_session, time_interleaved  # noqa: E402
+from wascompress.profile.latency import TimingPlan, make_session, time_rounds  # noqa: E402
 from wascompress.profile.onnx_cost import initializers, weight_aliases  # noqa: E402
 from wascompress.was import WASConfig, apply_was_  # noqa: E402
 
@@ -63,22 +63,18 @@ TORCHVISION_SETTINGS = {"crop(0.4,0.6)": SETTINGS["crop(0.4,0.6)"], "filter(0.5,
 TORCHVISION_BATCHES = (1, 8)
 
 
-def interleaved_latency(sessions: dict[str, object], batch: np.ndarray, repeats: int, warmup: int = 2) -> dict[str, float]:
-    """Median seconds per run of each session, runs interleaved A B, B A, ... (the profiler's own loop)."""
-    times = time_interleaved(list(sessions.values()), "input", batch, TimingPlan(warmup=warmup, runs=repeats))
-    return {name: median(t) for name, t in zip(sessions, times)}
-
-
 def relative_over_rounds(paths: dict[str, Path], x: np.ndarray, reference: str, rounds: int, repeats: int,
                          threads: int) -> tuple[float, dict[str, float]]:
     """Median latency (s) of ``reference`` and the median over rounds (fresh sessions each) of every
     other model's latency relative to it."""
-    per_round = []
-    for _ in range(rounds):
-        sessions = {k: make_session(p, "CPUExecutionProvider", threads) for k, p in paths.items()}
-        per_round.append(interleaved_latency(sessions, x, runs_at(len(x), repeats)))
-    relative = {k: median([m[k] / m[reference] for m in per_round]) for k in paths if k != reference}
-    return median([m[reference] for m in per_round]), relative
+    (timed,) = time_rounds([paths], {len(x): x}, plans((len(x),), repeats, threads), rounds)
+    measured = timed[len(x)]
+    return measured.median(reference), {k: measured.median_ratio(k, reference) for k in paths if k != reference}
+
+
+def plans(batches: tuple[int, ...], repeats: int, threads: int) -> dict[int, TimingPlan]:
+    """The timing plan of each batch size."""
+    return {batch: TimingPlan(warmup=2, runs=runs_at(batch, repeats), threads=threads) for batch in batches}
 
 
 def runs_at(batch: int, repeats: int) -> int:
@@ -181,28 +177,24 @@ def time_pairs(pairs: list[tuple], batches: tuple[int, ...], rounds: int, repeat
     """One row per (model, WAS setting, batch): AOM and DOM latency, their ratio against the MAC ratio."""
     # Rounds: every pair is timed once per round with fresh sessions (fresh memory placement), so a
     # slow phase of the shared machine or an unlucky layout moves one round's ratio, not the median.
-    measured: dict[tuple[int, int], list[dict[str, float]]] = {}
-    for round_index in range(rounds):
-        for index, (name, label, aom, dom, aom_path, dom_path) in enumerate(pairs):
-            sessions = {"aom": make_session(aom_path, "CPUExecutionProvider", threads),
-                        "dom": make_session(dom_path, "CPUExecutionProvider", threads)}
-            for batch in batches:
-                x = np.random.default_rng(batch).standard_normal((batch, *aom["input_shape"]), dtype=np.float32)
-                measured.setdefault((index, batch), []).append(
-                    interleaved_latency(sessions, x, runs_at(batch, repeats)))
-            del sessions
-        print(f"round {round_index + 1}/{rounds} done", flush=True)
+    shapes = {tuple(aom["input_shape"]) for _, _, aom, _, _, _ in pairs}
+    if len(shapes) != 1:
+        raise SystemExit(f"time_pairs takes pairs of one input shape, got {sorted(shapes)}")
+    (shape,) = shapes
+    inputs = {batch: np.random.default_rng(batch).standard_normal((batch, *shape), dtype=np.float32) for batch in batches}
+    timed = time_rounds([{"aom": aom_path, "dom": dom_path} for _, _, _, _, aom_path, dom_path in pairs], inputs,
+                        plans(batches, repeats, threads), rounds)
     rows = []
     for index, (name, label, aom, dom, aom_path, dom_path) in enumerate(pairs):
         mac_ratio = conv_linear_macs(dom) / conv_linear_macs(aom)
         for batch in batches:
-            per_round = measured[(index, batch)]
-            ratios = [m["dom"] / m["aom"] for m in per_round]
-            middle = sorted(range(len(ratios)), key=ratios.__getitem__)[len(ratios) // 2]
+            measured = timed[index][batch]
+            ratios = measured.ratios("dom", "aom")
+            middle = measured.median_round("dom", "aom")
             # every column from one statistic: the median round (the round whose ratio is the median;
             # the upper one for an even count), its AOM and DOM medians and their ratio
             row = {"model": name, "was": label, "batch": batch, "statistic": "median round",
-                   "aom_ms": per_round[middle]["aom"] * 1e3, "dom_ms": per_round[middle]["dom"] * 1e3,
+                   "aom_ms": measured.medians("aom")[middle] * 1e3, "dom_ms": measured.medians("dom")[middle] * 1e3,
                    "latency_ratio": ratios[middle], "latency_ratio_range": [min(ratios), max(ratios)],
                    "round_ratios": ratios,
                    "mac_ratio": mac_ratio, "thop_mac_ratio": dom["cost"]["macs"] / aom["cost"]["macs"],

@@ -7,7 +7,7 @@ calibration), timed interleaved at batch 1 and 32 with the profiler's own loop, 
 sessions (the median round is reported). The INT8 files of random weights are calibrated on random
 images and their agreement check is switched off (``min_agreement`` 1e-9): their accuracy means nothing.
 Accuracy comes from trained models where they exist: every checkpoint with WAS under ``--runs-dir``
-(default ``runs/study_dom``; ``benchmarks/study_dom.py`` trains width-0.25 CIFAR-10 models there) is
+(default ``runs/study_dom``; ``research/dom_study/study.py`` trains width-0.25 CIFAR-10 models there) is
 exported in the four forms, each with its test top-1 through ONNX Runtime (their INT8 files verified at
 90 % agreement, not the product's 99 %: the table measures the cost, and records the agreement); without
 any, that table is empty. Goal: DOM pruned INT8 at least 4x faster than AOM FP32 at batch 32, within 1 point of DOM FP32
@@ -45,7 +45,8 @@ from wascompress.export.from_checkpoint import export_checkpoint  # noqa: E402
 from wascompress.export.quantize import QuantizationData, QuantizeConfig  # noqa: E402
 from wascompress.models import create_model  # noqa: E402
 from wascompress.profile.onnx_cost import onnx_cost  # noqa: E402
-from wascompress.profile.latency import TimingPlan, make_session, summarize, time_interleaved  # noqa: E402
+from wascompress.onnx_session import make_session  # noqa: E402
+from wascompress.profile.latency import TimingPlan, time_rounds  # noqa: E402
 from wascompress.was import WASConfig, apply_was_  # noqa: E402
 
 CROP = WASConfig(crop=(0.4, 0.6))
@@ -91,35 +92,25 @@ def export_random(name: str, width: float, size: int, folder: Path, calibration_
 def time_forms(paths: dict[str, Path], size: int, batches: tuple[int, ...], rounds: int, runs: int,
                threads: int) -> list[dict]:
     """Median-round p50 latency of every form at every batch, and its speed-up over AOM FP32."""
-    per_round: dict[int, list[dict[str, float]]] = {b: [] for b in batches}
-    for _ in range(rounds):
-        sessions = [make_session(paths[f], "CPUExecutionProvider", threads) for f in FORMS]
-        for batch in batches:
-            x = np.random.default_rng(batch).standard_normal((batch, 3, size, size), dtype=np.float32)
-            times = time_interleaved(sessions, "input", x, TimingPlan(warmup=2, runs=runs * (4 if batch == 1 else 1)))
-            per_round[batch].append({f: summarize(t, batch)["p50_ms"] for f, t in zip(FORMS, times)})
+    inputs = {b: np.random.default_rng(b).standard_normal((b, 3, size, size), dtype=np.float32) for b in batches}
+    plans = {b: TimingPlan(warmup=2, runs=runs * (4 if b == 1 else 1), threads=threads) for b in batches}
+    (timed,) = time_rounds([{f: paths[f] for f in FORMS}], inputs, plans, rounds)
     rows = []
-    for batch, measured in per_round.items():
-        ratios = [m["aom_fp32"] / m["dom_int8"] for m in measured]
-        middle = measured[sorted(range(len(ratios)), key=ratios.__getitem__)[len(ratios) // 2]]
-        rows.append({"batch": batch, **{f"{f}_ms": middle[f] for f in FORMS},
-                     **{f"{f}_speedup": middle["aom_fp32"] / middle[f] for f in FORMS},
-                     "round_speedups_dom_int8": ratios})
+    for batch, measured in timed.items():
+        middle = measured.median_round("aom_fp32", "dom_int8")
+        ms = {f: measured.medians(f)[middle] * 1e3 for f in FORMS}
+        rows.append({"batch": batch, **{f"{f}_ms": ms[f] for f in FORMS},
+                     **{f"{f}_speedup": ms["aom_fp32"] / ms[f] for f in FORMS},
+                     "round_speedups_dom_int8": measured.ratios("aom_fp32", "dom_int8")})
     return rows
 
 
 def stem_share(path: Path, size: int, batch: int, threads: int, runs: int = 3) -> dict[str, float]:
     """Where a graph's time goes: the share of its first conv (the stem, which WAS leaves at full size by
     default) in its ONNX Runtime node time (profiled runs after a warm-up; median) and in its MACs."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.enable_profiling = True
     x = np.random.default_rng(batch).standard_normal((batch, 3, size, size), dtype=np.float32)
     with tempfile.TemporaryDirectory() as tmp:
-        options.profile_file_prefix = str(Path(tmp) / "profile")
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = make_session(path, threads=threads, profile_prefix=Path(tmp) / "profile")
         for _ in range(runs + 1):
             session.run(None, {"input": x})
         events = json.loads(Path(session.end_profiling()).read_text())
@@ -132,7 +123,7 @@ def stem_share(path: Path, size: int, batch: int, threads: int, runs: int = 3) -
         convs = [e for e in run if "Conv" in e["args"]["op_name"]]
         if convs:
             shares.append(convs[0]["dur"] / sum(e["dur"] for e in run))
-    cost = onnx_cost(path, (3, size, size))
+    cost = onnx_cost(path, (size, size))
     first = next(n for n in cost.nodes if n.op == "Conv")
     return {"time_share": float(np.median(shares)), "mac_share": first.macs / cost.macs}
 
@@ -142,7 +133,7 @@ def trained_checkpoints(runs_dir: Path) -> list[Path]:
     with its ``results.json``: a run still training is left out)."""
     found = []
     for path in sorted(runs_dir.glob("*/*/seed*/*/best.pt")) if runs_dir.is_dir() else []:
-        if (path.parent / "results.json").is_file() and load_checkpoint(path).get("was"):
+        if (path.parent / "results.json").is_file() and load_checkpoint(path).was_config is not None:
             found.append(path)
     return found
 
@@ -151,7 +142,7 @@ def accuracy_rows(checkpoints: list[Path], folder: Path, data_dir: str | None) -
     """Test top-1 of the four forms of each trained checkpoint (DOM: its deployed or evaluated seed)."""
     rows = []
     for index, path in enumerate(checkpoints):
-        settings = load_checkpoint(path)["train_config"]
+        settings = load_checkpoint(path).train_config
         seed = (settings.get("dom_seeds") or [settings.get("eval_seed", 0)])[0]
         row = {"checkpoint": str(path), "model": settings.get("model"), "width": settings.get("width"), "dom_seed": seed}
         for form, config in configs(seed, QuantizeConfig(min_agreement=ACCURACY_MIN_AGREEMENT)).items():

@@ -31,7 +31,8 @@ from common import machine, today, write_json  # noqa: E402
 
 from wascompress.export.exporter import ExportConfig, export_model  # noqa: E402
 from wascompress.models import create_model  # noqa: E402
-from wascompress.profile.latency import TimingPlan, make_session  # noqa: E402
+from wascompress.onnx_session import make_session  # noqa: E402
+from wascompress.profile.latency import TimingPlan  # noqa: E402
 from wascompress.profile.profiler import ProfileRequest, profile  # noqa: E402
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "wascompress"
 FLOORS = {
-    "errors": 0, "fileio": 0, "device": 0, "plotting": 0,
+    "errors": 0, "fileio": 0, "device": 0, "plotting": 0, "onnx_session": 0,
     "was": 1, "models": 1, "data": 1,
     "checkpoint": 2, "weights": 2, "evaluate": 2, "robustness": 2,
     "export": 3, "profile": 3,

@@ -105,3 +105,39 @@ def test_summary_percentiles_and_throughput():
     assert summary["p50_ms"] == pytest.approx(50.5) and summary["p90_ms"] == pytest.approx(90.1)
     assert summary["p99_ms"] == pytest.approx(99.01)
     assert summary["throughput_ips"] == pytest.approx(8 / 0.0505)  # images per second at the median
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rounds of fresh sessions (the profiler's, the benchmarks' and the DOM study's timing)
+
+
+def test_rounds_give_medians_their_ratios_and_the_median_round():
+    rounds = latency.Rounds([{"a": [1.0, 3.0, 2.0], "b": [1.0, 1.0, 1.0]},  # medians a 2, b 1: ratio 2
+                             {"a": [4.0, 4.0, 4.0], "b": [1.0, 1.0, 1.0]},  # ratio 4
+                             {"a": [3.0, 3.0, 3.0], "b": [2.0, 2.0, 2.0]}])  # ratio 1.5
+    assert rounds.medians("a") == [2.0, 4.0, 3.0] and rounds.median("a") == 3.0
+    assert rounds.ratios("a", "b") == [2.0, 4.0, 1.5] and rounds.median_ratio("a", "b") == 2.0
+    assert rounds.median_round("a", "b") == 0  # the round whose ratio is the median
+    assert latency.Rounds(rounds.times[:2]).median_round("a", "b") == 1  # even count: the upper one
+    assert sorted(rounds.runs("b")) == [1.0] * 6 + [2.0] * 3
+
+
+def test_each_round_opens_fresh_sessions_for_every_group_before_the_next_round(monkeypatch):
+    log: list[tuple[str, dict]] = []
+    opened: list[tuple[str, int]] = []
+
+    def make_session(path, provider, threads):
+        opened.append((str(path), threads))
+        return Session(str(path), log)
+
+    monkeypatch.setattr(latency, "make_session", make_session)
+    x1, x8 = np.zeros((1, 3)), np.zeros((8, 3))
+    plans = {1: TimingPlan(warmup=0, runs=2, threads=2), 8: TimingPlan(warmup=0, runs=1, threads=2)}
+    timed = latency.time_rounds([{"a": "a.onnx", "b": "b.onnx"}, {"c": "c.onnx"}], {1: x1, 8: x8}, plans, rounds=2)
+    assert opened == [("a.onnx", 2), ("b.onnx", 2), ("c.onnx", 2)] * 2
+    assert [name for name, _ in log] == (["a.onnx", "b.onnx", "b.onnx", "a.onnx", "a.onnx", "b.onnx", "c.onnx",
+                                          "c.onnx", "c.onnx"] * 2)
+    assert [len(timed[0][1].times), len(timed[0][1].runs("a")), len(timed[0][8].runs("a")), len(timed[1][1].runs("c"))] \
+        == [2, 4, 2, 4]
+    with pytest.raises(ConfigError, match="same threads"):
+        latency.time_rounds([{"a": "a.onnx"}], {1: x1, 8: x8}, {1: TimingPlan(threads=1), 8: TimingPlan(threads=2)})

@@ -3,7 +3,7 @@
 The same model always gives the same bytes: PyTorch's current (``torch.export``-based) ONNX exporter, the
 legacy TorchScript one as the fallback, at a fixed opset (18), fixed
 input/output names, a dynamic batch axis, metadata written in sorted order and nothing time-dependent.
-``sparse_storage`` moves initializers that get smaller as COO (int64 linear indices) into
+``sparse_initializers`` moves initializers that get smaller as COO (int64 linear indices) into
 ``sparse_initializer``: a smaller file only — ONNX Runtime densifies them when it loads the model.
 """
 
@@ -24,6 +24,7 @@ from torch import nn
 
 from wascompress.errors import WascompressError
 from wascompress.export.padded_conv import ONNX_TRANSLATIONS, OPSET
+from wascompress.onnx_session import make_session
 
 log = logging.getLogger(__name__)
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -158,13 +159,8 @@ def check_graph(data: bytes, full_check: bool = True) -> None:
 
 
 def session(data: bytes, threads: int = 0) -> Any:
-    """An ONNX Runtime session (CPU execution provider) of the model ``data``."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    """An ONNX Runtime session (CPU execution provider) of the model ``data`` (:func:`make_session`)."""
+    return make_session(data, threads=threads)
 
 
 def run_onnx(data: bytes, inputs: np.ndarray, threads: int = 0) -> np.ndarray:

@@ -2,13 +2,16 @@
 
 Models are timed interleaved (A B C, C B A, A B C ...) within each provider and batch size, so drift of
 a shared machine hits every model alike; percentiles come from the individual runs. Either a fixed
-number of runs or a time budget per model bounds the measurement.
+number of runs or a time budget per model bounds the measurement. :func:`time_rounds` repeats that in
+rounds of fresh sessions (the profiler, the benchmarks and the DOM study all time this way): a slow
+phase of the machine or an unlucky memory layout then moves one round, not the median.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from wascompress.errors import ConfigError, WascompressError
+from wascompress.onnx_session import CPU, make_session  # noqa: F401  (re-exported)
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider",
              "openvino": "OpenVINOExecutionProvider", "dml": "DmlExecutionProvider", "coreml": "CoreMLExecutionProvider"}
@@ -67,20 +71,6 @@ class TimingPlan:
             raise ConfigError("warm-up runs and threads must be >= 0")
 
 
-def make_session(path: str | Path, provider: str, threads: int) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    # Sessions timed in turn must not compete: an idle session's threads would otherwise spin on the
-    # cores during the next session's run (2x noise). Stop spinning when a run returns, but keep it
-    # within a run, as a deployed session does: without it every op pays a thread wake-up, which
-    # made a many-small-op resnet18 DOM export look 15 % slower at batch 1 than it runs.
-    options.add_session_config_entry("session.force_spinning_stop", "1")
-    return ort.InferenceSession(str(path), options, providers=[provider])
-
-
 def summarize(times_s: list[float], batch: int) -> dict[str, float]:
     ms = np.asarray(times_s) * 1e3
     p50 = float(np.percentile(ms, 50))
@@ -117,3 +107,65 @@ def time_interleaved(sessions: list[Any], feed_name: str | Sequence[str], batch:
             spent[i] += elapsed
         round_ += 1
     return times
+
+
+Feed = np.ndarray | Mapping[str, np.ndarray]  # one batch for every model, or one per model name
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """Per-run seconds of models timed interleaved in rounds: ``times[round][model]``."""
+
+    times: list[dict[str, list[float]]]
+
+    def medians(self, model: str) -> list[float]:
+        """``model``'s median seconds in each round."""
+        return [statistics.median(r[model]) for r in self.times]
+
+    def median(self, model: str) -> float:
+        """The median over rounds of ``model``'s median seconds."""
+        return statistics.median(self.medians(model))
+
+    def ratios(self, model: str, reference: str) -> list[float]:
+        """Each round's ratio of medians, ``model`` over ``reference``."""
+        return [a / b for a, b in zip(self.medians(model), self.medians(reference))]
+
+    def median_ratio(self, model: str, reference: str) -> float:
+        """The median over rounds of :meth:`ratios`."""
+        return statistics.median(self.ratios(model, reference))
+
+    def median_round(self, model: str, reference: str) -> int:
+        """The round whose ratio is the median (the upper one for an even count): every figure of a row
+        can then come from one statistic."""
+        ratios = self.ratios(model, reference)
+        return sorted(range(len(ratios)), key=ratios.__getitem__)[len(ratios) // 2]
+
+    def runs(self, model: str) -> list[float]:
+        """Every run of ``model``, all rounds together (for percentiles)."""
+        return [t for r in self.times for t in r[model]]
+
+
+def time_rounds(groups: Sequence[Mapping[str, str | Path]], inputs: Mapping[int, Feed],
+                plan: TimingPlan | Mapping[int, TimingPlan], rounds: int = 1, provider: str = CPU,
+                input_names: str | Mapping[str, str] = "input") -> list[dict[int, Rounds]]:
+    """Time each group of ONNX files (model name -> file) interleaved among itself, at each batch size of
+    ``inputs`` (batch -> the input array, or one per model name), in ``rounds`` rounds: each round opens
+    fresh sessions for every group and times every group at every batch before the next round starts.
+    ``plan``: one for every batch size or one per batch size (their threads must agree). Returns per
+    group: batch -> :class:`Rounds`."""
+    plans = dict(plan) if isinstance(plan, Mapping) else {batch: plan for batch in inputs}
+    threads = {p.threads for p in plans.values()}
+    if len(threads) != 1:
+        raise ConfigError(f"the timing plans of one measurement must use the same threads, got {sorted(threads)}")
+    measured: list[dict[int, list[dict[str, list[float]]]]] = [{batch: [] for batch in inputs} for _ in groups]
+    for _ in range(rounds):
+        for group, into in zip(groups, measured):
+            names = list(group)
+            sessions = [make_session(group[name], provider, next(iter(threads))) for name in names]
+            feed_names = [input_names if isinstance(input_names, str) else input_names[n] for n in names]
+            for batch, feed in inputs.items():
+                arrays = [feed if isinstance(feed, np.ndarray) else feed[n] for n in names]
+                times = time_interleaved(sessions, feed_names, arrays, plans[batch])
+                into[batch].append(dict(zip(names, times)))
+            del sessions
+    return [{batch: Rounds(per_round) for batch, per_round in group.items()} for group in measured]
