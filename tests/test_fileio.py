@@ -4,6 +4,7 @@ temporary file left behind; an output that exists or whose folder is missing is 
 from __future__ import annotations
 
 import os
+import stat
 
 import pytest
 import torch
@@ -104,3 +105,12 @@ def test_check_output_file_refuses_a_missing_folder(tmp_path):
     with pytest.raises(ConfigError, match="output folder .*missing does not exist"):
         check_output_file(tmp_path / "missing" / "dom.onnx", overwrite=True)
     assert not (tmp_path / "missing").exists()
+
+
+def test_written_files_get_the_mode_open_would_give(tmp_path):
+    """mkstemp creates 0600 files; an atomic write must not make exports and checkpoints owner-only."""
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"x")
+    atomic = tmp_path / "atomic.bin"
+    fileio.atomic_write_bytes(atomic, b"x")
+    assert stat.S_IMODE(atomic.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)

@@ -15,6 +15,14 @@ from typing import Any
 import torch
 
 
+def _umask() -> int:
+    umask = os.umask(0)  # the only portable way to read it; read once, at import, before any thread writes
+    os.umask(umask)
+    return umask
+
+
+_NEW_FILE_MODE = 0o666 & ~_umask()  # what a plain open(path, "w") gives a new file
+
 def check_output_file(path: str | Path, overwrite: bool) -> Path:
     """Refuse an output whose folder is missing, or that exists without ``overwrite``; writes nothing."""
     from wascompress.errors import ConfigError
@@ -36,6 +44,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _NEW_FILE_MODE)  # mkstemp makes 0600; give what open() would (umask applied)
         os.replace(tmp, path)
     except BaseException:
         try:
