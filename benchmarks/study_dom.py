@@ -274,7 +274,7 @@ def paper_unit(study: Study, model: str, seed: int, was: WASConfig, row: str) ->
 
 def sandwich_config(study: Study, model: str, seed: int, epochs: int, random_samples: int = 1,
                     was: WASConfig = CROP) -> TrainConfig:
-    return study.base_config(model, seed, epochs, was, dom_target_macs=BUDGET, dom_search_seeds=study.scale.budget_seeds,
+    return study.base_config(model, seed, epochs, was, target_macs=BUDGET, search_seeds=study.scale.budget_seeds,
                              distill=True, select_mode="dom", was_samples=random_samples)
 
 

@@ -93,8 +93,8 @@ def recipe_config(study: Study, model: str, seed: int, row: str) -> tuple[TrainC
     multi = recipe == "pretrained-multi"
     teacher = recipe == "pretrained-teacher"
     config = study.base_config(model, seed, epochs, MULTI[model] if multi else CROP, init_from=str(start.resolve()),
-                               dom_target_macs=BUDGETS if multi else (BUDGET,),
-                               dom_search_seeds=study.scale.budget_seeds, distill=not teacher,
+                               target_macs=BUDGETS if multi else (BUDGET,),
+                               search_seeds=study.scale.budget_seeds, distill=not teacher,
                                teacher="init" if teacher else None, select_mode="dom")
     return (replace(config, lr=config.lr * FINETUNE_LR_FACTOR) if low else config), start
 

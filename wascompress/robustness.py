@@ -25,7 +25,9 @@ KINDS = ("rotate", "translate", "crop")
 
 
 @dataclass(frozen=True)
-class Shift:
+class ImageShift:
+    """A shift of the test images (not of the kernels): ``kind`` and the range its per-image draws span."""
+
     kind: str
     low: float
     high: float
@@ -37,7 +39,7 @@ class Shift:
         return f"{self.kind}:{self.low:g}" if self.low == self.high else f"{self.kind}:{self.low:g}:{self.high:g}"
 
 
-def parse_shift(text: str) -> Shift:
+def parse_shift(text: str) -> ImageShift:
     """``rotate:0:45``, ``rotate:30``, ``translate:0.2``, ``crop:0.6:0.8``, ``crop:0.7``."""
     kind, *args = text.split(":")
     if kind not in KINDS:
@@ -55,14 +57,14 @@ def parse_shift(text: str) -> Shift:
         raise ConfigError(f"translate fraction must be in [0, 1), got {high:g}")
     if kind == "crop" and not 0 < low <= high <= 1:
         raise ConfigError(f"crop area fraction must be in (0, 1], got {text!r}")
-    return Shift(kind, low, high)
+    return ImageShift(kind, low, high)
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> Tensor:
     return low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
 
 
-def shift_images(images: Tensor, shift: Shift, generator: torch.Generator) -> Tensor:
+def shift_images(images: Tensor, shift: ImageShift, generator: torch.Generator) -> Tensor:
     """Apply ``shift`` to a batch of normalised images [B, C, H, W] (zero fill = the mean colour)."""
     n, _, h, w = images.shape
     theta = torch.zeros(n, 2, 3, dtype=torch.float64)
@@ -86,14 +88,14 @@ def shift_images(images: Tensor, shift: Shift, generator: torch.Generator) -> Te
     return F.grid_sample(images, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
 
-def shifted_accuracy(model: nn.Module, data: Images, shift: Shift | None, seed: int = 0, batch_size: int = 256) -> float:
+def shifted_accuracy(model: nn.Module, data: Images, shift: ImageShift | None, seed: int = 0, batch_size: int = 256) -> float:
     """Top-1 of ``model`` (eval mode, current BN statistics) on ``data`` with ``shift`` applied."""
     generator = torch.Generator().manual_seed(seed)
     transform = None if shift is None else (lambda images: shift_images(images, shift, generator))
     return count_correct(model, data, batch_size, transform=transform).top1
 
 
-def robustness_rows(model: nn.Module, data: Images, shifts: list[Shift], *, mode: str, seed: int | None,
+def robustness_rows(model: nn.Module, data: Images, shifts: list[ImageShift], *, mode: str, seed: int | None,
                     calibration: list[Tensor] | None, shift_seed: int = 0) -> list[dict[str, Any]]:
     """Clean and shifted accuracy of one mode (BN re-estimated for it when ``calibration`` is given)."""
     from wascompress.was import shadow_mode
@@ -103,7 +105,7 @@ def robustness_rows(model: nn.Module, data: Images, shifts: list[Shift], *, mode
         return shift_rows(model, data, shifts, mode=mode, seed=seed, shift_seed=shift_seed, clean=clean)
 
 
-def shift_rows(model: nn.Module, data: Images, shifts: list[Shift], *, mode: str, seed: int | None,
+def shift_rows(model: nn.Module, data: Images, shifts: list[ImageShift], *, mode: str, seed: int | None,
                shift_seed: int = 0, clean: float | None = None) -> list[dict[str, Any]]:
     """Clean and shifted accuracy of ``model`` as it is (a module, or an exported file's
     :class:`~wascompress.profile.onnx_classifier.OnnxClassifier`), its rows labelled ``mode`` / ``seed``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from tests.conftest import assert_one_line_error, run_cli
 from tests.export.runs import BASELINE_RUN, WAS, WAS_RUN, one_torch_thread, trained_run  # noqa: F401
+from wascompress.cli import build_parser
 from wascompress.export.exporter import ExportConfig
 from wascompress.export.from_checkpoint import export_checkpoint
 from wascompress.export.onnx_graph import ExportError
@@ -189,25 +191,52 @@ def test_zero_bn_batches_is_named_in_the_error(tmp_path, was_run, run_main):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Input geometry: the checkpoint's, or --input-shape
+# Input geometry: the checkpoint's, or --image-size (the old --input-shape C,H,W still works)
 
 
-def test_input_shape_overrides_the_trained_size(tmp_path, was_run, run_main):
-    out = tmp_path / "wide.onnx"
-    result = run_main("export", str(was_run / "best.pt"), "--mode", "dom", "--seed", "0", "--input-shape", "3,48,40",
+def test_image_size_overrides_the_trained_size(tmp_path, was_run, run_main):
+    out, old = tmp_path / "wide.onnx", tmp_path / "old.onnx"
+    result = run_main("export", str(was_run / "best.pt"), "--mode", "dom", "--seed", "0", "--image-size", "48", "40",
                       "--out", str(out))
     assert result.returncode == 0 and "pruned at 48x40" in result.stdout, result.stderr
     dims = [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim[1:]]
     report = json.loads(out.with_suffix(".json").read_text())
-    assert dims == [3, 48, 40] and report["input_shape"] == [3, 48, 40]
+    assert dims == [3, 48, 40] and report["input_shape"] == [3, 48, 40]  # the channel count is the checkpoint's
     assert report["verification"]["inputs_checked"] > 2 + 3  # the real images came at 48x40 too
+    result = run_main("export", str(was_run / "best.pt"), "--mode", "dom", "--seed", "0", "--input-shape", "3,48,40",
+                      "--out", str(old))
+    assert result.returncode == 0 and old.read_bytes() == out.read_bytes(), result.stderr  # the old spelling
 
 
-@pytest.mark.parametrize("shape, fragment", [("1,32,32", "RGB images"), ("3,x,32", "C,H,W"), ("3,4,32", "[8, 4096]")])
-def test_bad_input_shape_is_one_line(tmp_path, was_run, run_main, shape, fragment):
-    assert_one_line_error(run_main("export", str(was_run / "best.pt"), "--input-shape", shape,
+@pytest.mark.parametrize("flag, size, fragment", [
+    ("--input-shape", "1,32,32", "RGB images"), ("--input-shape", "3,x,32", "C,H,W"),
+    ("--input-shape", "3,4,32", "[8, 4096]"), ("--image-size", "4", "[8, 4096]"), ("--image-size", "wide", "H W"),
+])
+def test_bad_image_size_is_one_line(tmp_path, was_run, run_main, flag, size, fragment):
+    assert_one_line_error(run_main("export", str(was_run / "best.pt"), flag, size,
                                    "--out", str(tmp_path / "m.onnx")), fragment)
     assert not list(tmp_path.iterdir())
+
+
+def test_old_format_and_storage_names_give_the_same_settings(capsys):
+    """``--format sparse`` is the dense format's old name, ``--sparse-storage`` that of ``--sparse-initializers``:
+    scripts that use them get the same export settings; --help shows only the new names."""
+    def settings(*flags: str) -> argparse.Namespace:
+        return build_parser().parse_args(["export", "run/best.pt", "--out", "m.onnx", "--mode", "dom", *flags])
+
+    new = settings("--format", "dense", "--sparse-initializers")
+    assert settings("--format", "sparse", "--sparse-storage") == new and new.format == "dense"
+    assert new != settings("--format", "pruned") and ExportConfig(format="sparse").format == "dense"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["export", "--help"])
+    shown = capsys.readouterr().out
+    assert "{dense,pruned}" in shown and "--sparse-initializers" in shown and "--sparse-storage" not in shown
+
+
+def test_help_names_the_image_size_not_its_old_spelling(run_main):
+    for command, old in (("export", "--input-shape"), ("profile", "--input-shape"), ("models", "--input-size")):
+        shown = run_main(command, "--help").stdout
+        assert "--image-size H [W ...]" in shown and old not in shown, shown
 
 
 def test_current_exporter_keeps_library_logs_off_the_output(tmp_path, was_run):

@@ -9,8 +9,8 @@ from wascompress.models import create_model
 from wascompress.models.cost import count_macs
 
 
-def test_models_at_any_input_size(capsys):
-    assert main(["models", "--width", "0.125", "--input-size", "64", "48",
+def test_models_at_any_image_size(capsys):
+    assert main(["models", "--width", "0.125", "--image-size", "64", "48",
                  "--model", "torchvision.models:mobilenet_v3_small"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[-2:] == ["MACs", "(64x48)"]
@@ -20,3 +20,11 @@ def test_models_at_any_input_size(capsys):
     mobilenet = count_macs(torchvision.models.mobilenet_v3_small(num_classes=10), (3, 64, 48))
     assert lines["torchvision.models:mobilenet_v3_small"].endswith(f"{mobilenet / 1e6:.1f} M")
     assert lines["vgg16"].endswith("- (not 64x48)")  # its classifier is sized for 32x32 input
+
+
+def test_the_old_input_size_flag_gives_the_same_table(capsys):
+    tables = []
+    for flag in ("--image-size", "--input-size"):
+        assert main(["models", "--width", "0.125", flag, "40"]) == 0
+        tables.append(capsys.readouterr().out)
+    assert tables[0] == tables[1] and "MACs (40x40)" in tables[0]

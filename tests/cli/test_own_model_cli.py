@@ -49,12 +49,12 @@ def test_train_export_verify_profile_at_its_own_size(factory, image_folder, tmp_
     rows = [line.split()[:3] for line in out.splitlines()[1:]]  # the 6 test images, at 64x64
     assert rows == [["aom", "-", "none"], ["aom", "-", "translate:0.1"], ["dom", "0", "none"], ["dom", "0", "translate:0.1"]]
 
-    files = {"aom": tmp_path / "aom.onnx", "sparse": tmp_path / "sparse" / "dom.onnx",
+    files = {"aom": tmp_path / "aom.onnx", "dense": tmp_path / "dense" / "dom.onnx",
              "pruned": tmp_path / "pruned" / "dom.onnx"}
     for path in files.values():
         path.parent.mkdir(exist_ok=True)
     cli(capsys, "export", str(run / "best.pt"), "--out", str(files["aom"]))
-    for fmt in ("sparse", "pruned"):
+    for fmt in ("dense", "pruned"):
         out = cli(capsys, "export", str(run / "best.pt"), "--mode", "dom", "--seed", "0", "--format", fmt,
                   "--out", str(files[fmt]))
         assert f"DOM seed 0 {fmt} at {SIZE}x{SIZE}" in out
@@ -63,15 +63,15 @@ def test_train_export_verify_profile_at_its_own_size(factory, image_folder, tmp_
         dims = [d.dim_value for d in onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[1:]]
         assert dims == [3, SIZE, SIZE] and reports[key]["input_shape"] == [3, SIZE, SIZE]
         assert reports[key]["verification"]["top1_identical"]
-    assert reports["pruned"]["cost"]["macs"] < reports["sparse"]["cost"]["macs"] == reports["aom"]["cost"]["macs"]
+    assert reports["pruned"]["cost"]["macs"] < reports["dense"]["cost"]["macs"] == reports["aom"]["cost"]["macs"]
 
-    # the pruned DOM computes what the sparse DOM computes, on the run's real test images
+    # the pruned DOM computes what the dense DOM computes, on the run's real test images
     import onnxruntime as ort
 
     test = load_dataset("imagefolder", image_folder, train=False, image_size=SIZE, workers=0)
     images = torch.cat([x for x, _ in BatchLoader(test, 6, shuffle=False)]).numpy()
     outputs = [ort.InferenceSession(str(files[k]), providers=["CPUExecutionProvider"]).run(None, {"input": images})[0]
-               for k in ("sparse", "pruned")]
+               for k in ("dense", "pruned")]
     scale = max(1.0, float(np.abs(outputs[0]).max()))
     assert float(np.abs(outputs[0] - outputs[1]).max()) / scale <= 1e-4
     assert (outputs[0].argmax(1) == outputs[1].argmax(1)).all()
@@ -80,10 +80,10 @@ def test_train_export_verify_profile_at_its_own_size(factory, image_folder, tmp_
     cli(capsys, "profile", *map(str, files.values()), "--batch-sizes", "1", "--runs", "2", "--warmup", "1",
         "--threads", "1", "--json", str(json_path))
     profiled = json.loads(json_path.read_text())
-    assert [m["name"] for m in profiled["models"]] == ["aom", "sparse/dom", "pruned/dom"]
+    assert [m["name"] for m in profiled["models"]] == ["aom", "dense/dom", "pruned/dom"]
     assert profiled["input_shape"] == [3, SIZE, SIZE]
-    aom, sparse, pruned = profiled["models"]
-    assert pruned["macs"] == reports["pruned"]["cost"]["macs"] < sparse["macs"] == aom["macs"]
+    aom, dense, pruned = profiled["models"]
+    assert pruned["macs"] == reports["pruned"]["cost"]["macs"] < dense["macs"] == aom["macs"]
     assert all(m["thop_match"] for m in profiled["models"])
 
 

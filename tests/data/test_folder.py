@@ -42,7 +42,7 @@ def pixels(data: FolderSet) -> torch.Tensor:
 def test_image_folder_train_and_test(image_folder: Path) -> None:
     train = load_dataset("imagefolder", image_folder, train=True, image_size=16, workers=0)
     assert isinstance(train, FolderSet) and train.classes == ("blue", "green", "red")
-    assert train.labels.tolist() == [0, 1, 2, 2] and train.image_shape == (3, 16, 16)
+    assert train.labels.tolist() == [0, 1, 2, 2] and train.input_shape == (3, 16, 16)
     images = pixels(train)
     assert images.shape == (4, 3, 16, 16)
     assert images[0, :, 5, 5].tolist() == [0, 0, 255] and images[3, :, 5, 5].tolist() == [200, 0, 0]
@@ -56,7 +56,7 @@ def test_image_folder_train_and_test(image_folder: Path) -> None:
 
 def test_any_height_and_width(image_folder: Path) -> None:
     train = load_dataset("imagefolder", image_folder, train=True, image_size=(24, 40), workers=0)
-    assert train.image_shape == (3, 24, 40) and pixels(train).shape == (4, 3, 24, 40)
+    assert train.input_shape == (3, 24, 40) and pixels(train).shape == (4, 3, 24, 40)
     images, _ = next(iter(BatchLoader(train, 4, shuffle=True, augment=True)))
     assert images.shape == (4, 3, 24, 40) and images.dtype == torch.float32
 

@@ -1,4 +1,4 @@
-"""export_model on every zoo model: AOM sparse, DOM pruned and DOM sparse files verify against PyTorch,
+"""export_model on every zoo model: AOM dense, DOM pruned and DOM dense files verify against PyTorch,
 pruning really lowers the MACs, exports are byte-reproducible, and the file carries its metadata."""
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def test_every_model_exports_aom_and_dom(tmp_path, name):
     dense = dense_macs(name)
 
     aom = export_model(model, tmp_path / "aom.onnx", ExportConfig(mode="aom"))
-    assert (aom["mode"], aom["format"], aom["seed"]) == ("aom", "sparse", None)
+    assert (aom["mode"], aom["format"], aom["seed"]) == ("aom", "dense", None)
     assert_verified(aom)
     assert aom["cost"]["macs"] == aom["cost_before_pruning"]["macs"] == dense
     with shadow_mode(model, "aom"):
@@ -98,7 +98,7 @@ def test_every_model_exports_aom_and_dom(tmp_path, name):
     reference = dom_reference(model, 1)
     assert_matches(tmp_path / "dom.onnx", reference)
 
-    sparse = export_model(model, tmp_path / "dom_sparse.onnx", ExportConfig(mode="dom", seed=1, format="sparse"),
+    sparse = export_model(model, tmp_path / "dom_sparse.onnx", ExportConfig(mode="dom", seed=1, format="dense"),
                           calibration=calibration())
     assert_verified(sparse)
     assert sparse["cost"]["macs"] == dense and not sparse["kernel_changes"] and not sparse["filter_changes"]
@@ -137,8 +137,8 @@ def export_fresh(folder: Path, **config) -> tuple[bytes, str]:
     return (folder / "model.onnx").read_bytes(), (folder / "model.json").read_text()
 
 
-@pytest.mark.parametrize("config", [dict(mode="dom", seed=3), dict(mode="dom", seed=3, format="sparse")],
-                         ids=["dom-pruned", "dom-sparse"])
+@pytest.mark.parametrize("config", [dict(mode="dom", seed=3), dict(mode="dom", seed=3, format="dense")],
+                         ids=["dom-pruned", "dom-dense"])
 def test_exports_are_byte_identical(tmp_path, config):
     first = export_fresh(tmp_path / "a", **config)
     second = export_fresh(tmp_path / "b", **config)
@@ -149,19 +149,19 @@ def test_exports_are_byte_identical(tmp_path, config):
         assert other_seed[0] != first[0]
 
 
-def test_sparse_storage_gives_a_smaller_file_that_still_verifies(tmp_path):
+def test_sparse_initializers_give_a_smaller_file_that_still_verifies(tmp_path):
     model = was_model("tiny", WASConfig(crop=(0.4, 0.5), filter=(0.5, 0.6)))
-    config = dict(mode="dom", seed=0, format="sparse")
+    config = dict(mode="dom", seed=0, format="dense")
     plain = export_model(model, tmp_path / "plain.onnx", ExportConfig(**config), calibration=calibration())
-    small = export_model(model, tmp_path / "small.onnx", ExportConfig(**config, sparse_storage=True),
+    small = export_model(model, tmp_path / "small.onnx", ExportConfig(**config, sparse_initializers=True),
                          calibration=calibration())
-    assert small["sparse_storage"]["enabled"] and small["sparse_storage"]["initializers"]
-    assert not plain["sparse_storage"]["initializers"]
+    assert small["sparse_initializers"]["enabled"] and small["sparse_initializers"]["initializers"]
+    assert not plain["sparse_initializers"]["initializers"]
     assert small["bytes"] < plain["bytes"]
     assert (tmp_path / "small.onnx").stat().st_size < (tmp_path / "plain.onnx").stat().st_size
     assert_verified(small)
     proto = onnx.load(tmp_path / "small.onnx")
-    assert len(proto.graph.sparse_initializer) == len(small["sparse_storage"]["initializers"])
+    assert len(proto.graph.sparse_initializer) == len(small["sparse_initializers"]["initializers"])
     assert_matches(tmp_path / "small.onnx", dom_reference(model, 0))
     x = check_inputs().numpy()
     assert np.array_equal(run_onnx((tmp_path / "small.onnx").read_bytes(), x),
@@ -252,7 +252,7 @@ def test_existing_output_needs_overwrite(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [dict(mode="dom"), dict(mode="dom", seed=-1), dict(mode="dom", seed=True),
-                                 dict(mode="aom", seed=0), dict(mode="xom"), dict(format="dense")])
+                                 dict(mode="aom", seed=0), dict(mode="xom"), dict(format="coo")])
 def test_bad_export_config(bad):
     with pytest.raises(ConfigError):
         ExportConfig(**bad)

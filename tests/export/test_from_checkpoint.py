@@ -75,7 +75,7 @@ def test_export_dom_seed_records_its_source(tmp_path, run, checkpoint):
 
 def test_export_aom_of_a_checkpoint(tmp_path, run):
     report = export_checkpoint(run / "best.pt", tmp_path / "aom.onnx", ExportConfig())
-    assert (report["mode"], report["format"], report["seed"]) == ("aom", "sparse", None)
+    assert (report["mode"], report["format"], report["seed"]) == ("aom", "dense", None)
     assert report["bn"].startswith("stored")
 
 

@@ -154,6 +154,6 @@ def test_bad_settings_are_one_line_errors(settings, fragment):
         QuantizeConfig(**settings)
 
 
-def test_sparse_storage_does_not_combine_with_int8():
-    with pytest.raises(ConfigError, match="--sparse-storage"):
-        ExportConfig(sparse_storage=True, quantize=INT8)
+def test_sparse_initializers_do_not_combine_with_int8():
+    with pytest.raises(ConfigError, match="--sparse-initializers"):
+        ExportConfig(sparse_initializers=True, quantize=INT8)

@@ -27,7 +27,7 @@ def exports(tmp_path_factory):
     calibration = [torch.randn(16, 3, 32, 32) for _ in range(2)]
     export_model(model, folder / "aom.onnx", ExportConfig(mode="aom"))
     export_model(model, folder / "dom.onnx", ExportConfig(mode="dom", seed=1), calibration=calibration)
-    export_model(model, folder / "sparse.onnx", ExportConfig(mode="dom", seed=1, format="sparse"), calibration=calibration)
+    export_model(model, folder / "sparse.onnx", ExportConfig(mode="dom", seed=1, format="dense"), calibration=calibration)
     return folder
 
 

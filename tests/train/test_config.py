@@ -41,9 +41,9 @@ CROP = WASConfig(crop=(0.4, 0.6))
     ({"dom_seeds": 3}, "dom-seed must be a list"),
     ({"was": CROP, "dom_seeds": (1, -2)}, "dom-seed must be a non-negative integer, got -2"),
     ({"was": CROP, "dom_seeds": (4, 4)}, "dom-seed lists a seed twice: [4, 4]"),
-    ({"was": CROP, "dom_target_macs": 1.5}, "dom-target-macs must be fractions"),
-    ({"was": CROP, "dom_target_macs": (0.5, 0.5)}, "distinct budgets"),
-    ({"was": CROP, "dom_target_macs": ()}, "distinct budgets"),
+    ({"was": CROP, "target_macs": 1.5}, "target-macs must be fractions"),
+    ({"was": CROP, "target_macs": (0.5, 0.5)}, "distinct budgets"),
+    ({"was": CROP, "target_macs": ()}, "distinct budgets"),
     ({"dom_seeds": (1,)}, "--dom-seed needs WAS settings"),
     ({"distill": True}, "--distill needs WAS settings"),
     ({"was_warmup": 1}, "--was-warmup needs WAS settings"),
@@ -72,8 +72,8 @@ def test_settings_it_settles():
     fixed = TrainConfig(was=CROP, dom_seeds=[7, 2])
     assert fixed.dom_seeds == (7, 2) and fixed.eval_seed == 7  # the first trained DOM is the one evaluated
     assert fixed.was_samples == 0 and fixed.sandwich  # beside a fixed DOM no random draw by default
-    assert TrainConfig(was=CROP, dom_target_macs=0.5).dom_target_macs == (0.5,)
-    assert TrainConfig(was=CROP, dom_target_macs=[1, 0.25]).dom_target_macs == (1.0, 0.25)
+    assert TrainConfig(was=CROP, target_macs=0.5).target_macs == (0.5,)
+    assert TrainConfig(was=CROP, target_macs=[1, 0.25]).target_macs == (1.0, 0.25)
     paper = TrainConfig(was=CROP)
     assert paper.was_samples == 1 and not paper.sandwich  # the paper's step: one random SW
     assert TrainConfig().was_samples == 1 and not TrainConfig().sandwich
@@ -154,14 +154,14 @@ def test_to_dict_from_dict_round_trip_through_json():
                          protocol="standard", epochs=3, was=WASConfig(crop=(0.4, 0.6), translate=0.3),
                          dom_seeds=(5, 2), was_samples=1, distill=True, distill_weight=0.3,
                          distill_temperature=2.0, teacher="init", init_from="/runs/a/best.pt",
-                         dom_target_macs=(0.5, 0.25), select_mode="dom")
+                         target_macs=(0.5, 0.25), select_mode="dom")
     data = config.to_dict()
     assert set(data) == {f.name for f in fields(TrainConfig)}
     stored = json.loads(json.dumps(data))  # config.json and the checkpoint hold plain JSON values
     assert stored == data
     again = TrainConfig.from_dict(stored)
     assert again == config and again.to_dict() == data
-    assert again.dom_seeds == (5, 2) and again.image_size == (24, 40) and again.dom_target_macs == (0.5, 0.25)
+    assert again.dom_seeds == (5, 2) and again.image_size == (24, 40) and again.target_macs == (0.5, 0.25)
     assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
 
 
@@ -177,7 +177,7 @@ def test_configurations_of_earlier_runs_read_in_todays_names():
     old.update(init_checkpoint="/runs/a/best.pt", teacher="checkpoint", distill=True, dom_target_macs=0.5)
     config = TrainConfig.from_dict(old)  # a fine-tuning run distilled from its source checkpoint
     assert (config.init_from, config.teacher, config.distill) == ("/runs/a/best.pt", "init", False)
-    assert config.dom_target_macs == (0.5,)
+    assert config.target_macs == (0.5,)
     old.update(teacher="aom", distill=True, train_pw=True)  # "aom" was in-place distillation: today no teacher
     assert TrainConfig.from_dict(old).teacher is None and TrainConfig.from_dict(old).distill
     old.update(teacher="checkpoint", distill=False)  # the checkpoint teacher without distill did not distil

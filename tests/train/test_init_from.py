@@ -128,7 +128,7 @@ def test_three_budgets_train_in_one_run_and_export_at_or_under_each(tmp_path, ca
     run = tmp_path / "run"
     code = main(["train", "--out", str(run), "--model", "tiny", "--dataset", "synthetic", "--epochs", "1",
                  "--limit-train", "300", "--batch-size", "64", "--bn-batches", "2", "--no-channels-last", *SHARED,
-                 "--dom-target-macs", "0.75", "0.5", "0.35", "--dom-search-seeds", "8", "--distill"])
+                 "--target-macs", "0.75", "0.5", "0.35", "--search-seeds", "8", "--distill"])
     assert code == 0, capsys.readouterr().err
     config = json.loads((run / "config.json").read_text())
     chosen = config["config"]["dom_budget"]["chosen"]
@@ -155,7 +155,7 @@ def test_three_budgets_train_in_one_run_and_export_at_or_under_each(tmp_path, ca
 def test_budget_no_seed_reaches_is_one_line_before_training(tmp_path, run_main):
     run = tmp_path / "run"
     result = run_main("train", "--out", str(run), "--model", "tiny", "--dataset", "synthetic", "--epochs", "1",
-                      "--limit-train", "100", *SHARED, "--dom-target-macs", "0.75", "0.1", "--dom-search-seeds", "8")
+                      "--limit-train", "100", *SHARED, "--target-macs", "0.75", "0.1", "--search-seeds", "8")
     assert_one_line_error(result, "no DOM seed of the 8 tried reaches 0.1 of the AOM's MACs")
     assert not run.exists()
 
@@ -163,7 +163,7 @@ def test_budget_no_seed_reaches_is_one_line_before_training(tmp_path, run_main):
 def test_export_target_macs_no_trained_dom_fits(tmp_path, run_main):
     run = tmp_path / "run"
     train(TrainConfig(**TINY, epochs=1, limit_train=200, was=WASConfig(crop=(0.2, 1.0), shared=True),
-                      dom_target_macs=(0.75,), dom_search_seeds=8), run)
+                      target_macs=(0.75,), search_seeds=8), run)
     result = run_main("export", str(run / "best.pt"), "--target-macs", "0.4", "--out", str(tmp_path / "x.onnx"))
     assert_one_line_error(result, "trained no DOM at or under 0.4 of the AOM's MACs (its budgets: 0.75 (seed")
     assert not (tmp_path / "x.onnx").exists()
@@ -172,7 +172,7 @@ def test_export_target_macs_no_trained_dom_fits(tmp_path, run_main):
 @pytest.mark.parametrize("args,fragment", [
     (["--model-kwargs", "{drop"], "not JSON"),
     (["--model-kwargs", "[1]"], "must be a JSON object"),
-    (["--crop", "0.4", "0.6", "--dom-target-macs", "0.5", "0.5"], "distinct budgets"),
+    (["--crop", "0.4", "0.6", "--target-macs", "0.5", "0.5"], "distinct budgets"),
     (["--teacher", "teacher.pt"], "--teacher needs WAS settings"),
 ])
 def test_bad_compression_input(tmp_path, run_main, args, fragment):

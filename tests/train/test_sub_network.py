@@ -43,8 +43,8 @@ def test_trained_dom_seed_ends_with_a_lower_dom_loss(tmp_path):
     assert dom_loss(tmp_path / "sandwich", seed) < dom_loss(tmp_path / "paper", seed)
 
 
-def test_dom_target_macs_picks_a_seed_under_the_budget(tmp_path):
-    config = TrainConfig(**TINY, epochs=1, limit_train=300, was=CROP, dom_target_macs=0.5, dom_search_seeds=8,
+def test_target_macs_picks_a_seed_under_the_budget(tmp_path):
+    config = TrainConfig(**TINY, epochs=1, limit_train=300, was=CROP, target_macs=0.5, search_seeds=8,
                          distill=True)
     results = train(config, tmp_path / "run")
     stored = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
@@ -56,22 +56,22 @@ def test_dom_target_macs_picks_a_seed_under_the_budget(tmp_path):
     assert results["budgets"] == [{"target": 0.5, "seed": chosen["seed"], "mac_ratio": chosen["ratio"],
                                    "macs": chosen["macs"], "test_acc": results["test_acc_dom"]}]
     with pytest.raises(ConfigError, match="no DOM seed of the 8 tried reaches 0.1"):
-        train(TrainConfig(**TINY, epochs=1, limit_train=300, was=CROP, dom_target_macs=0.1, dom_search_seeds=8),
+        train(TrainConfig(**TINY, epochs=1, limit_train=300, was=CROP, target_macs=0.1, search_seeds=8),
               tmp_path / "unreachable")
     assert not (tmp_path / "unreachable").exists()
 
 
 def test_a_fixed_dom_trains_without_random_draws_by_default():
     assert TrainConfig(**TINY, was=CROP, dom_seeds=(3,)).was_samples == 0
-    assert TrainConfig(**TINY, was=CROP, dom_target_macs=0.5).was_samples == 0
+    assert TrainConfig(**TINY, was=CROP, target_macs=0.5).was_samples == 0
     assert TrainConfig(**TINY, was=CROP, dom_seeds=(3,), was_samples=2).was_samples == 2
     assert TrainConfig(**TINY, was=CROP).was_samples == 1 and TrainConfig(**TINY, was=CROP, distill=True).was_samples == 1
     assert TrainConfig(**TINY).was_samples == 1 and not TrainConfig(**TINY, was=CROP).sandwich  # the paper's step
 
 
-def test_dom_target_macs_alone_is_a_sub_network_to_train(tmp_path):
-    """--dom-target-macs (random draws by default none): AOM + the seed the budget picks, two passes per step."""
-    config = TrainConfig(**TINY, epochs=1, limit_train=300, was=CROP, dom_target_macs=0.5, dom_search_seeds=8,
+def test_target_macs_alone_is_a_sub_network_to_train(tmp_path):
+    """--target-macs (random draws by default none): AOM + the seed the budget picks, two passes per step."""
+    config = TrainConfig(**TINY, epochs=1, limit_train=300, was=CROP, target_macs=0.5, search_seeds=8,
                          distill=True)
     results = train(config, tmp_path / "run")
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -119,14 +119,14 @@ def test_sigkill_then_resume_is_bit_identical_with_sandwich_options(tmp_path):
     (["--crop", "0.4", "0.6", "--dom-seed"], "expected at least one argument"),
     (["--crop", "0.4", "0.6", "--dom-seed", "-1"], "non-negative integer"),
     (["--crop", "0.4", "0.6", "--dom-seed", "x"], "invalid int value"),
-    (["--crop", "0.4", "0.6", "--dom-target-macs", "0"], "(0, 1]"),
-    (["--crop", "0.4", "0.6", "--dom-target-macs", "1.5"], "(0, 1]"),
+    (["--crop", "0.4", "0.6", "--target-macs", "0"], "(0, 1]"),
+    (["--crop", "0.4", "0.6", "--target-macs", "1.5"], "(0, 1]"),
     (["--distill"], "--distill needs WAS settings"),
     (["--dom-seed", "1"], "--dom-seed needs WAS settings"),
     (["--dom-align"], "--dom-align needs WAS settings"),
     (["--crop", "0.4", "0.6", "--transform-layers", "filter:res*"], "'filter', which is not an enabled transform"),
     (["--crop", "0.4", "0.6", "--transform-layers", "crop:nothing*"], "crop:nothing* matches no WAS layer"),
-    (["--crop", "0.4", "0.6", "--dom-seed", "1", "--dom-target-macs", "0.5"], "not both"),
+    (["--crop", "0.4", "0.6", "--dom-seed", "1", "--target-macs", "0.5"], "not both"),
     (["--crop", "0.4", "0.6", "--was-samples", "0"], "must train some SW"),
     (["--crop", "0.4", "0.6", "--was-warmup", "5", "--epochs", "5"], "was-warmup 5 leaves no WAS epoch"),
 ])

@@ -11,7 +11,7 @@ from torch import nn
 
 from wascompress.errors import ConfigError
 from wascompress.models import create_model, list_models
-from wascompress.was.transforms import CropWindow, Shift, translate_kernel
+from wascompress.was.transforms import CropWindow, KernelShift, translate_kernel
 from wascompress.was import (
     WASConfig,
     apply_was_,
@@ -72,14 +72,14 @@ def test_taps_shifted_out_by_translate_get_zero_gradient():
     apply_was_(model, WASConfig(translate=0.3))
     generator = torch.Generator().manual_seed(0)
     resample_(model, generator)
-    while all(l.draws[0] == Shift(0, 0) for l in was_layers(model).values()):
+    while all(l.draws[0] == KernelShift(0, 0) for l in was_layers(model).values()):
         resample_(model, generator)
     model(torch.randn(2, 3, 32, 32)).sum().backward()
     for layer_name, sw in was_layers(model).items():
         (shift,) = sw.draws
         weight = model.get_submodule(layer_name).parametrizations.weight.original
         # a PW tap contributes to SW iff shifting it lands inside the kernel
-        used = translate_kernel(torch.ones_like(weight), Shift(-shift.dy, -shift.dx)) != 0
+        used = translate_kernel(torch.ones_like(weight), KernelShift(-shift.dy, -shift.dx)) != 0
         assert (weight.grad[~used] == 0).all(), layer_name
         assert (weight.grad[used] != 0).any(), layer_name
 
@@ -198,7 +198,7 @@ def test_choice_policy_picks_one_transform_per_layer():
         for layer in was_layers(model).values():
             assert len(layer.draws) == 1
             kinds.add(type(layer.draws[0]).__name__)
-    assert kinds == {"CropWindow", "Shift"}
+    assert kinds == {"CropWindow", "KernelShift"}
 
 
 def test_layer_selection_default_and_patterns():

@@ -45,7 +45,7 @@ def test_resize_crop_resizes_window_bilinearly():
     ],
 )
 def test_translate_shifts_with_zero_fill(dy, dx, expected):
-    assert torch.equal(T.translate_kernel(K, T.Shift(dy, dx)), kernel(expected))
+    assert torch.equal(T.translate_kernel(K, T.KernelShift(dy, dx)), kernel(expected))
 
 
 def test_rotate_quarter_turn():
@@ -61,11 +61,11 @@ def test_filter_zeroes_unkept_filters():
 
 
 def test_composition_applies_in_order():
-    draws = (T.CropWindow(0, 0, 2, 2), T.Shift(1, 1))
+    draws = (T.CropWindow(0, 0, 2, 2), T.KernelShift(1, 1))
     assert torch.equal(T.apply_draws(K, draws), kernel([[0, 0, 0], [0, 1, 2], [0, 4, 5]]))
 
 
-@pytest.mark.parametrize("draw", [T.CropWindow(1, 1, 2, 2), T.Shift(-1, 1)])
+@pytest.mark.parametrize("draw", [T.CropWindow(1, 1, 2, 2), T.KernelShift(-1, 1)])
 def test_zero_rows_and_columns_are_layer_wide(draw):
     w = torch.randn(16, 8, 3, 3) + 10  # no accidental zeros
     out = T.apply_draw(w, draw)
@@ -202,7 +202,7 @@ def test_aligned_windows_alternate_corners_so_a_chain_does_not_drift():
 def test_aligned_windows_centre_an_odd_slack_and_count_other_layers_shifts():
     five = [((T.CropWindow(0, 2, 3, 3),), (5, 5))]
     assert T.align_windows(five)[0][0] == T.CropWindow(1, 1, 3, 3)  # centred: no shift at all
-    shifted = (T.Shift(dy=1, dx=0),)  # a translated layer moves its output a full tap down
+    shifted = (T.KernelShift(dy=1, dx=0),)  # a translated layer moves its output a full tap down
     keep = T.FilterKeep((0, 2))
     out = T.align_windows([(shifted, (3, 3)), ((T.CropWindow(0, 0, 2, 2), keep), (3, 3))])
     assert out[0] == shifted  # not a crop: left as drawn

@@ -2,15 +2,17 @@
 
 Each sub-command lives in its own module with ``register(subparsers)``. A user mistake (any
 :class:`~wascompress.errors.WascompressError`, a bad option, an unreadable path) is reported as one line
-on stderr with exit code 2; anything else is a bug and keeps its traceback.
+on stderr with exit code 2; anything else is a bug and keeps its traceback. An option renamed for
+consistency keeps its old name as an alias (:func:`add_option`): still parsed, not shown in ``--help``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import sys
-from typing import NoReturn, Sequence
+from typing import Any, NoReturn, Sequence
 
 from wascompress import __version__
 from wascompress.errors import WascompressError
@@ -18,11 +20,35 @@ from wascompress.errors import WascompressError
 PROG = "wascompress"
 
 
+class AliasHidingFormatter(argparse.HelpFormatter):
+    """``--help`` lists an option under its current name(s) only, not under its old aliases."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        aliases = getattr(action, "aliases", ())
+        if aliases:
+            action = copy.copy(action)
+            action.option_strings = [s for s in action.option_strings if s not in aliases]
+        return super()._format_action_invocation(action)
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (no usage block) and exit 2."""
+    """An ArgumentParser whose errors are one line (no usage block) and exit 2, and whose help hides
+    option aliases."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", AliasHidingFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def add_option(parser: Any, *names: str, aliases: Sequence[str] = (), **kwargs: Any) -> argparse.Action:
+    """``parser.add_argument(*names, **kwargs)`` that also accepts the old option strings ``aliases``
+    (for users' scripts), hidden from ``--help``; ``parser`` is a parser or an argument group."""
+    action = parser.add_argument(*names, *aliases, **kwargs)
+    action.aliases = tuple(aliases)  # type: ignore[attr-defined]
+    return action
 
 
 def one_line(message: str) -> str:

@@ -17,7 +17,7 @@ from wascompress.errors import ConfigError
 from wascompress.fileio import atomic_write_bytes, atomic_write_text, check_output_file
 from wascompress.plotting import png_bytes, pyplot
 from wascompress.profile.onnx_classifier import OnnxClassifier
-from wascompress.robustness import Shift, parse_shift, robustness_rows, shift_rows
+from wascompress.robustness import ImageShift, parse_shift, robustness_rows, shift_rows
 from wascompress.was import check_seed, has_was
 
 
@@ -73,7 +73,8 @@ def _limit(test: Images, count: int | None) -> Images:
     return limit(test, count) if count else test
 
 
-def evaluate_checkpoint(args: argparse.Namespace, shifts: list[Shift], seeds: list[int]) -> tuple[Images, list[dict]]:
+def evaluate_checkpoint(args: argparse.Namespace, shifts: list[ImageShift],
+                        seeds: list[int]) -> tuple[Images, list[dict]]:
     """The test images and the rows of each mode (and DOM seed) of a checkpoint."""
     if args.dataset is not None:
         raise ConfigError("--dataset applies to an ONNX file; a checkpoint evaluates on its own run's test set")
@@ -96,7 +97,7 @@ def evaluate_checkpoint(args: argparse.Namespace, shifts: list[Shift], seeds: li
     return test, rows
 
 
-def evaluate_onnx(args: argparse.Namespace, shifts: list[Shift]) -> tuple[Images, list[dict]]:
+def evaluate_onnx(args: argparse.Namespace, shifts: list[ImageShift]) -> tuple[Images, list[dict]]:
     """The test images and the rows of an ONNX file: as it was exported (its mode, seed and precision are
     the file's), on the test set its export records or ``--dataset``, at the file's input size."""
     for flag, given in (("--mode", args.mode), ("--seed", args.seed), ("--bn-batches", args.bn_batches)):

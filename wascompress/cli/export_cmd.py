@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wascompress.data.geometry import parse_input_shape
+from wascompress.cli.image_size import add_image_size_option, checkpoint_image_size, requested_size
 from wascompress.errors import ConfigError
-from wascompress.export.exporter import FORMATS, MODES, ExportConfig
+from wascompress.cli import add_option
+from wascompress.export.exporter import FORMAT_ALIASES, FORMATS, MODES, ExportConfig
 from wascompress.export.from_checkpoint import (
     OBJECTIVES,
     SeedSearch,
@@ -35,24 +36,30 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def format_name(text: str) -> str:
+    """``--format``: today's name of a format (``sparse`` is the old name of ``dense``)."""
+    return FORMAT_ALIASES.get(text, text)
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("export", help="export AOM or DOM to a verified ONNX file",
                             description=__doc__.splitlines()[0].strip("`"))
     p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint written by `wascompress train`")
     p.add_argument("--mode", choices=MODES, default="aom", help="aom: PW (default); dom: the SW of --seed")
     p.add_argument("--seed", type=non_negative_int, help="DOM seed N (a fresh generator seeded with N; default: "
-                   "the seed the checkpoint was trained to deploy with --dom-seed / --dom-target-macs)")
-    p.add_argument("--format", choices=FORMATS,
-                   help="sparse: zeros kept in dense convs; pruned (default for dom): smaller kernels and "
-                        "fewer channels, so it really runs faster")
-    p.add_argument("--sparse-storage", action="store_true",
-                   help="store weights as ONNX sparse_initializer (COO): a smaller file only - ONNX Runtime "
-                        "densifies them when it loads the model, so there is no speed-up")
+                   "the seed the checkpoint was trained to deploy with --dom-seed / --target-macs)")
+    p.add_argument("--format", choices=FORMATS, type=format_name,
+                   help="dense (default for aom): the trained shapes, the DOM's zeros kept in dense convs; pruned "
+                        "(default for dom): smaller kernels and fewer channels, so it really runs faster")
+    add_option(p, "--sparse-initializers", aliases=["--sparse-storage"], action="store_true",
+               help="store weights as ONNX sparse_initializer (COO): a smaller file only - ONNX Runtime "
+                    "densifies them when it loads the model, so there is no speed-up")
     p.add_argument("--out", required=True, metavar="MODEL.onnx", help="output file (a .json report goes beside)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--data-dir", help="data folder (default: the checkpoint's, or $WASCOMPRESS_DATA_DIR)")
-    p.add_argument("--input-shape", metavar="C,H,W",
-                   help="export, verify and count at this input shape (default: the size the model was trained at)")
+    add_image_size_option(p, aliases=["--input-shape"],
+                          help="export, verify and count at H x W pixels (one value: square; default: the size "
+                               "the model was trained at)")
     p.add_argument("--no-recalibrate-bn", action="store_true",
                    help="keep the stored BatchNorm statistics for DOM (DOM accuracy usually collapses)")
     p.add_argument("--bn-batches", type=int, help="training batches for BatchNorm re-estimation "
@@ -62,7 +69,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--max-drop", type=float, default=1.0, metavar="PCT",
                    help="with --objective macs: max validation accuracy drop against AOM, in points")
     p.add_argument("--target-macs", type=float, metavar="R",
-                   help="export the DOM the run trained for budget R (train --dom-target-macs); for a run trained "
+                   help="export the DOM the run trained for budget R (train --target-macs); for a run trained "
                         "without budgets, or with --search-seeds, the most accurate seed (of --search-seeds, default "
                         "16) whose pruned graph has at most R x the AOM's MACs")
     p.add_argument("--quantize", metavar="TYPE",
@@ -108,13 +115,13 @@ def run_export(args: argparse.Namespace) -> int:
         seed = trained_dom_seed(args.checkpoint)  # the DOM the run trained on purpose
         if seed is None:
             raise ConfigError("--mode dom needs --seed N (this checkpoint was not trained for a DOM seed: "
-                              "no --dom-seed / --dom-target-macs)")
+                              "no --dom-seed / --target-macs)")
         print(f"wascompress export: DOM seed {seed}, the one {args.checkpoint} was trained to deploy", file=sys.stderr)
-    config = ExportConfig(mode=mode, seed=seed, format=args.format, sparse_storage=args.sparse_storage,
+    config = ExportConfig(mode=mode, seed=seed, format=args.format, sparse_initializers=args.sparse_initializers,
                           recalibrate_bn=not args.no_recalibrate_bn, quantize=quantize_config(args))
-    shape = parse_input_shape(args.input_shape) if args.input_shape else None
+    size = checkpoint_image_size(requested_size(args.image_size))
     report = export_checkpoint(args.checkpoint, args.out, config, data_dir=args.data_dir, bn_batches=args.bn_batches,
-                               search=search, overwrite=args.overwrite, input_shape=shape)
+                               search=search, overwrite=args.overwrite, image_size=size)
     if "seed_search" in report:
         print(f"{'seed':>5} {'val acc':>8} {'drop':>7} {'pruned MACs':>14} {'of AOM':>7}")
         for row in report["seed_search"]["seeds"]:

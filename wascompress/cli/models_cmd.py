@@ -1,4 +1,4 @@
-"""``wascompress models``: the model zoo with each model's size and cost at a width and an input size."""
+"""``wascompress models``: the model zoo with each model's size and cost at a width and an image size."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 
 from torch import nn
 
+from wascompress.cli import add_option
 from wascompress.data.geometry import image_size
 from wascompress.models import create_model, list_models
 from wascompress.models.cost import count_macs, count_parameters
@@ -15,8 +16,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("models", help="list the model zoo with parameters and MACs")
     parser.add_argument("--width", type=float, default=1.0, help="channel multiplier (default 1)")
     parser.add_argument("--num-classes", type=int, default=10)
-    parser.add_argument("--input-size", type=int, nargs="+", default=[32], metavar=("H", "W"),
-                        help="count MACs for H x W images (one value: square; default 32)")
+    add_option(parser, "--image-size", aliases=["--input-size"], type=int, nargs="+", default=[32],
+               metavar=("H", "W"), help="count MACs for H x W images (one value: square; default 32)")
     parser.add_argument("--model", action="append", metavar="PACKAGE.MODULE:FACTORY",
                         help="also list a model of your own (repeatable), e.g. torchvision.models:resnet18")
     parser.set_defaults(run=run)
@@ -32,7 +33,7 @@ def macs_at(model: nn.Module, shape: tuple[int, int, int]) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    height, width = image_size(args.input_size)
+    height, width = image_size(args.image_size)
     header = f"MACs ({height}x{width})"
     names = list_models() + (args.model or [])
     column = max(20, *(len(n) + 2 for n in names))

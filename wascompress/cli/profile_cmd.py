@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from wascompress.cli.image_size import (
+    RequestedSize,
+    add_image_size_option,
+    checkpoint_image_size,
+    requested_size,
+)
 from wascompress.data import DATASETS
-from wascompress.data.geometry import parse_input_shape
 from wascompress.errors import ConfigError
 from wascompress.fileio import atomic_write_text, check_output_file
 from wascompress.profile import formats
@@ -32,9 +37,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "DOM exports are made first")
     p.add_argument("--labels", help="comma-separated row names, one per model (default: file stems, with "
                    "parent folders where stems repeat)")
-    p.add_argument("--input-shape", metavar="C,H,W",
-                   help="one image's shape: needed for inputs with symbolic height/width; with a checkpoint, the "
-                        "size to export at (default: the size it was trained at)")
+    add_image_size_option(p, aliases=["--input-shape"],
+                          help="H x W pixels (one value: square): needed for inputs whose height and width are "
+                               "symbolic; with a checkpoint, the size to export at (default: the size it was "
+                               "trained at)")
     p.add_argument("--seed", type=int, help="with a checkpoint: the DOM seed to export and compare")
     p.add_argument("--out-dir", help="with a checkpoint: folder for its exports (default: beside it)")
     p.add_argument("--providers", default="cpu", help="comma-separated: cpu, cuda, tensorrt, ... (default cpu)")
@@ -56,7 +62,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_profile)
 
 
-def exports_for_checkpoint(args: argparse.Namespace, shape: tuple[int, ...] | None) -> tuple[Path, ...]:
+def exports_for_checkpoint(args: argparse.Namespace, size: RequestedSize | None) -> tuple[Path, ...]:
     from wascompress.export.exporter import ExportConfig
     from wascompress.export.from_checkpoint import export_checkpoint
 
@@ -66,10 +72,11 @@ def exports_for_checkpoint(args: argparse.Namespace, shape: tuple[int, ...] | No
     folder = Path(args.out_dir) if args.out_dir else checkpoint.parent / f"{checkpoint.stem}-seed{args.seed}"
     folder.mkdir(parents=True, exist_ok=True)
     aom, dom = folder / "aom.onnx", folder / f"dom-seed{args.seed}.onnx"
+    image_size = checkpoint_image_size(size)
     export_checkpoint(checkpoint, aom, ExportConfig(mode="aom"), data_dir=args.data_dir, overwrite=args.overwrite,
-                      input_shape=shape)
+                      image_size=image_size)
     export_checkpoint(checkpoint, dom, ExportConfig(mode="dom", seed=args.seed), data_dir=args.data_dir,
-                      overwrite=args.overwrite, input_shape=shape)
+                      overwrite=args.overwrite, image_size=image_size)
     print(f"exported {aom} and {dom}")
     return aom, dom
 
@@ -77,11 +84,11 @@ def exports_for_checkpoint(args: argparse.Namespace, shape: tuple[int, ...] | No
 def run_profile(args: argparse.Namespace) -> int:
     for path in filter(None, (args.json, args.markdown, args.csv, args.plot)):
         check_output_file(path, args.overwrite)
-    shape = parse_input_shape(args.input_shape) if args.input_shape else None
+    size = requested_size(args.image_size)
     labels = tuple(label.strip() for label in args.labels.split(",")) if args.labels is not None else None
     single = args.models[0]
     if len(args.models) == 1 and not single.endswith(".onnx") and Path(single).is_file():
-        models = exports_for_checkpoint(args, shape)
+        models = exports_for_checkpoint(args, size)
     else:
         if args.seed is not None:
             raise ConfigError("--seed applies when profiling a checkpoint, not ONNX files")
@@ -90,7 +97,8 @@ def run_profile(args: argparse.Namespace) -> int:
                       threads=args.threads)
     request = ProfileRequest(models=models, providers=tuple(args.providers.split(",")), batch_sizes=args.batch_sizes,
                              plan=plan, skip_missing=args.skip_missing, dataset=args.dataset, data_dir=args.data_dir,
-                             limit_test=args.limit_test, input_shape=shape, labels=labels)
+                             limit_test=args.limit_test, labels=labels,
+                             image_size=size.image_size if size else None, channels=size.channels if size else None)
     report = profile(request)
     print(formats.to_table(report))
     for model in report["models"]:

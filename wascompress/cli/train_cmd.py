@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Any
 
+from wascompress.cli import add_option
 from wascompress.data import DATASETS, image_size
 from wascompress.errors import ConfigError
 from wascompress.train.config import PROTOCOLS, SCHEDULES, SELECT_MODES, resolve_config
@@ -22,7 +23,20 @@ from wascompress.was.config import CROP_MODES, POLICIES
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("train", help="train a model with Weight Augmentation (or the plain baseline)",
                             description=__doc__.splitlines()[0])
-    run = p.add_argument_group("run")
+    add_run_options(p.add_argument_group("run"))
+    data = p.add_argument_group("model and data")
+    add_model_options(data)
+    add_data_options(data)
+    add_optimisation_options(p.add_argument_group("optimisation (defaults from --protocol)"))
+    add_was_options(p.add_argument_group("weight augmentation (none given: plain baseline)"))
+    add_sandwich_options(p.add_argument_group("training the deployed DOM on purpose (sandwich steps; "
+                                              "docs/method.md §6)"))
+    add_evaluation_options(p.add_argument_group("evaluation"))
+    p.set_defaults(run=run_train)
+
+
+def add_run_options(run: argparse._ArgumentGroup) -> None:
+    """Where the run lives, how it resumes, the device and precision."""
     run.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (config, metrics, checkpoints)")
     run.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from last.pt")
     run.add_argument("--overwrite", action="store_true", help="replace a previous run in RUN_DIR")
@@ -34,27 +48,38 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                      help="train in channels-last (NHWC) memory format (default: on for CUDA; on the CPU "
                           "the faster of the two, timed on the model before training)")
-    model = p.add_argument_group("model and data")
+
+
+def add_model_options(model: argparse._ArgumentGroup) -> None:
+    """The architecture and the weights it starts from."""
     model.add_argument("--model", help="zoo name (see `wascompress models`), timm:NAME, torchvision:NAME or "
                        "package.module:factory (random weights; start from trained ones with --init-from)")
     model.add_argument("--model-kwargs", metavar="JSON", type=json_object,
-                       help='keyword arguments of the model\'s builder besides num_classes, e.g. \'{"drop_rate": 0.1}\'')
+                       help="keyword arguments of the model's builder besides num_classes, "
+                            """e.g. '{"drop_rate": 0.1}'""")
     model.add_argument("--init-from", metavar="FILE",
                        help="start from trained weights: a wascompress checkpoint or a state_dict file (.pt, .pth, "
                             ".safetensors), names matched strictly; with WAS options this compresses that model")
     model.add_argument("--num-classes", type=int, help="default: from the data set")
     model.add_argument("--width", type=float, help="channel multiplier of zoo models (default 1)")
-    model.add_argument("--dataset", choices=DATASETS, help="default cifar10")
-    model.add_argument("--data-dir", help="data folder (default: $WASCOMPRESS_DATA_DIR)")
-    model.add_argument("--download", action="store_true", default=None, help="download CIFAR if missing")
-    model.add_argument("--image-size", type=int, nargs="+", metavar=("H", "W"),
-                       help="train at H x W pixels (one value: square; default 32): every image is resized to it")
-    model.add_argument("--workers", type=int, metavar="N",
-                       help="processes reading an image folder (default: one per core but one, at most 4)")
-    model.add_argument("--val-size", type=int, help="validation images held out of training (default 10 %%)")
-    model.add_argument("--limit-train", type=int, metavar="N", help="use only N training images")
-    model.add_argument("--limit-test", type=int, metavar="N", help="use only N test images")
-    opt = p.add_argument_group("optimisation (defaults from --protocol)")
+
+
+def add_data_options(data: argparse._ArgumentGroup) -> None:
+    """The data set, its image size and the subsets used."""
+    data.add_argument("--dataset", choices=DATASETS, help="default cifar10")
+    data.add_argument("--data-dir", help="data folder (default: $WASCOMPRESS_DATA_DIR)")
+    data.add_argument("--download", action="store_true", default=None, help="download CIFAR if missing")
+    data.add_argument("--image-size", type=int, nargs="+", metavar=("H", "W"),
+                      help="train at H x W pixels (one value: square; default 32): every image is resized to it")
+    data.add_argument("--workers", type=int, metavar="N",
+                      help="processes reading an image folder (default: one per core but one, at most 4)")
+    data.add_argument("--val-size", type=int, help="validation images held out of training (default 10 %%)")
+    data.add_argument("--limit-train", type=int, metavar="N", help="use only N training images")
+    data.add_argument("--limit-test", type=int, metavar="N", help="use only N test images")
+
+
+def add_optimisation_options(opt: argparse._ArgumentGroup) -> None:
+    """The protocol preset and the settings that override it."""
     opt.add_argument("--protocol", choices=list(PROTOCOLS),
                      help="paper: SGD 0.01, no decay/schedule/augmentation; standard: crop+flip, wd 5e-4, cosine")
     opt.add_argument("--epochs", type=int)
@@ -66,7 +91,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     opt.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                      help="random crop + flip")
     opt.add_argument("--seed", type=int, help="seed of everything random in the run (default 0)")
-    was = p.add_argument_group("weight augmentation (none given: plain baseline)")
+
+
+def add_was_options(was: argparse._ArgumentGroup) -> None:
+    """The WAS transforms, how they combine and which layers they touch."""
     was.add_argument("--crop", nargs=2, type=float, metavar=("LO", "HI"), help="kernel crop, area fraction range")
     was.add_argument("--crop-mode", choices=CROP_MODES, help="zero (default) or resize (the reference code)")
     was.add_argument("--translate", type=float, metavar="FRAC", help="kernel shift, fraction of the kernel size")
@@ -80,30 +108,37 @@ def register(commands: argparse._SubParsersAction) -> None:
                      help="a transform only on these WAS layers, e.g. crop:'layer1.*' filter:'layer4.*.conv1.*'")
     was.add_argument("--was-shared", action="store_true", default=None,
                      help="one size fraction per draw for every layer (crop area, filters kept), as a width "
-                          "multiplier: DOM seeds then span the MAC range (several --dom-target-macs budgets)")
+                          "multiplier: DOM seeds then span the MAC range (several --target-macs budgets)")
     was.add_argument("--dom-align", action="store_true", default=None,
                      help="DOM seeds place crop windows so their half-pixel shifts cancel (random draws stay random)")
-    sub = p.add_argument_group("training the deployed DOM on purpose (sandwich steps; docs/method.md §6)")
-    sub.add_argument("--dom-seed", type=int, nargs="+", metavar="N",
-                     help="DOM draw(s) to deploy, trained in every step next to PW (and --was-samples random SW)")
-    sub.add_argument("--dom-target-macs", type=float, nargs="+", metavar="R",
-                     help="MAC budgets: for each R, the DOM seed whose pruned graph is at or just under R x the "
-                          "AOM's MACs, all trained in every step beside the AOM (export one with --target-macs R)")
-    sub.add_argument("--dom-search-seeds", type=int, metavar="K", help="seeds tried for --dom-target-macs (32)")
-    sub.add_argument("--was-samples", type=int, metavar="K", help="random SW draws per step (default: 0 beside a fixed DOM, else 1)")
-    sub.add_argument("--distill", action="store_true", default=None,
-                     help="SW forwards also learn from the AOM forward's soft predictions (in-place distillation)")
-    sub.add_argument("--teacher", metavar="FILE|init",
-                     help="SW forwards learn from a frozen teacher's soft predictions: 'init' (the --init-from "
-                          "weights) or a weights file; with --distill, from it and the AOM forward")
-    sub.add_argument("--distill-weight", type=float, metavar="A", help="loss = (1-A) CE + A T^2 KL (default 0.5)")
-    sub.add_argument("--distill-temperature", type=float, metavar="T", help="default 1")
-    sub.add_argument("--was-warmup", type=int, metavar="EPOCHS", help="train PW alone for the first EPOCHS")
-    ev = p.add_argument_group("evaluation")
+
+
+def add_sandwich_options(sandwich: argparse._ArgumentGroup) -> None:
+    """What a sandwich step trains: the DOMs to deploy, random SW draws, distillation."""
+    sandwich.add_argument("--dom-seed", type=int, nargs="+", metavar="N",
+                          help="DOM draw(s) to deploy, trained in every step next to PW (and --was-samples random SW)")
+    add_option(sandwich, "--target-macs", aliases=["--dom-target-macs"], type=float, nargs="+", metavar="R",
+               help="MAC budgets: for each R, the DOM seed whose pruned graph is at or just under R x the AOM's "
+                    "MACs, all trained in every step beside the AOM (export one with export --target-macs R)")
+    add_option(sandwich, "--search-seeds", aliases=["--dom-search-seeds"], type=int, metavar="K",
+               help="seeds tried for --target-macs (32)")
+    sandwich.add_argument("--was-samples", type=int, metavar="K",
+                          help="random SW draws per step (default: 0 beside a fixed DOM, else 1)")
+    sandwich.add_argument("--distill", action="store_true", default=None,
+                          help="SW forwards also learn from the AOM forward's soft predictions (in-place distillation)")
+    sandwich.add_argument("--teacher", metavar="FILE|init",
+                          help="SW forwards learn from a frozen teacher's soft predictions: 'init' (the --init-from "
+                               "weights) or a weights file; with --distill, from it and the AOM forward")
+    sandwich.add_argument("--distill-weight", type=float, metavar="A", help="loss = (1-A) CE + A T^2 KL (default 0.5)")
+    sandwich.add_argument("--distill-temperature", type=float, metavar="T", help="default 1")
+    sandwich.add_argument("--was-warmup", type=int, metavar="EPOCHS", help="train PW alone for the first EPOCHS")
+
+
+def add_evaluation_options(ev: argparse._ArgumentGroup) -> None:
+    """What each epoch evaluates and what picks best.pt."""
     ev.add_argument("--eval-seed", type=int, help="DOM seed evaluated each epoch (default 0)")
     ev.add_argument("--bn-batches", type=int, help="batches for BatchNorm re-estimation (default 32)")
     ev.add_argument("--select-mode", choices=SELECT_MODES, help="validation accuracy that picks best.pt")
-    p.set_defaults(run=run_train)
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -112,14 +147,14 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "momentum", "weight_decay", "schedule", "augment", "seed", "val_size", "limit_train", "limit_test",
             "eval_seed", "bn_batches", "select_mode", "save_every", "device", "amp", "channels_last",
             "protocol",
-            "dom_target_macs", "dom_search_seeds", "was_samples", "distill", "distill_weight",
+            "target_macs", "search_seeds", "was_samples", "distill", "distill_weight",
             "distill_temperature", "was_warmup", "image_size", "workers", "model_kwargs", "init_from", "teacher")
     values = {k: getattr(args, k) for k in keys}
     values["dom_seeds"] = args.dom_seed
     if args.image_size is not None:
         values["image_size"] = list(image_size(args.image_size))
-    if args.dom_seed is not None and args.dom_target_macs is not None:
-        raise ConfigError("give --dom-seed or --dom-target-macs, not both")
+    if args.dom_seed is not None and args.target_macs is not None:
+        raise ConfigError("give --dom-seed or --target-macs, not both")
     was = {"crop": args.crop, "crop_mode": args.crop_mode, "translate": args.translate, "filter": args.filter,
            "rotate": args.rotate, "policy": args.was_policy, "prob": args.was_prob,
            "include": args.was_include, "exclude": args.was_exclude, "dom_align": args.dom_align,

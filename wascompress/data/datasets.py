@@ -82,7 +82,7 @@ class ImageSet:
         return int(self.images.shape[2])
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
+    def input_shape(self) -> tuple[int, int, int]:
         """``(3, H, W)``: the input shape of a model for these images."""
         return 3, int(self.images.shape[2]), int(self.images.shape[3])
 

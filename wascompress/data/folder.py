@@ -68,7 +68,7 @@ class FolderSet:
     """Images of one split of an image folder, read from disk batch by batch.
 
     Same interface as :class:`~wascompress.data.datasets.ImageSet` for everything but the pixels
-    (``labels``, ``classes``, ``mean``, ``std``, ``image_shape``, ``subset``); ``index`` selects which
+    (``labels``, ``classes``, ``mean``, ``std``, ``input_shape``, ``subset``); ``index`` selects which
     files of ``folder`` (a torchvision ``ImageFolder``) belong to it.
     """
 
@@ -98,7 +98,7 @@ class FolderSet:
         return self.size[0]
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
+    def input_shape(self) -> tuple[int, int, int]:
         return 3, self.size[0], self.size[1]
 
     def subset(self, index: torch.Tensor) -> FolderSet:

@@ -2,7 +2,7 @@
 
 AOM runs the Plain Weights with the checkpoint's (AOM) BatchNorm statistics. DOM seed N freezes the
 Shadow Weights that seed N draws (docs/method.md §3.7) after re-estimating BatchNorm for them. The
-``sparse`` format keeps the SW's zeros in dense Conv ops; ``pruned`` makes the graph physically
+``dense`` format keeps the SW's zeros in dense Conv ops; ``pruned`` makes the graph physically
 smaller: zero filters are removed (:mod:`.filters`), zero kernel borders shrink the kernels
 (:mod:`.shrink`), and input crops move into the convs that produce those inputs (:mod:`.absorb`). Every
 file is verified against the PyTorch model of the same mode before it is written, atomically, with a
@@ -45,7 +45,8 @@ from wascompress.was import check_seed, freeze_dom_, has_was, recalibrate_bn_, s
 log = logging.getLogger(__name__)
 
 MODES = ("aom", "dom")
-FORMATS = ("sparse", "pruned")
+FORMATS = ("dense", "pruned")
+FORMAT_ALIASES = {"sparse": "dense"}  # the old name of the dense format (not to be confused with sparse_initializers)
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,8 @@ class ExportConfig:
 
     mode: str = "aom"  # "aom": PW; "dom": the SW of ``seed``
     seed: int | None = None  # DOM seed
-    format: str | None = None  # "sparse" or "pruned"; None: pruned for DOM, sparse for AOM
-    sparse_storage: bool = False  # store initializers as COO sparse_initializer (smaller file only)
+    format: str | None = None  # "dense" or "pruned"; None: pruned for DOM, dense for AOM
+    sparse_initializers: bool = False  # store initializers as COO sparse_initializer (smaller file only)
     recalibrate_bn: bool = True  # re-estimate BatchNorm for the DOM SW (needs calibration batches)
     tolerance: float = 1e-4  # max |ONNX Runtime - PyTorch| / max(1, max |PyTorch|)
     channel_align: int = CHANNEL_ALIGN  # filters are removed down to a multiple of this many channels
@@ -63,8 +64,8 @@ class ExportConfig:
     quantize: QuantizeConfig | None = None  # INT8: quantize the verified FP32 graph (needs QuantizationData)
 
     def __post_init__(self) -> None:
-        if self.quantize is not None and self.sparse_storage:
-            raise ConfigError("--sparse-storage stores float weights as COO; it does not apply to --quantize int8 "
+        if self.quantize is not None and self.sparse_initializers:
+            raise ConfigError("--sparse-initializers stores float weights as COO; it does not apply to --quantize int8 "
                               "(INT8 weights are already a quarter of the size)")
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
@@ -74,7 +75,7 @@ class ExportConfig:
             check_seed(self.seed)
         elif self.seed is not None:
             raise ConfigError("--seed applies to --mode dom only")
-        fmt = self.format or ("pruned" if self.mode == "dom" else "sparse")
+        fmt = FORMAT_ALIASES.get(self.format, self.format) or ("pruned" if self.mode == "dom" else "dense")
         if fmt not in FORMATS:
             raise ConfigError(f"format must be one of {FORMATS}, got {self.format!r}")
         if isinstance(self.channel_align, bool) or not isinstance(self.channel_align, int) or self.channel_align < 1:
@@ -164,8 +165,8 @@ def export_model(
     props.update({f"wascompress.{k}": v for k, v in (metadata or {}).items()})
     proto = to_onnx(deployed, config.input_shape)
     set_metadata(proto, props)
-    dense = onnx_bytes(proto) if config.sparse_storage else None
-    sparse_names = store_sparse_(proto) if config.sparse_storage else []
+    dense = onnx_bytes(proto) if config.sparse_initializers else None
+    sparse_names = store_sparse_(proto) if config.sparse_initializers else []
     data = onnx_bytes(proto)
     quantized = None
     try:
@@ -186,8 +187,8 @@ def export_model(
         "mode": config.mode, "seed": config.seed, "format": config.format, "was": was,
         "input_shape": list(config.input_shape),  # one image's (C, H, W)
         "bn": props["wascompress.bn"], "metadata": {k: metadata_value(v) for k, v in props.items()},
-        "sparse_storage": {"enabled": config.sparse_storage, "initializers": sparse_names,
-                           "note": "ONNX Runtime densifies sparse initializers at load: smaller file, same speed"},
+        "sparse_initializers": {"enabled": config.sparse_initializers, "initializers": sparse_names,
+                                "note": "ONNX Runtime densifies sparse initializers at load: smaller file, same speed"},
         "cost_before_pruning": before, "cost": after,
         "mac_ratio_vs_dense": after["macs"] / before["macs"],
         **changes,

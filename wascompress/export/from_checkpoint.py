@@ -3,7 +3,7 @@ DOM seed search.
 
 The input shape, data set, split and calibration batches (their count, size and seed) are those the
 trainer used (read from the checkpoint's recorded configuration; ``data_dir`` overrides where the files
-are, ``input_shape`` the image size), so a DOM export at the trainer's evaluation seed has the
+are, ``image_size`` the image size), so a DOM export at the trainer's evaluation seed has the
 statistics the trainer measured it with. An INT8 export calibrates on training images drawn in the same
 order and checks its agreement with FP32 on the validation split, its accuracy on the test split.
 """
@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from wascompress.checkpoint import build_model, file_sha256, load_checkpoint, trained_doms
-from wascompress.data.geometry import checkpoint_input_shape, image_input_shape
+from wascompress.data import geometry
+from wascompress.data.geometry import checkpoint_input_shape
 from wascompress.data.run_data import (  # noqa: F401
     Splits,
     checkpoint_calibration,
@@ -126,20 +127,20 @@ def export_checkpoint(
     bn_batches: int | None = None,
     search: SeedSearch | None = None,
     overwrite: bool = False,
-    input_shape: tuple[int, ...] | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Export a checkpoint in AOM or DOM: ``config.seed``, or with ``search`` the seed it picks.
 
-    The model is exported, verified and counted at the checkpoint's input shape, or at ``input_shape``
-    (C, H, W) if given; ``config.input_shape`` is not used."""
+    The model is exported, verified and counted at the image size its run trained at, or at ``image_size``
+    (H, W) if given, with the checkpoint's channel count; ``config.input_shape`` is not used."""
     out = Path(out)
     check_output(out, overwrite)
     if bn_batches is not None and (isinstance(bn_batches, bool) or bn_batches < 1):
         raise ConfigError(f"--bn-batches must be a positive integer, got {bn_batches!r}")
-    if input_shape is not None:
-        input_shape = image_input_shape(input_shape, "a checkpoint's model")
     checkpoint = load_checkpoint(checkpoint_path)
-    config = replace(config, input_shape=input_shape or checkpoint_input_shape(checkpoint))
+    trained = checkpoint_input_shape(checkpoint)
+    shape = trained if image_size is None else (trained[0], *geometry.image_size(image_size))
+    config = replace(config, input_shape=shape)
     model = build_model(checkpoint)
     dom = config.mode == "dom" or search is not None
     if dom and not has_was(model):

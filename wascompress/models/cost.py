@@ -19,8 +19,9 @@ def _no_ops(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
     module.total_ops += 0
 
 
-def count_macs(model: nn.Module, input_size: tuple[int, int, int] = (3, 32, 32), count_batchnorm: bool = False) -> int:
-    """Dense multiply-accumulates of one image, counted by thop on a deep copy (thop adds buffers).
+def count_macs(model: nn.Module, input_shape: tuple[int, int, int] = (3, 32, 32), count_batchnorm: bool = False) -> int:
+    """Dense multiply-accumulates of one image of ``input_shape`` (C, H, W), counted by thop on a deep copy
+    (thop adds buffers).
 
     BatchNorm is not counted by default: an exported graph folds it into the preceding conv, so it
     costs nothing at inference, and this count then equals the one read from the ONNX graph.
@@ -31,7 +32,7 @@ def count_macs(model: nn.Module, input_size: tuple[int, int, int] = (3, 32, 32),
     device = next(probe.parameters()).device
     custom = {} if count_batchnorm else {cls: _no_ops for cls in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)}
     with torch.no_grad():
-        macs, _ = thop.profile(probe, inputs=(torch.zeros(1, *input_size, device=device),), custom_ops=custom,
+        macs, _ = thop.profile(probe, inputs=(torch.zeros(1, *input_shape, device=device),), custom_ops=custom,
                                verbose=False)
     return int(macs)
 
@@ -49,7 +50,7 @@ class LayerCost:
     sparsity: float  # fraction of zero weights
 
 
-def layer_costs(model: nn.Module, input_size: tuple[int, int, int] = (3, 32, 32)) -> list[LayerCost]:
+def layer_costs(model: nn.Module, input_shape: tuple[int, int, int] = (3, 32, 32)) -> list[LayerCost]:
     """MACs of every Conv2d and Linear for one image, dense and with zero weights skipped."""
     costs: list[LayerCost] = []
     names = {m: n for n, m in model.named_modules()}
@@ -72,7 +73,7 @@ def layer_costs(model: nn.Module, input_size: tuple[int, int, int] = (3, 32, 32)
         with torch.no_grad():
             was_training = model.training
             model.eval()
-            model(torch.zeros(1, *input_size, device=device))
+            model(torch.zeros(1, *input_shape, device=device))
             model.train(was_training)
     finally:
         for h in hooks:

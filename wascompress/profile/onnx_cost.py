@@ -1,8 +1,8 @@
 """Counting an ONNX graph's cost from the graph itself: MACs, effective MACs, parameters, sparsity.
 
-Any ONNX model with one float input: its input's symbolic dimensions other than the batch (e.g. a
-height and width exported as dynamic) must be given (``image_shape``), never guessed, and a fixed one
-must agree (:func:`model_input`). Shapes come from ONNX shape inference at batch 1. MACs follow thop's rules for the ops both know, so
+Any ONNX model with one float input: an image input's symbolic height and width (exported as dynamic)
+must be given (``image_size``; a symbolic channel count, ``channels``), never guessed, and what is given
+must agree with what the graph fixes (:meth:`ModelInput.shape`). Shapes come from ONNX shape inference at batch 1. MACs follow thop's rules for the ops both know, so
 the two counts agree on the same model: Conv (output elements x input channels per group x kernel
 taps; bias not counted), Gemm/MatMul (output elements x inner dimension), BatchNormalization (4 per
 element: thop's count for an affine norm), AveragePool/GlobalAveragePool (one add per pooled input plus
@@ -50,25 +50,45 @@ class ModelInput:
         """The batch size the graph fixes (None: any)."""
         return self.dims[0] if self.dims and isinstance(self.dims[0], int) else None
 
-    def shape(self, image_shape: tuple[int, ...] | None = None, batch: int = 1, where: str = "model") -> tuple[int, ...]:
-        """The full input shape at ``batch``: symbolic dimensions after the batch come from ``image_shape``
-        (one image's shape), which must also agree with the fixed ones."""
+    def shape(self, image_size: tuple[int, int] | None = None, batch: int = 1, where: str = "model",
+              channels: int | None = None) -> tuple[int, ...]:
+        """The full input shape at ``batch``. Dimensions the graph fixes are its own; an image input's
+        symbolic height and width come from ``image_size`` (H, W) and a symbolic channel count from
+        ``channels``; whatever is given must agree with what the graph fixes."""
         if len(self.dims) < 2:
             raise ModelFileError(f"{where}: input {self.name!r} has shape {list(self.dims)}; expected a batch "
                                  "dimension and at least one more")
         per_image = self.dims[1:]
-        symbolic = [d for d in per_image if not isinstance(d, int)]
-        if image_shape is None:
-            if symbolic:
-                raise ConfigError(f"{where}: input {self.name!r} has symbolic dimensions "
-                                  f"{_dims_text(self.dims)}; give --input-shape "
-                                  f"{','.join(str(d) if isinstance(d, int) else d.upper() for d in per_image)}")
-            image_shape = tuple(per_image)  # type: ignore[arg-type]
-        elif len(image_shape) != len(per_image) or any(
-                isinstance(d, int) and d != g for d, g in zip(per_image, image_shape)):
-            raise ConfigError(f"{where}: input shape {','.join(map(str, image_shape))} does not fit input "
-                              f"{self.name!r} of shape {_dims_text(self.dims)}")
-        return (batch, *image_shape)
+        if image_size is not None or channels is not None:
+            if len(per_image) != 3:
+                raise ConfigError(f"{where}: input {self.name!r} of shape {_dims_text(self.dims)} is not a batch "
+                                  "of images (N, C, H, W): an image size does not apply to it")
+            given = (channels, *(image_size or (None, None)))
+            if any(isinstance(d, int) and g is not None and d != g for d, g in zip(per_image, given)):
+                raise ConfigError(f"{where}: {_given_text(image_size, channels)} does not fit input {self.name!r} "
+                                  f"of shape {_dims_text(self.dims)}")
+            per_image = tuple(d if g is None else g for d, g in zip(per_image, given))
+        if any(not isinstance(d, int) for d in per_image):
+            raise ConfigError(f"{where}: input {self.name!r} has symbolic dimensions {_dims_text(self.dims)}; "
+                              f"{_what_to_pass(per_image)}")
+        return (batch, *per_image)
+
+
+def _what_to_pass(per_image: tuple[int | str, ...]) -> str:
+    """What fixes an input's symbolic dimensions: ``--image-size H W`` where only an image's height and
+    width are symbolic, ``--input-shape C,H,W`` (its alias that also gives the channel count) where the
+    channel count is too; nothing for an input that is not a batch of images."""
+    if len(per_image) != 3:
+        return "only an image input's (N, C, H, W) height, width and channels can be given"
+    _, height, width = (str(d) if isinstance(d, int) else name for d, name in zip(per_image, ("C", "HEIGHT", "WIDTH")))
+    if isinstance(per_image[0], int):
+        return f"give --image-size {height} {width}"
+    return f"its channel count is symbolic too: give --input-shape C,{height},{width}"
+
+
+def _given_text(image_size: tuple[int, int] | None, channels: int | None) -> str:
+    size = [f"image size {image_size[0]}x{image_size[1]}"] if image_size is not None else []
+    return " and ".join(size + ([f"{channels} channels"] if channels is not None else []))
 
 
 def _dims_text(dims: tuple[int | str, ...]) -> str:
@@ -225,18 +245,17 @@ def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
     return default
 
 
-def onnx_cost(model: str | Path | onnx.ModelProto, image_shape: tuple[int, ...] | None = None,
-              where: str | None = None) -> GraphCost:
-    """Count MACs (dense and effective), parameters and per-layer sparsity of one image (of
-    ``image_shape``, without the batch, where the graph leaves it symbolic); ``where`` names the model
-    in errors."""
+def onnx_cost(model: str | Path | onnx.ModelProto, image_size: tuple[int, int] | None = None,
+              where: str | None = None, channels: int | None = None) -> GraphCost:
+    """Count MACs (dense and effective), parameters and per-layer sparsity of one image (of ``image_size``
+    (H, W) and ``channels`` where the graph leaves them symbolic); ``where`` names the model in errors."""
     proto = load_model(model) if not isinstance(model, onnx.ModelProto) else model
     where = where or (str(model) if not isinstance(model, onnx.ModelProto) else "model")
     weights = initializers(proto)
     graph_input = model_input(proto, where)
     batch = graph_input.fixed_batch or 1  # a graph that fixes its batch is counted at it, then per image
-    shapes = _shapes(proto, graph_input.shape(image_shape, batch, where))
-    cost = GraphCost(input_shape=graph_input.shape(image_shape, 1, where))
+    shapes = _shapes(proto, graph_input.shape(image_size, batch, where, channels))
+    cost = GraphCost(input_shape=graph_input.shape(image_size, 1, where, channels))
     quantized, scales = quantized_weights(proto)
     for name, array in weights.items():
         if name in quantized or (np.issubdtype(array.dtype, np.floating) and name not in scales):

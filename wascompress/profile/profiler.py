@@ -1,11 +1,11 @@
 """The side-by-side profile of ONNX models: cost, size, latency per provider and batch, optional accuracy.
 
-Any ONNX model with one float input can be profiled, each fed under its own input name; symbolic input
-dimensions other than the batch take ``input_shape``. Models are rows keyed by path, labelled by file
-stem, with as many parent folders as keep the labels distinct (or by the given ``labels``). The first
-model is the reference (normally AOM): every ratio is taken against it. MACs are counted from each graph
-(:mod:`.onnx_cost`) and, where the export's JSON report lies beside the file, cross-checked against
-thop's count of the PyTorch model it was exported from.
+Any ONNX model with one float input can be profiled, each fed under its own input name; an image
+input's symbolic height and width take ``image_size`` (a symbolic channel count, ``channels``). Models
+are rows keyed by path, labelled by file stem, with as many parent folders as keep the labels distinct
+(or by the given ``labels``). The first model is the reference (normally AOM): every ratio is taken
+against it. MACs are counted from each graph (:mod:`.onnx_cost`) and, where the export's JSON report
+lies beside the file, cross-checked against thop's count of the PyTorch model it was exported from.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ class ProfileRequest:
     dataset: str | None = None  # measure test accuracy on this data set through ONNX Runtime
     data_dir: str | None = None
     limit_test: int | None = None
-    input_shape: tuple[int, ...] | None = None  # one image's shape, for inputs with symbolic dimensions
+    image_size: tuple[int, int] | None = None  # (H, W), for image inputs whose height and width are symbolic
+    channels: int | None = None  # for image inputs whose channel count is symbolic
     labels: tuple[str, ...] | None = None  # row names (default: distinct file stems)
 
     def __post_init__(self) -> None:
@@ -76,11 +77,13 @@ def distinct_labels(paths: list[Path]) -> list[str]:
             depth[i] += 1
 
 
-def describe_model(path: Path, label: str | None = None, image_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
-    """Cost, size and metadata of one ONNX file (no timing)."""
+def describe_model(path: Path, label: str | None = None, image_size: tuple[int, int] | None = None,
+                   channels: int | None = None) -> dict[str, Any]:
+    """Cost, size and metadata of one ONNX file (no timing), at ``image_size`` / ``channels`` where its
+    input leaves them symbolic."""
     proto = load_model(path)
     graph_input = model_input(proto, str(path))
-    cost = onnx_cost(proto, image_shape, where=str(path))
+    cost = onnx_cost(proto, image_size, where=str(path), channels=channels)
     meta = {p.key: p.value for p in proto.metadata_props}
     entry: dict[str, Any] = {
         "name": label or path.stem, "path": str(path), "file_bytes": path.stat().st_size,
@@ -123,7 +126,7 @@ def profile(request: ProfileRequest) -> dict[str, Any]:
     providers = resolve_providers(list(request.providers), request.skip_missing)
     paths = [Path(p) for p in request.models]
     labels = list(request.labels) if request.labels is not None else distinct_labels(paths)
-    entries = [describe_model(p, label, request.input_shape) for p, label in zip(paths, labels)]
+    entries = [describe_model(p, label, request.image_size, request.channels) for p, label in zip(paths, labels)]
     shapes = {tuple(e["input_shape"][1:]) for e in entries}
     if len(shapes) > 1:
         listed = ", ".join(f"{e['name']} {e['input_shape'][1:]}" for e in entries)

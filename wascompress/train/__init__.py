@@ -1,1 +1,1 @@
-"""Training: the WAS step, the trainer and its run folder, sub-network recipes, DOM fine-tuning."""
+"""Training: the WAS step and its sandwich, the trainer and its run folder, DOM fine-tuning."""

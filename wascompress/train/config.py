@@ -72,11 +72,11 @@ class TrainConfig:
     distill_temperature: float = 1.0
     teacher: str | None = None  # a frozen teacher for the SW forwards: "init" (the start weights) or a file
     was_warmup: int = 0  # epochs of PW alone before WAS starts (progressive shrinking)
-    dom_target_macs: tuple[float, ...] | None = None  # MAC budgets (fractions of AOM's): one DOM seed each
-    dom_search_seeds: int = 32  # seeds tried for dom_target_macs
+    target_macs: tuple[float, ...] | None = None  # MAC budgets (fractions of AOM's): one DOM seed each
+    search_seeds: int = 32  # seeds tried for target_macs
     init_from: str | None = None  # start PW from these trained weights (a checkpoint or a state_dict file)
     init_sha256: str | None = None  # the sha256 of init_from's file (recorded by the trainer)
-    dom_budget: dict | None = None  # how dom_target_macs chose dom_seeds (recorded by the trainer)
+    dom_budget: dict | None = None  # how target_macs chose dom_seeds (recorded by the trainer)
 
     def __post_init__(self) -> None:
         def positive_int(name: str, allow_none: bool = False, minimum: int = 1) -> None:
@@ -137,12 +137,12 @@ class TrainConfig:
             raise ConfigError(f"dom-seed lists a seed twice: {list(seeds)}")
         object.__setattr__(self, "dom_seeds", tuple(seeds))
         target = self._budgets()
-        fixed = len(seeds) or len(target or ())  # DOM draws trained; --dom-target-macs picks one per budget
+        fixed = len(seeds) or len(target or ())  # DOM draws trained; --target-macs picks one per budget
         if self.was_samples is None:  # the DOM study: a random draw beside the fixed DOM cost both modes accuracy
             object.__setattr__(self, "was_samples", 0 if fixed and self.was is not None else 1)
         positive_int("was_samples", minimum=0)
         positive_int("was_warmup", minimum=0)
-        positive_int("dom_search_seeds")
+        positive_int("search_seeds")
         for name in ("train_pw", "distill"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name.replace('_', '-')} must be true or false, got {getattr(self, name)!r}")
@@ -161,42 +161,42 @@ class TrainConfig:
         if self.was is None:
             for name, given in (("dom-seed", bool(seeds)), ("distill", self.distill),
                                 ("teacher", self.teacher is not None),
-                                ("dom-target-macs", target is not None), ("was-warmup", self.was_warmup > 0)):
+                                ("target-macs", target is not None), ("was-warmup", self.was_warmup > 0)):
                 if given:
                     raise ConfigError(f"--{name} needs WAS settings (--crop, --translate, --filter or --rotate)")
             return
         if self.sandwich and self.was_samples + fixed == 0:
-            raise ConfigError("a WAS step must train some SW: give --dom-seed, --dom-target-macs or --was-samples >= 1")
+            raise ConfigError("a WAS step must train some SW: give --dom-seed, --target-macs or --was-samples >= 1")
         if self.distill and not self.train_pw:
             raise ConfigError("distillation from the AOM forward needs PW trained in the step")
         if (self.distill or self.teacher is not None) and self.was_samples + fixed == 0:
-            raise ConfigError("distillation needs SW forwards: --dom-seed, --dom-target-macs or --was-samples >= 1")
+            raise ConfigError("distillation needs SW forwards: --dom-seed, --target-macs or --was-samples >= 1")
         if self.was_warmup >= self.epochs:
             raise ConfigError(f"was-warmup {self.was_warmup} leaves no WAS epoch of {self.epochs}")
         if seeds:
             object.__setattr__(self, "eval_seed", seeds[0])
 
     def _budgets(self) -> tuple[float, ...] | None:
-        """Check ``dom_target_macs`` and settle it as a tuple (one number is one budget)."""
-        target = self.dom_target_macs
+        """Check ``target_macs`` and settle it as a tuple (one number is one budget)."""
+        target = self.target_macs
         if target is None:
             return None
         values = tuple(target) if isinstance(target, (tuple, list)) else (target,)
         for value in values:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-                raise ConfigError(f"dom-target-macs must be fractions of the AOM's MACs in (0, 1], got {value!r}")
+                raise ConfigError(f"target-macs must be fractions of the AOM's MACs in (0, 1], got {value!r}")
         if not values or len(set(values)) != len(values):
-            raise ConfigError(f"dom-target-macs must list distinct budgets, got {list(values)}")
-        object.__setattr__(self, "dom_target_macs", tuple(float(v) for v in values))
-        return self.dom_target_macs
+            raise ConfigError(f"target-macs must list distinct budgets, got {list(values)}")
+        object.__setattr__(self, "target_macs", tuple(float(v) for v in values))
+        return self.target_macs
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["was"] = self.was.to_dict() if self.was is not None else None
         data["dom_seeds"] = list(self.dom_seeds)
         data["image_size"] = list(self.image_size)
-        if self.dom_target_macs is not None:
-            data["dom_target_macs"] = list(self.dom_target_macs)
+        if self.target_macs is not None:
+            data["target_macs"] = list(self.target_macs)
         return data
 
     @classmethod
@@ -214,13 +214,19 @@ class TrainConfig:
         return cls(**values)
 
 
+RENAMED = {"init_checkpoint": "init_from", "dom_target_macs": "target_macs", "dom_search_seeds": "search_seeds"}
+
+
 def _current_names(data: dict[str, Any]) -> dict[str, Any]:
-    """A configuration recorded by an earlier wascompress, in today's names: ``init_checkpoint`` is
-    ``init_from``; ``teacher`` was "aom" (in-place: today None) or "checkpoint" (today "init", and the
-    ``distill`` flag then meant that teacher alone)."""
+    """A configuration recorded by an earlier wascompress (or a config file written for one), in today's
+    names: the keys of :data:`RENAMED` (old: new); ``teacher`` was "aom" (in-place: today None) or
+    "checkpoint" (today "init", and the ``distill`` flag then meant that teacher alone)."""
     data = dict(data)
-    if "init_checkpoint" in data:
-        data.setdefault("init_from", data.pop("init_checkpoint"))
+    for old, new in RENAMED.items():
+        if old in data:
+            value = data.pop(old)
+            if data.get(new) is None:  # a value under today's name wins
+                data[new] = value
     if data.get("teacher") == "aom":
         data["teacher"] = None
     elif data.get("teacher") == "checkpoint":

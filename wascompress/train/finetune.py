@@ -44,7 +44,7 @@ def finetune_config(
     base = TrainConfig.from_dict(checkpoint["train_config"])
     values = {
         "epochs": epochs, "lr": lr if lr is not None else base.lr * FINETUNE_LR_FACTOR, "schedule": "cosine",
-        "dom_seeds": (seed,), "was_samples": 0, "train_pw": False, "was_warmup": 0, "dom_target_macs": None,
+        "dom_seeds": (seed,), "was_samples": 0, "train_pw": False, "was_warmup": 0, "target_macs": None,
         "dom_budget": None, "distill": False, "teacher": INIT_TEACHER if distill else None,
         "init_from": str(Path(checkpoint_path).resolve()), "init_sha256": None, "select_mode": "dom",
     }

@@ -79,7 +79,9 @@ class Distillation:
 
 @dataclass(frozen=True)
 class Sandwich:
-    """What one sandwich step trains (see the module docstring)."""
+    """The forwards one sandwich step trains, in order (see the module docstring): PW on the labels, each
+    fixed DOM draw, ``random_samples`` random SW; built from a training configuration by
+    :func:`wascompress.train.sandwich.sandwich_for`."""
 
     fixed: tuple[Draws, ...] = ()  # the DOM draws to deploy, trained in every step
     random_samples: int = 1  # random SW draws per step
@@ -99,12 +101,12 @@ def sandwich_step(
     labels: Tensor,
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator | None,
-    recipe: Sandwich,
+    sandwich: Sandwich,
     *,
     scaler: "torch.amp.GradScaler | None" = None,
     autocast_dtype: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """One step of ``recipe``; returns the first forward's (summed loss, number correct), detached.
+    """One step of ``sandwich``; returns the first forward's (summed loss, number correct), detached.
 
     ``model`` may be wrapped in DistributedDataParallel: gradients are then all-reduced once, with the
     last backward. ``generator`` draws the random SW (every WAS layer, ignoring ``prob``).
@@ -112,14 +114,14 @@ def sandwich_step(
     core = model.module if hasattr(model, "no_sync") else model
     optimizer.zero_grad(set_to_none=True)
     passes: list[Draws | str | None] = []
-    if recipe.train_pw:
+    if sandwich.train_pw:
         passes.append(None)
-    passes.extend(recipe.fixed)
-    passes.extend("random" for _ in range(recipe.random_samples))
+    passes.extend(sandwich.fixed)
+    passes.extend("random" for _ in range(sandwich.random_samples))
     frozen = aom = None
-    if recipe.teacher is not None and recipe.distill is not None:
+    if sandwich.teacher is not None and sandwich.distill is not None:
         with torch.no_grad(), _autocast(images, autocast_dtype):
-            frozen = _wide(recipe.teacher(images))
+            frozen = _wide(sandwich.teacher(images))
     first: tuple[Tensor, Tensor] | None = None
     for i, draws in enumerate(passes):
         if draws is None:
@@ -134,12 +136,12 @@ def sandwich_step(
             with _autocast(images, autocast_dtype):
                 logits = model(images)
                 teachers = [t for t in (frozen, aom) if t is not None] if draws is not None else []
-                if recipe.distill is None or not teachers:
+                if sandwich.distill is None or not teachers:
                     loss = F.cross_entropy(logits, labels)
                 else:
-                    loss = recipe.distill.loss(logits, labels, *teachers)
+                    loss = sandwich.distill.loss(logits, labels, *teachers)
             _backward(loss, scaler)
-        if draws is None and recipe.distill is not None and recipe.in_place:
+        if draws is None and sandwich.distill is not None and sandwich.in_place:
             aom = _wide(logits.detach())
         if first is None:
             first = (loss.detach() * labels.shape[0], (logits.detach().argmax(dim=1) == labels).sum())

@@ -38,8 +38,8 @@ from wascompress.train.distributed import DistContext, init_distributed
 from wascompress.train.memory_format import probe_memory_format
 from wascompress.train.reporting import QUIET, LogReporter, QuietReporter, Reporter, format_metrics  # noqa: F401
 from wascompress.train.run_folder import RUN_FILES, RESUMABLE_CHANGES, RunFolder, config_for_resume  # noqa: F401
+from wascompress.train.sandwich import choose_dom_seeds, describe_step, frozen_teacher, sandwich_for
 from wascompress.train.step import sandwich_step, training_step
-from wascompress.train.sub_networks import choose_dom_seeds, describe_step, frozen_teacher, sub_network_recipe
 from wascompress.was import apply_was_, load_plain_state_dict, plain_state_dict, use_pw_
 from wascompress.weights import WeightsFile, load_weights_, read_weights
 
@@ -116,8 +116,8 @@ class EpochTotals:
 
 
 class TrainingSession:
-    """One process's training run. The constructor is the setup stage: data, model, optimizer, the step
-    recipe and, when resuming, the checkpoint's state; nothing is written before it succeeds."""
+    """One process's training run. The constructor is the setup stage: data, model, optimizer, the step's
+    sandwich and, when resuming, the checkpoint's state; nothing is written before it succeeds."""
 
     def __init__(self, config: TrainConfig, run: RunFolder, ctx: DistContext, checkpoint: dict[str, Any] | None,
                  given_model: nn.Module | None = None) -> None:
@@ -144,8 +144,8 @@ class TrainingSession:
             config = replace(config, init_sha256=start.sha256)
             if checkpoint is None:
                 load_weights_(model, start, config.model)
-        if config.dom_target_macs is not None and not config.dom_seeds:
-            config = choose_dom_seeds(config, model, splits.train.image_shape)
+        if config.target_macs is not None and not config.dom_seeds:
+            config = choose_dom_seeds(config, model, splits.train.input_shape)
         model = model.to(device)
         calibration = calibration_batches(splits.train, config.bn_batches, config.batch_size, seed=config.seed)
         self.calibration = [c.to(device) for c in calibration]
@@ -168,7 +168,7 @@ class TrainingSession:
                                   drop_last=False, seed=config.seed, rank=ctx.rank, world_size=ctx.world_size,
                                   device=device)
         teacher = frozen_teacher(config, start, self.num_classes, device) if config.teacher is not None else None
-        self.recipe = sub_network_recipe(config, model, teacher)
+        self.sandwich = sandwich_for(config, model, teacher)
         self.progress = Progress()
         self.core = model
         if checkpoint is not None:
@@ -239,7 +239,7 @@ class TrainingSession:
         atomic_write_text(run.config, json.dumps({
             "config": config.to_dict(), "num_classes": self.num_classes, "versions": software_versions(),
             "world_size": self.ctx.world_size, "device": str(self.device), "amp": self.use_amp,
-            "channels_last": self.channels_last, "step": describe_step(config, self.recipe),
+            "channels_last": self.channels_last, "step": describe_step(config, self.sandwich),
             "sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
         }, indent=2) + "\n")
 
@@ -259,7 +259,7 @@ class TrainingSession:
             "train_config": config.to_dict(),
             "dataset": {"name": config.dataset, "data_dir": config.data_dir, "num_classes": self.num_classes,
                         "mean": list(train_set.mean), "std": list(train_set.std),
-                        "image_size": list(train_set.image_shape[1:])},
+                        "image_size": list(train_set.input_shape[1:])},
             "metrics": list(p.metrics), "best": p.best,
             "versions": software_versions(),
         }
@@ -318,8 +318,8 @@ class TrainingSession:
         amp = {"scaler": self.scaler, "autocast_dtype": self.autocast_dtype}
         if warmup:
             return training_step(self.model, images, labels, self.optimizer, None, **amp)
-        if self.recipe is not None:
-            return sandwich_step(self.model, images, labels, self.optimizer, self.generator, self.recipe, **amp)
+        if self.sandwich is not None:
+            return sandwich_step(self.model, images, labels, self.optimizer, self.generator, self.sandwich, **amp)
         return training_step(self.model, images, labels, self.optimizer, self.generator, **amp)
 
     def dom_seeds(self) -> list[int]:
@@ -340,7 +340,7 @@ class TrainingSession:
 
     def end_epoch(self, epoch: int, epoch_totals: EpochTotals) -> dict[str, Any]:
         """Evaluate, record the metrics, choose best.pt, write the checkpoints; returns the metrics."""
-        config, progress, recipe = self.config, self.progress, self.recipe
+        config, progress, sandwich = self.config, self.progress, self.sandwich
         totals, elapsed, warmup = epoch_totals.totals, epoch_totals.elapsed_s, epoch_totals.warmup
         val_aom, val_doms = self.accuracies(self.splits.val)
         metrics = {
@@ -350,8 +350,8 @@ class TrainingSession:
             **({"val_acc_doms": {str(k): v for k, v in val_doms.items()}} if len(val_doms) > 1 else {}),
             "epoch_time_s": elapsed, "images_per_s": totals[3] / max(elapsed, 1e-9) * 1.0,
             "step_time_s": elapsed / max(epoch_totals.steps_run, 1),
-            "step": "plain" if config.was is None or warmup else ("sandwich" if recipe is not None else "was"),
-            "passes_per_step": 1 if recipe is None or warmup else recipe.passes,
+            "step": "plain" if config.was is None or warmup else ("sandwich" if sandwich is not None else "was"),
+            "passes_per_step": 1 if sandwich is None or warmup else sandwich.passes,
         }
         if not all(math.isfinite(metrics[k]) for k in ("train_loss", "train_acc", "val_acc_aom")):
             log.warning("epoch %d: non-finite metrics %s", epoch + 1, metrics)

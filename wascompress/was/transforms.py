@@ -33,7 +33,7 @@ class CropWindow:
 
 
 @dataclass(frozen=True)
-class Shift:
+class KernelShift:
     """An integer shift of the kernel taps, ``dy`` rows down and ``dx`` columns right, zero fill."""
 
     dy: int
@@ -54,7 +54,7 @@ class FilterKeep:
     kept: tuple[int, ...]
 
 
-Draw = CropWindow | Shift | Rotation | FilterKeep
+Draw = CropWindow | KernelShift | Rotation | FilterKeep
 
 # ----------------------------------------------------------------------------------------------------
 # Pure functions
@@ -74,8 +74,8 @@ def crop_window(weight: Tensor, box: CropWindow) -> Tensor:
     return F.pad(window, pads)
 
 
-def translate_kernel(weight: Tensor, shift: Shift) -> Tensor:
-    """Shift the taps by ``(dy, dx)``; taps shifted in from outside are zero."""
+def translate_kernel(weight: Tensor, shift: KernelShift) -> Tensor:
+    """Move the taps by ``(dy, dx)``; taps shifted in from outside are zero."""
     kh, kw = weight.shape[-2:]
     dy, dx = shift.dy, shift.dx
     if abs(dy) >= kh or abs(dx) >= kw:
@@ -101,7 +101,7 @@ def apply_draw(weight: Tensor, draw: Draw) -> Tensor:
     """Apply one drawn transform to ``weight``."""
     if isinstance(draw, CropWindow):
         return crop_window(weight, draw)
-    if isinstance(draw, Shift):
+    if isinstance(draw, KernelShift):
         return translate_kernel(weight, draw)
     if isinstance(draw, Rotation):
         return rotate_kernel(weight, draw)
@@ -146,7 +146,7 @@ class Placement:
         return Placement(self.src_top + top - self.dst_top, self.src_left + left - self.dst_left, top, left,
                          max(0, bottom - top), max(0, right - left))
 
-    def then_shift(self, shift: Shift, kernel: tuple[int, int]) -> "Placement":
+    def then_shift(self, shift: KernelShift, kernel: tuple[int, int]) -> "Placement":
         """Move the placed taps by ``shift``; taps leaving the kernel are dropped."""
         moved = Placement(self.src_top, self.src_left, self.dst_top + shift.dy, self.dst_left + shift.dx,
                           self.height, self.width)
@@ -178,7 +178,7 @@ class FusedDraws:
         for draw in draws:
             if isinstance(draw, CropWindow) and not draw.resize and self.placement is not None:
                 self.placement = self.placement.then_crop(draw)
-            elif isinstance(draw, Shift) and self.placement is not None:
+            elif isinstance(draw, KernelShift) and self.placement is not None:
                 self.placement = self.placement.then_shift(draw, kernel)
             elif isinstance(draw, FilterKeep):
                 self.kept = draw.kept if self.kept is None else tuple(sorted(set(self.kept) & set(draw.kept)))
@@ -361,7 +361,7 @@ def max_shift(kernel_size: int, fraction: float) -> int:
     return int(round(fraction * kernel_size))
 
 
-def sample_shift(generator: torch.Generator, kernel: tuple[int, int], fraction: float) -> Shift:
+def sample_shift(generator: torch.Generator, kernel: tuple[int, int], fraction: float) -> KernelShift:
     """Draw an integer shift per axis as ``RandomAffine(translate=fraction)`` does on a kernel image.
 
     Each axis draws ``round(u)`` with ``u`` uniform in ``[-fraction*k, fraction*k]``, so a 3x3 kernel
@@ -370,7 +370,7 @@ def sample_shift(generator: torch.Generator, kernel: tuple[int, int], fraction: 
     kh, kw = kernel
     dx = int(round(_uniform(generator, -fraction * kw, fraction * kw)))
     dy = int(round(_uniform(generator, -fraction * kh, fraction * kh)))
-    return Shift(dy, dx)
+    return KernelShift(dy, dx)
 
 
 def sample_rotation(generator: torch.Generator, kernel: tuple[int, int]) -> Rotation:

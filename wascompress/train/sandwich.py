@@ -1,5 +1,6 @@
-"""Training the deployed sub-networks on purpose (docs/method.md §6): the DOM seed each MAC budget picks, the
-frozen teacher, the sandwich recipe a configuration asks for, and its one-line description."""
+"""The sandwich a training configuration asks for (docs/method.md §6): the set of forwards one WAS step
+trains to keep the deployed sub-networks accurate — the DOM seed each MAC budget picks, the frozen teacher,
+the :class:`~wascompress.train.step.Sandwich` itself, and its one-line description."""
 
 from __future__ import annotations
 
@@ -20,14 +21,14 @@ log = logging.getLogger("wascompress.train.trainer")
 
 
 def choose_dom_seeds(config: TrainConfig, model: nn.Module, input_shape: tuple[int, int, int]) -> TrainConfig:
-    """``config`` with one DOM seed per MAC budget of ``dom_target_macs``: the seed whose pruned graph lands
+    """``config`` with one DOM seed per MAC budget of ``target_macs``: the seed whose pruned graph lands
     at or just under it (a budget no seed reaches is one clear line, before any training)."""
     from wascompress.export.budget import closest_under, seed_costs
 
-    costs = seed_costs(model, range(config.dom_search_seeds), input_shape)
-    picks = [closest_under(costs, target) for target in config.dom_target_macs or ()]  # all checked, then told
+    costs = seed_costs(model, range(config.search_seeds), input_shape)
+    picks = [closest_under(costs, target) for target in config.target_macs or ()]  # all checked, then told
     chosen = []
-    for target, pick in zip(config.dom_target_macs or (), picks):
+    for target, pick in zip(config.target_macs or (), picks):
         log.info("DOM seed %d for budget %g: pruned graph at %.3f of the AOM's MACs (%s MACs; %d seeds tried)",
                  pick.seed, target, pick.ratio, f"{pick.macs:,}", len(costs))
         chosen.append({"target": target, **pick.as_dict()})
@@ -57,8 +58,8 @@ def frozen_teacher(config: TrainConfig, start: WeightsFile | None, num_classes: 
     return teacher
 
 
-def sub_network_recipe(config: TrainConfig, model: nn.Module, teacher: nn.Module | None = None) -> Sandwich | None:
-    """The sandwich step ``config`` asks for (None: the paper's step); ``teacher`` is its frozen teacher."""
+def sandwich_for(config: TrainConfig, model: nn.Module, teacher: nn.Module | None = None) -> Sandwich | None:
+    """The sandwich ``config`` asks for (None: the paper's step); ``teacher`` is its frozen teacher."""
     if not config.sandwich:
         return None
     distill = (Distillation(config.distill_weight, config.distill_temperature)
@@ -67,17 +68,17 @@ def sub_network_recipe(config: TrainConfig, model: nn.Module, teacher: nn.Module
                     train_pw=config.train_pw, distill=distill, teacher=teacher, in_place=config.distill)
 
 
-def describe_step(config: TrainConfig, recipe: Sandwich | None) -> str:
+def describe_step(config: TrainConfig, sandwich: Sandwich | None) -> str:
     if config.was is None:
         return "plain"
-    if recipe is None:
+    if sandwich is None:
         what = f"one random SW ({config.was.describe()})"
     else:
-        parts = (["AOM on the labels"] if recipe.train_pw else []) + [f"DOM seed {s}" for s in config.dom_seeds]
-        parts += [f"{recipe.random_samples} random SW"] if recipe.random_samples else []
+        parts = (["AOM on the labels"] if sandwich.train_pw else []) + [f"DOM seed {s}" for s in config.dom_seeds]
+        parts += [f"{sandwich.random_samples} random SW"] if sandwich.random_samples else []
         sources = ((["the frozen start weights" if config.teacher == INIT_TEACHER else f"frozen {config.teacher}"]
                     if config.teacher is not None else []) + (["the AOM forward"] if config.distill else []))
         what = " + ".join(parts) + (f", distilled from {' and '.join(sources)} (weight {config.distill_weight:g}, "
-                                    f"T {config.distill_temperature:g})" if recipe.distill else "")
+                                    f"T {config.distill_temperature:g})" if sandwich.distill else "")
     warm = f"; PW alone for the first {config.was_warmup} epochs" if config.was_warmup else ""
     return what + warm
