@@ -18,7 +18,7 @@ if [ ! -e "$WASCOMPRESS_DATA_DIR/cifar-10-python.tar.gz" ] && [ ! -d "$WASCOMPRE
 fi
 
 wascompress train --model resnet18 --width 0.25 --protocol standard --lr 0.05 --epochs 3 \
-    --limit-train 5000 --limit-test 2000 --crop 0.4 0.6 --dom-target-macs 0.5 --was-samples 0 --distill \
+    --limit-train 5000 --limit-test 2000 --crop 0.4 0.6 --target-macs 0.5 --was-samples 0 --distill \
     "${download[@]}" --out "$run" --overwrite
 wascompress export "$run/best.pt" --mode aom --out "$run/aom.onnx" --overwrite
 wascompress export "$run/best.pt" --mode dom --out "$run/dom.onnx" --overwrite  # the seed trained on purpose
