@@ -1,7 +1,7 @@
 """Write benchmarks/RESULTS.md from the JSON files the benchmark scripts leave in benchmarks/results/.
 
 Nothing in RESULTS.md is typed by hand: rerun a benchmark with ``--json benchmarks/results/NAME.json``,
-then ``python benchmarks/render_results.py``.
+then ``python benchmarks/render_results.py``. (The DOM study renders its own tables: research/dom_study/.)
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable
 
-from wascompress.fileio import atomic_write_bytes
+from wascompress.fileio import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -226,13 +226,6 @@ def profiler_overhead(r: dict[str, Any]) -> list[str]:
     ]
 
 
-def _minutes(row: dict[str, Any]) -> str:
-    """A study row's training time: the quiet estimate, with the wall time in brackets."""
-    wall = f"{row['train_wall_s']['mean'] / 60:.0f}"
-    quiet = row.get("train_quiet_s")
-    return f"{quiet['mean'] / 60:.0f} ({wall})" if quiet else f"- ({wall})"
-
-
 def fp32_layers(quantize: dict[str, Any]) -> str:
     """Which layers an INT8 run kept in FP32."""
     kept = [name for name, key in (("first conv", "fp32_first"), ("last layer", "fp32_last")) if quantize.get(key)]
@@ -310,287 +303,12 @@ def int8_crop_stem(r: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def _pm(cell: dict[str, float] | None, scale: float = 100, digits: int = 2) -> str:
-    if not cell:
-        return "-"
-    return f"{cell['mean'] * scale:.{digits}f} ± {cell['std'] * scale:.{digits}f}"
-
-
-def study_cifar10(r: dict[str, Any]) -> list[str]:
-    s = r["scale"]
-    lines = [
-        "## Smoke study (superseded; not a headline): 4,000 images, 4 epochs",
-        "",
-        "Kept for the record from the first study script (`study_cifar10.py`, since replaced by `study_dom.py`; "
-        "it is in the git history). Its baselines reach 31-38 %, so it cannot say how WAS does on a model anyone "
-        "would deploy; the DOM study above is the evidence.",
-        "",
-        f"{s['model']} at width {s['width']:g}, {s['limit_train']} CIFAR-10 training images (10 % held out for "
-        f"validation: checkpoint and DOM-seed choice), the full test set, {s['epochs']} epochs, seeds "
-        f"{s['seeds']}, protocols {s['protocols']} (standard with lr {r['standard_lr_used']}). DOM: the best of "
-        f"{s['search_seeds']} seeds on validation, exported pruned; its accuracy is measured on the ONNX file. "
-        "Latency: ONNX Runtime CPU, batch 32, median. Mean ± std over seeds.",
-        "",
-        *header(r),
-        "| protocol | configuration | AOM test top-1 % | DOM test top-1 % | AOM MMACs | DOM MMACs | DOM/AOM latency |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for row in r["table"]:
-        lines.append(f"| {row['protocol']} | {row['config']} | {_pm(row['aom_test_acc'])} | {_pm(row['dom_test_acc'])} | "
-                     f"{_pm(row['aom_macs'], 1e-6, 1)} | {_pm(row['dom_macs'], 1e-6, 1)} | "
-                     f"{_pm(row['latency_ratio'], 1, 3)} |")
-    lines += ["", "What came out (computed from the table above):", ""]
-    for protocol in dict.fromkeys(row["protocol"] for row in r["table"]):
-        rows = {row["config"]: row for row in r["table"] if row["protocol"] == protocol}
-        base = rows["baseline"]["aom_test_acc"]["mean"] * 100
-        for name, row in rows.items():
-            if name in ("baseline", "pruned-baseline"):
-                continue
-            aom = row["aom_test_acc"]["mean"] * 100
-            text = f"- {protocol}, {name}: AOM {aom - base:+.2f} points against the baseline ({base:.2f} %)"
-            if row.get("dom_test_acc"):
-                dom = row["dom_test_acc"]["mean"] * 100
-                macs = row["dom_macs"]["mean"] / row["aom_macs"]["mean"]
-                text += f"; DOM {dom - base:+.2f} points at {macs:.2f} of the MACs"
-                if row.get("latency_ratio"):
-                    text += f", {row['latency_ratio']['mean']:.2f} of the latency"
-            lines.append(text + ".")
-        if "pruned-baseline" in rows:
-            pruned = rows["pruned-baseline"]
-            lines.append(f"- {protocol}, pruned baseline (torch-pruning to at most the MACs of the best DOM, same epochs): "
-                         f"{pruned['aom_test_acc']['mean'] * 100 - base:+.2f} points against the baseline at "
-                         f"{pruned['aom_macs']['mean'] / rows['baseline']['aom_macs']['mean']:.2f} of its MACs.")
-    lines += ["", "`pruned-baseline`: the baseline trained for half the epochs, channel-pruned with torch-pruning "
-              "(group magnitude importance, channel counts rounded to multiples of 16, which makes the steps coarse) to at "
-              "most the MACs of the best DOM pruned model, fine-tuned for the other half; its latency column is against "
-              "the baseline's AOM export.",
-              "",
-              "The paper's own figures (VGG-16 on CIFAR-10, 500 epochs, its protocol). Its \"FLOPs\" are MAC counts: "
-              "VGG-16 at width 1 has 313 M MACs here (`wascompress models`), 626 M FLOPs:",
-              "", "| paper | top-1 % | MFLOPs |", "| --- | --- | --- |"]
-    for name, values in r["paper"].items():
-        if "accuracy" in values:
-            lines.append(f"| {name} | {values['accuracy']} | {values['mflops']} |")
-    lines += ["", f"Plot: `{Path(r['plot']).name}` (accuracy against MACs, AOM and DOM per configuration).", ""]
-    return lines
-
-
-ROW_MARKERS = {"baseline": "s", "sandwich": "o", "sandwich-ft": "D", "scratch": "^", "torch-pruning": "v",
-               "torch-pruning-walltime": "<", "paper-crop": "x", "paper-ct": "+", "sandwich-pair": "P",
-               "sandwich-pair-aligned": "*", "scratch-aligned": ">", "sandwich-pair-mixed": "X",
-               "scratch-mixed": "h", "torch-pruning-mixed": "1", "thin": "d"}
-
-
-def study_dom_plot(table: list[dict[str, Any]]) -> bytes:
-    """Pareto plot of the DOM study: test top-1 against MACs and against measured latency (batch 32), both
-    as fractions of each model's baseline; one marker per row, error bars over seeds, one colour per model.
-    The accuracy axis shows the band around the baselines; a row far below it (the paper's recipe) sits on
-    the axis's floor, hollow, with its accuracy written beside it."""
-    from wascompress.plotting import png_bytes, pyplot
-
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5.2), sharey=True)
-    colours = dict(zip(sorted({r["model"] for r in table}), ("tab:blue", "tab:orange", "tab:green", "tab:red")))
-    baselines = [r["test_top1"]["mean"] * 100 for r in table if r["row"] == "baseline"]
-    tops = [r["test_top1"]["mean"] * 100 for r in table]
-    floor = min(baselines) - 8 if baselines else min(tops) - 1
-    ceiling = max(tops) + 1
-    for ax, key, label in ((axes[0], "mac_ratio", "MACs (x baseline, exported graph)"),
-                           (axes[1], "latency_ratio_b32", "ONNX Runtime CPU latency, batch 32 (x baseline)")):
-        shown, under = 0, []
-        for row in table:
-            value = row.get(key)
-            if value is None and row["row"] == "baseline":
-                value = 1.0  # the reference of both axes
-            if value is None:
-                continue
-            x, x_err = (value, 0.0) if isinstance(value, float) else (value["mean"], value["std"])
-            top1 = row["test_top1"]
-            y = top1["mean"] * 100
-            below = y < floor
-            style = dict(marker=ROW_MARKERS.get(row["row"], "o"), color=colours[row["model"]], markersize=7,
-                         capsize=3, linestyle="none", label=f"{row['model']} {row['row']} (n={top1['n']})")
-            if below:
-                ax.errorbar(x, floor + 0.4, xerr=x_err or None, markerfacecolor="none", **style)
-                under.append(f"{row['model']} {row['row']}: {y:.1f} %")
-            else:
-                ax.errorbar(x, y, yerr=top1["std"] * 100, xerr=x_err or None, **style)
-            shown += 1
-        if under:
-            ax.text(0.98, 0.03, "hollow, below the axis:\n" + "\n".join(under), transform=ax.transAxes, fontsize=7,
-                    ha="right", va="bottom")
-        ax.axvline(0.5, color="grey", linestyle=":", linewidth=1)
-        ax.set_xlabel(label)
-        ax.grid(alpha=0.3)
-        if not shown:
-            ax.text(0.5, 0.5, "not measured yet (study_dom.py --latency)", transform=ax.transAxes, ha="center")
-    axes[0].set_ylim(floor, ceiling)
-    axes[0].set_ylabel("test top-1 % (mean ± std over seeds)")
-    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    fig.suptitle("DOM study, CIFAR-10, width 0.25: accuracy against cost (dotted: the 0.5 MAC budget)")
-    return png_bytes(fig)
-
-
-def dom_row_sentences(table: list[dict[str, Any]], model: str, dom_rows: tuple[str, ...],
-                      controls: dict[str, str] | None = None, competitors: dict[str, str] | None = None) -> list[str]:
-    """Each DOM row of ``model`` against the baseline, torch-pruning at its MACs (``competitors``, else
-    ``torch-pruning``; beside that one also given the recipe's training time, ``torch-pruning-walltime``)
-    and the same net trained alone (its control row: ``controls``, else ``scratch``), and whether it meets
-    the study's goal (``study_dom.goal_check``); also, outside the goal, against the uniformly thinner
-    network (``thin``) where it ran. Differences are paired by seed, over the seeds both rows have (mean ±
-    std of the per-seed differences where there are more)."""
-    from study_dom import goal_check, goal_phrase, paired_difference
-
-    rows = {r["row"]: r for r in table if r["model"] == model}
-    sentences = []
-    for row in (r for r in table if r["model"] == model and r["row"] in dom_rows):
-        top1 = row["test_top1"]["mean"] * 100
-        control = (controls or {}).get(row["row"], "scratch")
-        pruned = (competitors or {}).get(row["row"], "torch-pruning")
-        references = ("baseline", pruned, control)
-        outside = ("torch-pruning-walltime", "thin") if pruned == "torch-pruning" else ("thin",)
-        paired = {name: paired_difference(row, rows[name]) for name in (*references, *outside) if name in rows}
-        paired = {name: points for name, points in paired.items() if points is not None}
-        parts = [f"{name} {p['mean']:+.2f}" + (f" ± {p['std']:.2f}" if p["n"] > 1 else "") for name, p in paired.items()]
-        check = goal_check(row, rows, control, pruned)
-        goal = f"; {goal_phrase(check)}" if check else ""
-        sentences.append(f"{row['row']}: {top1:.2f} % (points against {', '.join(parts)}){goal}.")
-    return sentences
-
-
-def goal_sentence(facts: dict[str, Any], points: float, budget: float) -> str:
-    """The goal on both networks, in one sentence: reached or not, and by how much (each network's best
-    DOM row's goal check)."""
-    from study_dom import goal_phrase
-
-    verdict = "reached" if facts["goal_met"] else "not reached"
-    parts = [f"{model} ({m['best_dom_row']}, {m['best_dom_top1']:.2f} % against {m['baseline_top1']:.2f} %): "
-             f"{goal_phrase(m['goal'])}" if m["goal"] else f"{model}: not all of its comparison rows have finished"
-             for model, m in facts["models"].items()]
-    return (f"**The goal** (at most {budget:g} of the baseline's MACs, a DOM row at most {points:g} point under the "
-            f"baseline and at least as accurate as torch-pruning, at equal epochs and at equal training time, and as "
-            f"the same net trained alone, on both networks) **is {verdict}**: " + "; ".join(parts) + ".")
-
-
-def pretrained_lines(units: list[dict[str, Any]], table: list[dict[str, Any]]) -> list[str]:
-    """The from-trained rows (``study_pretrained.py``): each against the baseline and torch-pruning, the
-    multi-budget run budget by budget against torch-pruning at its MACs, and the issue's goal."""
-    from study_dom import GOAL_POINTS, paired_difference
-    from study_pretrained import ROWS, summary
-
-    rows = [r for r in table if r["row"] in ROWS]
-    if not rows:
-        return []
-    lines = ["", "**From the trained baseline** (`study_pretrained.py`: every row starts from the torch-pruning row's "
-             "dense run, E - F epochs, and trains F epochs (or 2F) at the study's learning rate, cosine; `-lr0.1` rows at a "
-             "tenth of it, torch-pruning's fine-tuning rate):", ""]
-    for row in rows:
-        by = {r["row"]: r for r in table if r["model"] == row["model"]}
-        paired = {name: paired_difference(row, by[name]) for name in ("baseline", "torch-pruning") if name in by}
-        parts = ", ".join(f"{name} {p['mean']:+.2f}" for name, p in paired.items() if p is not None)
-        lines.append(f"- {row['model']} {row['row']} ({row['epochs']} epochs): {row['test_top1']['mean'] * 100:.2f} % at "
-                     f"{row['mac_ratio']:.3f} of the MACs (points against {parts or 'nothing yet'}).")
-    for unit in (u for u in units if u["row"] == "pretrained-multi"):
-        pruned = next((u for u in units if u["model"] == unit["model"] and u["seed"] == unit["seed"]
-                       and u["row"] == "torch-pruning-multi"), None)
-        theirs = {b["target"]: b for b in pruned["budgets"]} if pruned else {}
-        for budget in unit["budgets"]:
-            other = theirs.get(budget["target"])
-            latency = lambda b: f"{b['latency_ratio_b32']:.2f}" if "latency_ratio_b32" in b else "not measured"  # noqa: E731
-            text = (f"  - {unit['model']} seed {unit['seed']}, budget {budget['target']:g}: DOM "
-                    f"{budget['test_top1'] * 100:.2f} % at {budget['macs'] / 1e6:.1f} M MACs, latency b32 {latency(budget)}")
-            if other is not None:
-                text += (f"; torch-pruning at its MACs {other['test_top1'] * 100:.2f} % "
-                         f"({(budget['test_top1'] - other['test_top1']) * 100:+.2f} points), latency b32 {latency(other)}")
-            lines.append(text + ".")
-    facts = summary(units, table)
-    gap, margin = facts["pretrained_best_dom_gap_points"], facts["pretrained_dom_minus_torch_pruning_points"]
-    if gap is not None:
-        met = gap <= GOAL_POINTS and margin is not None and margin >= 0
-        lines += ["", f"From trained, the best 0.5-budget DOM at F epochs is {gap:.2f} points under its baseline on the "
-                  f"worse network and {'n/a' if margin is None else f'{margin:+.2f}'} against torch-pruning at equal "
-                  f"epochs: the goal (within {GOAL_POINTS:g} point, above torch-pruning) is "
-                  f"**{'met' if met else 'not met'}** on the networks measured so far "
-                  f"({', '.join(facts['models'])})."]
-    return lines
-
-
-def study_dom() -> list[str]:
-    """The DOM study, from its unit files (benchmarks/results/study_dom/)."""
-    import sys
-
-    sys.path.insert(0, str(HERE))
-    import study_dom as study
-
-    units = study.load_units(RESULTS / "study_dom")
-    if not units:
-        return []
-    facts = study.summary(units)
-    lines = [
-        "## DOM against prune-and-fine-tune and the same net alone (`study_dom.py`)",
-        "",
-        "Full CIFAR-10 (45,000 train / 5,000 validation, the 10,000-image test set), standard protocol (crop + "
-        "flip, SGD, weight decay 5e-4, cosine, lr 0.05), width 0.25; every row the same total epochs E per model "
-        "(fine-tuning included) and a DOM budget of at most 0.5 of the baseline's MACs (exported pruned graph). "
-        "Test top-1 measured on the exported ONNX file, mean ± std over seeds (n); differences between rows are "
-        "taken seed by seed over the seeds both rows have (a seed fixes the split and the data order). Latency: ONNX Runtime CPU, "
-        "median of interleaved runs against the baseline's export, taken after training. Training time: the "
-        "epochs' training loops (evaluation excluded) on this shared 2-core machine, where other work often ran "
-        "beside the study; the quiet estimate is each run's epochs x its fastest epoch, the wall time (in "
-        "brackets) what the epochs took. Rows are described in the script's docstring.",
-        "",
-        "- Command: `python benchmarks/study_dom.py` (then `--latency`, `--summary`)",
-        f"- Machine: {units[0]['machine']}",
-        f"- Dates: {min(u['date'] for u in units)} to {max(u['date'] for u in units)}",
-        "",
-        "| model | row | epochs | test top-1 % (n) | AOM top-1 % | MACs (M) | x baseline MACs | params (k) | "
-        "latency b1 | latency b32 | training min, quiet (wall) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for row in facts["table"]:
-        ratio = lambda key: _pm(row.get(key), 1, 3) if row.get(key) else "-"  # noqa: E731
-        lines.append(
-            f"| {row['model']} | {row['row']} | {row['epochs']} | {_pm(row['test_top1'])} ({row['test_top1']['n']}) | "
-            f"{_pm(row['aom_test_top1']) if row.get('aom_test_top1') else '-'} | {row['macs']['mean'] / 1e6:.1f} | "
-            f"{row['mac_ratio']:.3f} | {row['params']['mean'] / 1e3:.0f} | {ratio('latency_ratio_b1')} | "
-            f"{ratio('latency_ratio_b32')} | {_minutes(row)} |" if row["mac_ratio"] is not None
-            else f"| {row['model']} | {row['row']} | {row['epochs']} | {_pm(row['test_top1'])} | - | - | - | - | - | - | - |")
-    lines += ["", "What came out (computed from the units):", ""]
-    for model, m in facts["models"].items():
-        if m["baseline_top1"] is None:
-            lines.append(f"- {model}: the baseline has not finished yet.")
-            continue
-        text = f"- {model}: baseline {m['baseline_top1']:.2f} %"
-        if m["best_dom_row"] and m["best_dom_gap_points"] is not None:
-            text += (f"; the best DOM row at <= 0.5 of its MACs ({m['best_dom_row']}) reaches {m['best_dom_top1']:.2f} %, "
-                     f"{m['best_dom_gap_points']:.2f} points below it (seed by seed, on "
-                     f"{'seed' if len(m['gap_seeds']) == 1 else 'seeds'} {', '.join(map(str, m['gap_seeds']))})")
-            if m["dom_minus_torch_pruning_points"] is not None:
-                text += f", {m['dom_minus_torch_pruning_points']:+.2f} points against torch-pruning at equal epochs"
-        lines.append(text + ".")
-        sentences = dom_row_sentences(facts["table"], model, study.DOM_ROWS, study.CONTROLS, study.COMPETITORS)
-        lines += [f"  - {sentence}" for sentence in sentences]
-    lines += ["", goal_sentence(facts, study.GOAL_POINTS, study.BUDGET)]
-    lines += pretrained_lines(units, facts["table"])
-    plot = HERE / "study_dom.png"
-    atomic_write_bytes(plot, study_dom_plot(facts["table"]))
-    lines += ["", f"Plot: `{plot.name}` (test top-1 against MACs and against measured latency, one marker per row).",
-              "", f"![DOM study]({plot.name})"]
-    done = {(u["model"], u["row"], u["seed"]) for u in units}
-    missing = [f"{model} {row} seed {seed}" for model in facts["models"] for seed in study.default_seeds(model)
-               for row in study.DEFAULT_ROWS if (model, row, seed) not in done]
-    if missing:
-        lines += ["", f"Not finished yet (the study resumes where it stopped): {', '.join(missing)}."]
-    return lines + [""]
-
-
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "was_overhead": was_overhead,
     "train_throughput": train_throughput,
     "export_latency": export_latency,
     "export_latency_torchvision": export_latency_torchvision,
     "profiler_overhead": profiler_overhead,
-    "study_cifar10": study_cifar10,
     "int8": int8,
     "int8_crop_stem": int8_crop_stem,
 }
@@ -599,7 +317,6 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
 def main() -> None:
     lines = ["# Benchmark results", "", "Written by `python benchmarks/render_results.py` from `benchmarks/results/*.json`;",
              "each section names the command that produced it. Timings are medians of interleaved runs.", ""]
-    lines += study_dom()
     for name, render in RENDERERS.items():
         path = RESULTS / f"{name}.json"
         if path.is_file():
@@ -607,7 +324,7 @@ def main() -> None:
         if name == "export_latency":
             runs = sorted((RESULTS / "export_latency_runs").glob("*.json"))
             lines += export_latency_runs([(p.stem, json.loads(p.read_text())) for p in runs])
-    (HERE / "RESULTS.md").write_text("\n".join(lines))
+    atomic_write_text(HERE / "RESULTS.md", "\n".join(lines))
     print(f"wrote {HERE / 'RESULTS.md'}")
 
 

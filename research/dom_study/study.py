@@ -46,7 +46,7 @@ Every DOM is exported with its BatchNorm statistics re-estimated on 32 batches o
 their first figure).
 
 Each unit (model x row x seed) is its own resumable job: training runs resume from their ``last.pt``,
-and a unit's JSON lands in ``benchmarks/results/study_dom/`` when it finishes; finished units are
+and a unit's JSON lands in ``research/dom_study/results/<model>/<row>-seed<N>.json`` when it finishes; finished units are
 skipped (a unit whose runs were lost with a session starts again). Training time is recorded as measured
 and as a quiet-machine estimate (epochs x the fastest epoch: the machine is shared while the study runs);
 the walltime-matched row uses the estimate. Latency (ONNX Runtime CPU, batch 1 and 32, against the
@@ -55,11 +55,14 @@ unit's graph rebuilt with random weights from what its JSON records (the DOM see
 counts): latency depends on the structure only, and the trained files need not outlive a session. ``--summary`` reads the JSON and prints the
 headline; ``--quick`` runs a 2-minute version (tiny model, 600 images) into a folder of its own.
 
-    python benchmarks/study_dom.py [--models vgg16 resnet18] [--seeds 0 1] [--rows ...]
-    python benchmarks/study_dom.py --latency
-    python benchmarks/study_dom.py --summary
+    python research/dom_study/study.py [--models vgg16 resnet18] [--seeds 0 1] [--rows ...]
+    python research/dom_study/study.py --latency
+    python research/dom_study/study.py --summary
+    python research/dom_study/render.py     # the tables of RESULTS.md and study_dom.png
 
-The "from trained" rows (``pretrained-*``, ``torch-pruning-multi``) live in ``study_pretrained.py``.
+The rows' settings (kind, WAS configuration, control and competitor, run by default or when named) are
+data: ``rows.toml``. The "from trained" rows (``pretrained-*``, ``torch-pruning-multi``) are made in
+``rows_pretrained.py``.
 
 Last lines of ``--summary``: ``min_baseline_top1``, ``best_dom_gap_points``, ``dom_minus_torch_pruning_points``,
 then the from-trained rows' ``pretrained_best_dom_gap_points`` and ``pretrained_dom_minus_torch_pruning_points``.
@@ -69,76 +72,77 @@ from __future__ import annotations
 
 import argparse
 import copy
+import datetime
 import json
+import os
+import platform
 import statistics
-import sys
 import time
+import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, today  # noqa: E402
-
-from wascompress.checkpoint import load_checkpoint  # noqa: E402
-from wascompress.export.budget import closest_under, seed_costs  # noqa: E402
-from wascompress.export.exporter import ExportConfig, export_model, mode_model, prune_model  # noqa: E402
-from wascompress.export.from_checkpoint import SeedSearch, checkpoint_splits, export_checkpoint  # noqa: E402
-from wascompress.fileio import atomic_write_text  # noqa: E402
-from wascompress.models import create_model  # noqa: E402
-from wascompress.models.cost import count_macs  # noqa: E402
-from wascompress.profile.profiler import onnx_accuracy  # noqa: E402
-from wascompress.train.config import TrainConfig, resolve_config  # noqa: E402
-from wascompress.train.finetune import finetune_config  # noqa: E402
-from wascompress.train.trainer import QUIET, train  # noqa: E402
-from wascompress.was import WASConfig, apply_was_  # noqa: E402
+from wascompress.checkpoint import Checkpoint, load_checkpoint
+from wascompress.export.budget import seed_costs
+from wascompress.export.exporter import ExportConfig, export_model, mode_model, prune_model
+from wascompress.export.from_checkpoint import SeedSearch, checkpoint_splits, export_checkpoint
+from wascompress.fileio import atomic_write_text
+from wascompress.models import create_model
+from wascompress.models.cost import count_macs
+from wascompress.profile.profiler import onnx_accuracy
+from wascompress.train.config import TrainConfig, resolve_config
+from wascompress.train.finetune import finetune_config
+from wascompress.train.sandwich import choose_dom_seeds
+from wascompress.train.trainer import QUIET, train
+from wascompress.was import WASConfig, apply_was_
 
 HERE = Path(__file__).resolve().parent
+
+
+def machine() -> str:
+    """One line naming the machine, for the unit JSON."""
+    return (f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
+
+
+def today() -> str:
+    return datetime.date.today().isoformat()
+
+
 BUDGET = 0.5
-CROP = WASConfig(crop=(0.4, 0.6))
-CROP_TRANSLATE = WASConfig(crop=(0.4, 0.6), translate=0.3)
-CROP_ALIGNED = WASConfig(crop=(0.4, 0.6), dom_align=True)
-# A mixed DOM: 2x2 windows where channels are too few to remove in blocks of 16, half the middle channels
-# of each residual block (kernels kept 3x3) elsewhere; per network, by layer name.
-MIXED = {
-    "resnet18": WASConfig(crop=(0.4, 0.6), filter=(0.5, 0.5),
-                          transform_layers=("crop:layer1.*", "filter:layer[234].*.conv1.conv")),
-    "tiny": WASConfig(crop=(0.4, 0.6), filter=(0.5, 0.5), transform_layers=("crop:*", "filter:conv3.conv")),
-}
-ROWS = ("baseline", "sandwich-pair", "sandwich-pair-aligned", "sandwich-pair-mixed", "sandwich", "scratch",
-        "scratch-aligned", "scratch-mixed", "torch-pruning", "torch-pruning-mixed", "sandwich-ft", "paper-crop",
-        "paper-ct", "torch-pruning-walltime", "thin")
-EXTRA_ROWS = ("sandwich-pair-aligned", "scratch-aligned",  # run when named: alignment changed nothing on resnet18
-              "sandwich-pair-mixed", "scratch-mixed", "torch-pruning-mixed")
-PRETRAINED_ROWS = ("pretrained-pair", "pretrained-teacher", "pretrained-multi", "torch-pruning-multi",
-                   "pretrained-pair-2F", "pretrained-teacher-2F", "pretrained-multi-2F",  # study_pretrained.py
-                   "pretrained-pair-lr0.1", "pretrained-teacher-lr0.1", "pretrained-multi-lr0.1")
-ROWS += PRETRAINED_ROWS
-EXTRA_ROWS += ("pretrained-pair-lr0.1", "pretrained-teacher-lr0.1", "pretrained-multi-lr0.1",  # run when named
-               "pretrained-pair-2F", "pretrained-teacher-2F", "pretrained-multi-2F")
+# The rows and their WAS configurations are data: rows.toml (its header says what each setting means).
+SETTINGS = tomllib.loads((HERE / "rows.toml").read_text())
+ROW_SETTINGS: dict[str, dict[str, Any]] = SETTINGS["rows"]
+ROWS = tuple(ROW_SETTINGS)  # in the table's order
+EXTRA_ROWS = tuple(row for row, s in ROW_SETTINGS.items() if s.get("extra"))  # run when named
 DEFAULT_ROWS = tuple(row for row in ROWS if row not in EXTRA_ROWS)
+PRETRAINED_ROWS = tuple(row for row, s in ROW_SETTINGS.items() if s["kind"] in ("pretrained", "torch-pruning-multi"))
 RECIPE_ROW = "sandwich-pair"  # the trainer's default beside a fixed DOM: the wall time the competitor is given
-DOM_ROWS = ("paper-crop", "paper-ct", "sandwich", "sandwich-ft", "sandwich-pair", "sandwich-pair-aligned",
-            "sandwich-pair-mixed")
-CONTROLS = {"sandwich-pair-aligned": "scratch-aligned",  # a DOM row's own net trained alone (default: scratch)
-            "sandwich-pair-mixed": "scratch-mixed"}
-COMPETITORS = {"sandwich-pair-mixed": "torch-pruning-mixed"}  # pruned to a DOM row's MACs (default: torch-pruning)
-PRUNING_TARGETS = {"torch-pruning-mixed": "sandwich-pair-mixed"}  # whose MACs a pruning row meets (default: sandwich)
+DOM_ROWS = tuple(row for row, s in ROW_SETTINGS.items() if s.get("dom"))
+CONTROLS = {row: s["control"] for row, s in ROW_SETTINGS.items() if "control" in s}  # default: scratch
+COMPETITORS = {row: s["competitor"] for row, s in ROW_SETTINGS.items() if "competitor" in s}  # default: torch-pruning
+PRUNING_TARGETS = {row: s["prune_to"] for row, s in ROW_SETTINGS.items() if "prune_to" in s}  # default: sandwich
+
+
+def named_was(name: str, model: str) -> WASConfig:
+    """The WAS configuration ``name`` of rows.toml, for ``model`` where it has one per network."""
+    table = SETTINGS["was"][name]
+    if all(isinstance(value, dict) for value in table.values()):  # one per network
+        if model not in table:
+            raise SystemExit(f"error: the {name} WAS configuration has no entry for {model} (it has: {', '.join(table)})")
+        table = table[model]
+    return WASConfig.from_dict(table)
+
+
+CROP = named_was("crop", "")
 
 
 def row_was(row: str, model: str) -> WASConfig:
     """The WAS configuration a row trains (and builds its DOM) with."""
-    if row.startswith("pretrained-multi"):
-        from study_pretrained import MULTI
-
-        return MULTI[model]
-    if row.endswith("-mixed"):
-        if model not in MIXED:
-            raise SystemExit(f"error: row {row} has no mixed DOM for {model} (it has: {', '.join(MIXED)})")
-        return MIXED[model]
-    return {"paper-ct": CROP_TRANSLATE, "sandwich-pair-aligned": CROP_ALIGNED, "scratch-aligned": CROP_ALIGNED}.get(row, CROP)
+    return named_was(ROW_SETTINGS[row]["was"], model)
 
 
 @dataclass(frozen=True)
@@ -237,13 +241,12 @@ def onnx_facts(report: dict[str, Any], path: Path, test: Any) -> dict[str, Any]:
 
 
 def dom_seed_for_budget(study: Study, model: str, was: WASConfig) -> dict[str, Any]:
-    """The DOM seed the sandwich rows deploy: its pruned graph at or just under the budget (structure
-    only: the same for every training seed)."""
+    """The DOM seed the sandwich rows deploy, chosen as the trainer chooses it (``choose_dom_seeds``):
+    its pruned graph at or just under the budget (structure only: the same for every training seed)."""
     net = create_model(model, num_classes=10, width=study.scale.width)
     apply_was_(net, was)
-    costs = seed_costs(net, range(study.scale.budget_seeds), (3, 32, 32))
-    chosen = closest_under(costs, BUDGET)
-    return chosen.as_dict()
+    config = sandwich_config(study, model, 0, 1, was=was)
+    return choose_dom_seeds(config, net, (3, 32, 32)).dom_budget["chosen"][0]
 
 
 def baseline_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
@@ -422,18 +425,18 @@ def torch_pruning_unit(study: Study, model: str, seed: int, row: str, epochs: tu
             **training_time(dense, folder / "finetune")}
 
 
-def prune_and_tune(study: Study, model: str, seed: int, dense: dict[str, Any], target_macs: int, tune: int,
+def prune_and_tune(study: Study, model: str, seed: int, dense: Checkpoint, target_macs: int, tune: int,
                    run: Path, onnx: Path, test: Any) -> dict[str, Any]:
     """torch-pruning's competitor: the ``dense`` checkpoint's net channel-pruned to at most ``target_macs``
     (:func:`prune_to_macs`), fine-tuned ``tune`` epochs at a tenth of the study's learning rate in ``run``,
     exported to ``onnx``; its facts (test top-1 of the ONNX file on ``test``)."""
-    net = create_model(model, num_classes=dense["model"]["num_classes"], width=study.scale.width)
-    net.load_state_dict(dense["state_dict"])
+    net = create_model(model, num_classes=dense.model.num_classes, width=study.scale.width)
+    net.load_state_dict(dense.state_dict)
     small, ratio, round_to = prune_to_macs(net, target_macs)
     fine = study.base_config(model, seed, tune, None)
     results = run_training(replace(fine, lr=fine.lr * 0.1), run, model=small)
     trained = copy.deepcopy(small).eval()
-    trained.load_state_dict(load_checkpoint(run / "best.pt")["state_dict"])
+    trained.load_state_dict(load_checkpoint(run / "best.pt").state_dict)
     report = export_model(trained, onnx, ExportConfig(mode="aom"), overwrite=True)
     return {**onnx_facts(report, onnx, test), "structure": conv_channels(trained), "target_macs": target_macs,
             "pruning_ratio": ratio, "round_to": round_to, "prune_rule": PRUNE_RULE,
@@ -474,34 +477,30 @@ def run_unit(study: Study, model: str, row: str, seed: int) -> dict[str, Any] | 
         return done
     started = time.perf_counter()
     total, tune = study.scale.epochs[model], study.scale.finetune_epochs(model)
-    units: dict[str, Callable[[], dict[str, Any] | None]] = {
+    settings = ROW_SETTINGS[row]
+    kind = settings["kind"]
+    units: dict[str, Callable[[], dict[str, Any]]] = {
         "baseline": lambda: baseline_unit(study, model, seed),
-        "paper-crop": lambda: paper_unit(study, model, seed, row_was(row, model), row),
-        "paper-ct": lambda: paper_unit(study, model, seed, row_was(row, model), row),
-        "sandwich": lambda: sandwich_unit(study, model, seed),
+        "paper": lambda: paper_unit(study, model, seed, row_was(row, model), row),
+        "sandwich": lambda: sandwich_unit(study, model, seed, row, settings["random_samples"]),
         "sandwich-ft": lambda: sandwich_ft_unit(study, model, seed),
-        "sandwich-pair": lambda: sandwich_unit(study, model, seed, row, random_samples=0),
-        "sandwich-pair-aligned": lambda: sandwich_unit(study, model, seed, row, random_samples=0),
-        "sandwich-pair-mixed": lambda: sandwich_unit(study, model, seed, row, random_samples=0),
-        "torch-pruning": lambda: torch_pruning_unit(study, model, seed, "torch-pruning", (total - tune, tune)),
-        "torch-pruning-mixed": lambda: torch_pruning_unit(study, model, seed, row, (total - tune, tune), "torch-pruning"),
-        "scratch": lambda: scratch_unit(study, model, seed),
-        "scratch-aligned": lambda: scratch_unit(study, model, seed, row),
-        "scratch-mixed": lambda: scratch_unit(study, model, seed, row),
+        "torch-pruning": lambda: torch_pruning_unit(study, model, seed, row, (total - tune, tune),
+                                                    settings.get("dense_row")),
+        "scratch": lambda: scratch_unit(study, model, seed, row),
         "thin": lambda: thin_unit(study, model, seed),
     }
     if row in PRETRAINED_ROWS:
-        from study_pretrained import run_row
+        from rows_pretrained import run_row
 
         facts = run_row(study, model, seed, row)
-    elif row == "torch-pruning-walltime":
+    elif kind == "torch-pruning-walltime":
         plan = walltime_epochs(study, model, seed)
         if plan is None:
             print(f"{model} {row} seed {seed}: waits for the baseline, {RECIPE_ROW} and torch-pruning units", flush=True)
             return None
         facts = {**torch_pruning_unit(study, model, seed, row, plan.pop("epochs")), **plan}
     else:
-        facts = units[row]()
+        facts = units[kind]()
     unit = {"model": model, "row": row, "seed": seed, "width": study.scale.width, **facts,
             "unit_wall_s": time.perf_counter() - started, "date": today(), "machine": machine()}
     save_json(path, unit)
@@ -662,7 +661,7 @@ def print_summary(results: Path) -> None:
     for model, m in facts["models"].items():
         if m["goal"] is not None:
             print(f"goal, {model} ({m['best_dom_row']}): {goal_phrase(m['goal'])}")
-    from study_pretrained import print_details, print_headline
+    from rows_pretrained import print_details, print_headline
 
     units = load_units(results)
     print_details(units, facts["table"])
@@ -703,9 +702,10 @@ def graph_spec(study: Study, unit: dict[str, Any]) -> tuple:
     """What a unit's deployed graph is built from, weights aside (hashable: rows deploying the same
     structure, such as a DOM and its scratch control, share one export)."""
     model, row = unit["model"], unit["row"]
-    if row in ("baseline", "thin"):
+    kind = ROW_SETTINGS[row]["kind"]
+    if kind in ("baseline", "thin"):
         return ("plain", model, unit.get("thin_width", study.scale.width))
-    if row.startswith("torch-pruning"):
+    if kind.startswith("torch-pruning"):
         return ("pruned", model, tuple(unit["structure"].items()))  # in module order, as recorded
     return ("dom", model, row_was(row, model), unit["dom_seed"])
 
@@ -735,7 +735,7 @@ def measure_latency(study: Study, runs: int, again: bool = False) -> None:
 
     from wascompress.export.onnx_graph import onnx_bytes, to_onnx
     from wascompress.models.cost import count_macs
-    from wascompress.profile.latency import TimingPlan, make_session, summarize, time_interleaved
+    from wascompress.profile.latency import TimingPlan, time_rounds
 
     with tempfile.TemporaryDirectory() as tmp:
         graphs: dict[tuple, tuple[Path, int]] = {}  # graph_spec -> (ONNX file, its MACs)
@@ -754,14 +754,13 @@ def measure_latency(study: Study, runs: int, again: bool = False) -> None:
             return path
 
         def time_against_baseline(base: Path, mine: Path, into: dict[str, Any]) -> None:
-            for batch in (1, 32):
-                sessions = [make_session(base, "CPUExecutionProvider", 0), make_session(mine, "CPUExecutionProvider", 0)]
-                x = np.random.default_rng(0).standard_normal((batch, 3, 32, 32), dtype=np.float32)
-                plan = TimingPlan(warmup=3, runs=runs * (4 if batch == 1 else 1))
-                times = time_interleaved(sessions, "input", x, plan)
-                a, d = summarize(times[0], batch), summarize(times[1], batch)
-                into[f"baseline_ms_b{batch}"], into[f"ms_b{batch}"] = a["p50_ms"], d["p50_ms"]
-                into[f"latency_ratio_b{batch}"] = d["p50_ms"] / a["p50_ms"]
+            inputs = {b: np.random.default_rng(0).standard_normal((b, 3, 32, 32), dtype=np.float32) for b in (1, 32)}
+            plans = {b: TimingPlan(warmup=3, runs=runs * (4 if b == 1 else 1)) for b in inputs}
+            (timed,) = time_rounds([{"baseline": base, "unit": mine}], inputs, plans)
+            for batch, measured in timed.items():
+                into[f"baseline_ms_b{batch}"] = measured.median("baseline") * 1e3
+                into[f"ms_b{batch}"] = measured.median("unit") * 1e3
+                into[f"latency_ratio_b{batch}"] = measured.median_ratio("unit", "baseline")
 
         for path in sorted(study.results.glob("*/*.json")):
             unit = json.loads(path.read_text())
@@ -786,7 +785,7 @@ def main() -> None:
                         help=f"default: all but {' '.join(EXTRA_ROWS)}")
     parser.add_argument("--runs-dir", type=Path, default=None, help="training runs (default runs/study_dom[-quick])")
     parser.add_argument("--results-dir", type=Path, default=None,
-                        help="unit JSON (default benchmarks/results/study_dom; with --quick: in the runs folder)")
+                        help="unit JSON (default research/dom_study/results; with --quick: in the runs folder)")
     parser.add_argument("--data-dir", default=None, help="CIFAR-10 folder (default $WASCOMPRESS_DATA_DIR)")
     parser.add_argument("--summary", action="store_true", help="only read the finished units and print the headline")
     parser.add_argument("--latency", action="store_true", help="only measure latency of finished units")
@@ -796,7 +795,7 @@ def main() -> None:
     torch.set_flush_denormal(True)
     scale = SCALES["quick" if args.quick else "default"]
     runs = args.runs_dir or Path("runs") / ("study_dom-quick" if args.quick else "study_dom")
-    results = args.results_dir or (runs / "results" if args.quick else HERE / "results" / "study_dom")
+    results = args.results_dir or (runs / "results" if args.quick else HERE / "results")
     study = Study(scale, runs, results, args.data_dir)
     if args.summary:
         print_summary(results)

@@ -29,14 +29,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from study_dom import (
+from study import (
     BUDGET,
+    PRETRAINED_ROWS,
+    ROW_SETTINGS,
     Study,
     export_dom,
     load_json,
     onnx_facts,
     paired_points,
     prune_and_tune,
+    row_was,
     run_training,
     training_time,
 )
@@ -45,24 +48,10 @@ from wascompress.checkpoint import file_sha256, load_checkpoint
 from wascompress.export.from_checkpoint import checkpoint_splits
 from wascompress.train.config import TrainConfig
 from wascompress.train.finetune import FINETUNE_LR_FACTOR
-from wascompress.was import WASConfig
 
-CROP = WASConfig(crop=(0.4, 0.6))
-BUDGETS = (0.75, 0.5, 0.35)
-# Shared-size crop + filter: one size level per draw for every layer, so that DOM seeds span the MAC range.
-# resnet18's filters only on the residual blocks' first convs of stages 2-4 (their outputs meet no addition;
-# stage 1's 16 channels are one block of 16, too few to remove).
-MULTI = {
-    "resnet18": WASConfig(crop=(0.4, 1.0), filter=(0.25, 1.0), shared=True,
-                          transform_layers=("filter:layer[234].*.conv1.conv",)),
-    "vgg16": WASConfig(crop=(0.4, 1.0), filter=(0.5, 1.0), shared=True),
-    "tiny": WASConfig(crop=(0.2, 1.0), shared=True),  # --quick: channels too few to remove in blocks of 16
-}
-RECIPES = ("pretrained-pair", "pretrained-teacher", "pretrained-multi")
-LOW_LR = "-lr0.1"  # a row at torch-pruning's fine-tuning rate, a tenth of the study's
-ROWS = (RECIPES + tuple(f"{r}-2F" for r in RECIPES) + ("torch-pruning-multi",)
-        + tuple(f"{r}{LOW_LR}" for r in RECIPES))
-HEADLINE_ROWS = RECIPES + tuple(f"{r}{LOW_LR}" for r in RECIPES)  # the goal is judged at F epochs, as torch-pruning's
+BUDGETS = (0.75, 0.5, 0.35)  # the multi-budget rows' (``was = "multi"`` in rows.toml)
+ROWS = tuple(row for row in ROW_SETTINGS if row in PRETRAINED_ROWS)
+HEADLINE_ROWS = tuple(row for row in ROWS if ROW_SETTINGS[row].get("headline"))  # judged at F epochs, as torch-pruning
 
 
 KEPT = ("best.pt", "results.json", "metrics.jsonl", "config.json")  # a dense run's files kept in the repository
@@ -85,17 +74,16 @@ def start_weights(study: Study, model: str, seed: int) -> Path:
 
 def recipe_config(study: Study, model: str, seed: int, row: str) -> tuple[TrainConfig, Path]:
     """The training configuration of a recipe row, and its start weights."""
-    low = row.endswith(LOW_LR)
-    recipe = row.removesuffix(LOW_LR).removesuffix("-2F")
-    double = row.removesuffix(LOW_LR).endswith("-2F")
-    epochs = study.scale.finetune_epochs(model) * (2 if double else 1)
+    settings = ROW_SETTINGS[row]
+    epochs = study.scale.finetune_epochs(model) * settings.get("f_multiple", 1)
     start = start_weights(study, model, seed)
-    multi = recipe == "pretrained-multi"
-    teacher = recipe == "pretrained-teacher"
-    config = study.base_config(model, seed, epochs, MULTI[model] if multi else CROP, init_from=str(start.resolve()),
+    multi = settings["was"] == "multi"
+    teacher = settings.get("teacher")
+    config = study.base_config(model, seed, epochs, row_was(row, model), init_from=str(start.resolve()),
                                target_macs=BUDGETS if multi else (BUDGET,),
-                               search_seeds=study.scale.budget_seeds, distill=not teacher,
-                               teacher="init" if teacher else None, select_mode="dom")
+                               search_seeds=study.scale.budget_seeds, distill=teacher is None,
+                               teacher=teacher, select_mode="dom")
+    low = settings.get("low_lr", False)
     return (replace(config, lr=config.lr * FINETUNE_LR_FACTOR) if low else config), start
 
 

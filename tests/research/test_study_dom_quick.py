@@ -12,14 +12,14 @@ from tests.conftest import REPO
 
 ROWS = {"baseline", "sandwich", "scratch", "torch-pruning", "sandwich-ft", "paper-crop", "paper-ct",
         "torch-pruning-walltime", "sandwich-pair", "thin",
-        "pretrained-pair", "pretrained-teacher", "pretrained-multi", "torch-pruning-multi"}  # study_pretrained.py
+        "pretrained-pair", "pretrained-teacher", "pretrained-multi", "torch-pruning-multi"}  # rows_pretrained.py
 EXTRA_ROWS = {"sandwich-pair-aligned", "scratch-aligned", "sandwich-pair-mixed", "scratch-mixed",
               "torch-pruning-mixed"}  # run when named
 
 
 def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
     runs = tmp_path / "study"
-    command = [sys.executable, "benchmarks/study_dom.py", "--quick", "--seeds", "0", "--runs-dir", str(runs),
+    command = [sys.executable, "research/dom_study/study.py", "--quick", "--seeds", "0", "--runs-dir", str(runs),
                "--data-dir", str(cifar_dir)]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -71,13 +71,13 @@ def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
     start = file_sha256(runs / "tiny" / "torch-pruning" / "seed0" / "dense" / "best.pt")
     for row in ("pretrained-pair", "pretrained-teacher", "pretrained-multi", "torch-pruning-multi"):
         assert units[f"{row}-seed0"]["start_sha256"] == start and units[f"{row}-seed0"]["finetune_epochs"] == 1, row
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import study_dom
-    import study_pretrained
+    sys.path.insert(0, str(REPO / "research" / "dom_study"))
+    import rows_pretrained
+    import study as dom_study
 
-    study = study_dom.Study(study_dom.SCALES["quick"], runs, runs / "results", str(cifar_dir))
+    study = dom_study.Study(dom_study.SCALES["quick"], runs, runs / "results", str(cifar_dir))
     for row, epochs, lr in (("pretrained-multi-2F", 2, 0.05), ("pretrained-pair-lr0.1", 1, 0.005)):  # run when named
-        config, _ = study_pretrained.recipe_config(study, "tiny", 0, row)
+        config, _ = rows_pretrained.recipe_config(study, "tiny", 0, row)
         assert (config.epochs, config.lr, config.init_sha256) == (epochs, pytest.approx(lr), None), row
     assert units["pretrained-teacher-seed0"]["distill"] == "frozen start"
     multi, pruned = units["pretrained-multi-seed0"], units["torch-pruning-multi-seed0"]
