@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from wascompress.errors import ConfigError
-from wascompress.profile.latency import TimingPlan, make_session, resolve_providers, summarize, time_interleaved
+from wascompress.profile.latency import TimingPlan, resolve_providers, summarize, time_rounds
 from wascompress.profile.onnx_cost import load_model, model_input, onnx_cost
 
 log = logging.getLogger(__name__)
@@ -137,14 +137,17 @@ def profile(request: ProfileRequest) -> dict[str, Any]:
             raise ConfigError(f"{entry['path']} fixes its batch size to {fixed}: use --batch-sizes {fixed}")
     per_image = entries[0]["input_shape"][1:]
     rng = np.random.default_rng(0)
+    keys = [str(i) for i in range(len(entries))]  # labels may repeat; positions do not
+    inputs = {}
+    for batch in request.batch_sizes:
+        x = rng.standard_normal((batch, *per_image), dtype=np.float32)
+        inputs[batch] = {k: x.astype(e["input_dtype"]) for k, e in zip(keys, entries)}
     latency = []
     for short, provider in providers:
-        sessions = [make_session(e["path"], provider, request.plan.threads) for e in entries]
+        (timed,) = time_rounds([{k: e["path"] for k, e in zip(keys, entries)}], inputs, request.plan, provider=provider,
+                               input_names={k: e["input_name"] for k, e in zip(keys, entries)})
         for batch in request.batch_sizes:
-            x = rng.standard_normal((batch, *per_image), dtype=np.float32)
-            times = time_interleaved(sessions, [e["input_name"] for e in entries],
-                                     [x.astype(e["input_dtype"]) for e in entries], request.plan)
-            stats = [summarize(t, batch) for t in times]
+            stats = [summarize(timed[batch].runs(k), batch) for k in keys]
             for entry, stat in zip(entries, stats):
                 latency.append({"model": entry["name"], "provider": short, "batch": batch, **stat,
                                 "p50_ratio": stat["p50_ms"] / stats[0]["p50_ms"]})
