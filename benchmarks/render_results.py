@@ -321,6 +321,9 @@ def main() -> None:
         path = RESULTS / f"{name}.json"
         if path.is_file():
             lines += render(json.loads(path.read_text()))
+        notes = RESULTS / f"{name}.md"  # hand-written notes on a section (measurements not rerun by a script)
+        if notes.is_file():
+            lines += [notes.read_text().rstrip(), ""]
         if name == "export_latency":
             runs = sorted((RESULTS / "export_latency_runs").glob("*.json"))
             lines += export_latency_runs([(p.stem, json.loads(p.read_text())) for p in runs])

@@ -11,25 +11,12 @@ both goes into the report and the file's metadata. The same inputs give the same
 order is fixed, the quantizer's temporary files stay out of the graph, and the file is re-serialised
 deterministically with wascompress's own metadata.
 
-Calibration method (``--calibration``): ``minmax`` (the observed range), ``entropy`` (the range that
-minimises the KL divergence of the quantized activation histogram, TensorRT's choice) or ``percentile``
-(99.999 % of |x|). Default ``minmax``, chosen by top-1 agreement with FP32 (speed does not depend on the
-method: the same graph with other scales). Measured on a CIFAR-10 vgg16 (width 0.25, 82 % validation
-accuracy, AOM, 256 calibration images, 2,000 validation images): minmax 98.55 %, entropy 98.70 %,
-percentile 98.45 % with every layer INT8; with the first conv and the last layer kept FP32 minmax
-99.10 %, entropy 98.95 %; 1,024 calibration images did not help (98.55 / 98.50 %). The methods lie within
-the noise of 2,000 images (about ±0.25 points), so the cheapest one wins: minmax needs no histograms and no
-tuning. ``reduce_range`` (7-bit weights) is on by default: without it a width-0.25 vgg16 DOM with every
-layer INT8 agreed on only 86.9 % (99.0 % with it) on this AVX2 CPU without VNNI, whose u8 x s8 kernels
-saturate int16 sums of full-range weights (ONNX Runtime's documented advice), and a file must compute
-the same on every CPU it is deployed to.
-
-Layers kept FP32: the last (the logits; a negligible share of the MACs) by default, and the first conv
-with ``fp32_first``. Keeping the first conv FP32 costs much at ImageNet size and buys nothing measurable:
-torchvision resnet18 at 224 ran its AOM INT8 at 320 ms against 260 ms with the 7x7 stem quantized too
-(batch 8, 2 threads); on the study's width-0.25 vgg16 models (5,000 validation images) the agreement with
-the stem FP32 / INT8 was 98.84 / 98.94 % (a DOM at 84 %), 97.42 / 97.18 % (a DOM at 65 %), 96.86 /
-96.28 % (an AOM at 54 %), test top-1 within 0.2 points of FP32 in every case.
+Calibration method (``--calibration``): ``minmax`` (the observed range; the default), ``entropy`` (the range
+that minimises the KL divergence of the quantized activation histogram) or ``percentile`` (99.999 % of |x|).
+``reduce_range`` (7-bit weights) is on by default, as ONNX Runtime advises for CPUs without VNNI, whose
+u8 x s8 kernels saturate int16 sums of full-range weights: a file must compute the same on every CPU it is
+deployed to. The last layer (the logits) stays FP32 by default, the first conv with ``fp32_first``. The
+measurements behind these defaults are in benchmarks/RESULTS.md ("INT8 defaults").
 """
 
 from __future__ import annotations
