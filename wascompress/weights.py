@@ -50,7 +50,7 @@ def read_weights(path: str | Path) -> WeightsFile:
     else:
         data = _torch_load(path)
         if isinstance(data, dict) and data.get("format") == FORMAT:
-            state, kind = check_checkpoint(data, path)["state_dict"], "wascompress-checkpoint"
+            state, kind = check_checkpoint(data, path).state_dict, "wascompress-checkpoint"
         else:
             state, kind = _unwrap(data, path), "state_dict"
     return WeightsFile(str(path.resolve()), file_sha256(path), kind, state)

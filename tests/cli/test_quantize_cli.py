@@ -4,6 +4,7 @@ exit 2 and nothing written."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -42,8 +43,8 @@ def test_quantized_dom_export(tmp_path, was_run):
 def moved_data(tmp_path: Path, was_run: Path) -> Path:
     """A copy of the run's checkpoint whose data set is not where it says."""
     checkpoint = load_checkpoint(was_run / "best.pt")
-    checkpoint["train_config"] = {**checkpoint["train_config"], "dataset": "cifar10", "data_dir": str(tmp_path / "gone")}
-    save_checkpoint(checkpoint, tmp_path / "moved.pt")
+    moved = {**checkpoint.train_config, "dataset": "cifar10", "data_dir": str(tmp_path / "gone")}
+    save_checkpoint(replace(checkpoint, train_config=moved), tmp_path / "moved.pt")
     return tmp_path / "moved.pt"
 
 

@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from tests.export.runs import WAS_RUN, trained_run
-from wascompress.checkpoint import build_model, file_sha256, load_checkpoint
+from wascompress.checkpoint import Checkpoint, build_model, file_sha256, load_checkpoint
 from wascompress.errors import ConfigError
 from wascompress.evaluate import calibration_batches, mode_accuracy
 from wascompress.export.exporter import ExportConfig
@@ -25,7 +25,7 @@ def run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(run) -> dict:
+def checkpoint(run) -> Checkpoint:
     return load_checkpoint(run / "best.pt")
 
 
@@ -34,7 +34,7 @@ def splits():
     return load_splits(WAS_RUN.to_dict())
 
 
-def dom_accuracy(checkpoint: dict, splits, seed: int, bn_batches: int | None) -> float:
+def dom_accuracy(checkpoint: Checkpoint, splits, seed: int, bn_batches: int | None) -> float:
     """Validation accuracy of DOM ``seed`` of a fresh model: BN re-estimated on the trainer's calibration
     batches (``bn_batches`` of them), or with the stored statistics (None)."""
     calibration = (calibration_batches(splits.train, bn_batches, WAS_RUN.batch_size, seed=WAS_RUN.seed)
@@ -61,7 +61,7 @@ def test_export_dom_seed_records_its_source(tmp_path, run, checkpoint):
     sha = file_sha256(run / "best.pt")
     assert report["metadata"]["wascompress.source_sha256"] == sha
     assert report["metadata"]["wascompress.source_checkpoint"] == "best.pt"
-    assert json.loads(report["metadata"]["wascompress.model"]) == checkpoint["model"]
+    assert json.loads(report["metadata"]["wascompress.model"]) == checkpoint.model.to_dict()
     props = {p.key: p.value for p in onnx.load(out).metadata_props}
     assert props["wascompress.source_sha256"] == sha and props["wascompress.seed"] == "0"
     assert props["wascompress.mode"] == "dom" and props["wascompress.format"] == "pruned"
@@ -146,18 +146,18 @@ def test_exporting_with_the_trainers_batch_count_reproduces_its_validation_accur
     report = export_checkpoint(run / "best.pt", tmp_path / "s.onnx", ExportConfig(mode="dom", seed=0),
                                search=SeedSearch(1), bn_batches=WAS_RUN.bn_batches)
     row = report["seed_search"]["seeds"][0]
-    best_epoch = checkpoint["best"]["epoch"]
-    assert row["val_acc_aom"] == checkpoint["best"]["val_acc"]
-    assert row["val_acc"] == checkpoint["metrics"][best_epoch - 1]["val_acc_dom"]
+    best_epoch = checkpoint.progress.best["epoch"]
+    assert row["val_acc_aom"] == checkpoint.progress.best["val_acc"]
+    assert row["val_acc"] == checkpoint.progress.metrics[best_epoch - 1]["val_acc_dom"]
 
 
 def test_default_export_uses_the_trainers_calibration_batches(tmp_path, run, checkpoint):
     report = export_checkpoint(run / "best.pt", tmp_path / "s.onnx", ExportConfig(mode="dom", seed=0),
                                search=SeedSearch(1))
     row = report["seed_search"]["seeds"][0]
-    best_epoch = checkpoint["best"]["epoch"]
-    assert row["val_acc_aom"] == checkpoint["best"]["val_acc"]
-    assert row["val_acc"] == checkpoint["metrics"][best_epoch - 1]["val_acc_dom"]
+    best_epoch = checkpoint.progress.best["epoch"]
+    assert row["val_acc_aom"] == checkpoint.progress.best["val_acc"]
+    assert row["val_acc"] == checkpoint.progress.metrics[best_epoch - 1]["val_acc_dom"]
     assert report["bn"] == f"re-estimated for this SW on {WAS_RUN.bn_batches * WAS_RUN.batch_size} training images"
 
 

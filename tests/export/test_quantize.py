@@ -4,6 +4,7 @@ refused (nothing written) when they disagree or cannot be calibrated."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -136,8 +137,8 @@ def test_quantization_needs_calibration_data(tmp_path, was_run):
         export_model(model, tmp_path / "m.onnx", ExportConfig(quantize=INT8))
     # a checkpoint whose data set is not where it says
     checkpoint = load_checkpoint(was_run / "best.pt")
-    checkpoint["train_config"] = {**checkpoint["train_config"], "dataset": "cifar10", "data_dir": str(tmp_path / "none")}
-    save_checkpoint(checkpoint, tmp_path / "moved.pt")
+    moved = {**checkpoint.train_config, "dataset": "cifar10", "data_dir": str(tmp_path / "none")}
+    save_checkpoint(replace(checkpoint, train_config=moved), tmp_path / "moved.pt")
     with pytest.raises(DataError, match="--quantize int8 calibrates on the run's training images"):
         export_checkpoint(tmp_path / "moved.pt", tmp_path / "m.onnx", ExportConfig(quantize=INT8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["moved.pt"]

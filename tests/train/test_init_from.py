@@ -14,7 +14,7 @@ from wascompress.models import create_model
 from wascompress.train.config import TrainConfig
 from wascompress.train.distributed import init_distributed
 from wascompress.train.run_folder import RunFolder
-from wascompress.train.trainer import TrainingSession, train
+from wascompress.train.trainer import TrainingSession, set_up, train
 from wascompress.was import WASConfig, plain_state_dict, use_pw_
 from wascompress.weights import read_weights
 
@@ -39,7 +39,9 @@ def test_init_from_starts_pw_at_the_source_model_bit_for_bit(tmp_path, trained_t
     source, path = trained_tiny
     config = TrainConfig(**TINY, epochs=1, limit_train=200, was=CROP, dom_seeds=(3,), init_from=str(path))
     ctx = init_distributed("cpu")
-    session = TrainingSession(config, RunFolder(tmp_path / "run"), ctx, None)  # set up, before any step
+    setup = set_up(config, ctx, None)  # the configuration settles before the session: it never changes it
+    session = TrainingSession(setup, RunFolder(tmp_path / "run"), ctx)  # before any step
+    assert session.config is setup.config
     use_pw_(session.core)
     x = torch.randn(8, 3, 32, 32)
     assert torch.equal(session.core.eval()(x), source(x))  # the AOM is the source model
@@ -87,8 +89,8 @@ def test_teacher_is_not_saved(tmp_path, trained_tiny):
     train(config, tmp_path / "run")
     checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
     model = create_model("tiny", num_classes=10)
-    assert checkpoint["state_dict"].keys() == plain_state_dict(model).keys()
-    assert len(checkpoint["optimizer"]["param_groups"][0]["params"]) == len(list(model.parameters()))
+    assert checkpoint.state_dict.keys() == plain_state_dict(model).keys()
+    assert len(checkpoint.optimizer["param_groups"][0]["params"]) == len(list(model.parameters()))
     step = json.loads((tmp_path / "run" / "config.json").read_text())["step"]
     assert step == ("AOM on the labels + DOM seed 3, distilled from the frozen start weights and the AOM forward "
                     "(weight 0.5, T 1)")
@@ -107,12 +109,12 @@ def test_sigkill_then_resume_is_bit_identical_with_init_from_and_teacher(tmp_pat
     run = tmp_path / "killed"
     kill_midway([*args, "--out", str(run)], run / "last.pt", 0.3)
     killed_at = load_checkpoint(run / "last.pt")
-    assert (killed_at["epoch"], killed_at["step_in_epoch"]) < (2, 0), "the run finished before it was killed"
+    assert (killed_at.progress.epoch, killed_at.progress.step) < (2, 0), "the run finished before it was killed"
     resumed = run_cli(*args, "--out", str(run), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     a, b = load_checkpoint(tmp_path / "ref" / "last.pt"), load_checkpoint(run / "last.pt")
-    assert a["state_dict"].keys() == b["state_dict"].keys()
-    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert a.state_dict.keys() == b.state_dict.keys()
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
     # the start file changed under a run that needs it for its teacher: refused, in one line
     torch.save(create_model("tiny", num_classes=10).state_dict(), path)
     changed = run_cli(*args, "--out", str(run), "--resume", "--epochs", "3")

@@ -90,7 +90,7 @@ SANDWICH_ARGS = ["train", "--model", "tiny", "--dataset", "synthetic", "--epochs
 
 
 def state_of(path):
-    return load_checkpoint(path)["state_dict"]
+    return load_checkpoint(path).state_dict
 
 
 def test_sigkill_then_resume_is_bit_identical_with_sandwich_options(tmp_path):
@@ -103,7 +103,7 @@ def test_sigkill_then_resume_is_bit_identical_with_sandwich_options(tmp_path):
     run = tmp_path / "killed"
     kill_midway([*SANDWICH_ARGS, "--out", str(run)], run / "metrics.jsonl", 0.5)  # past the warm-up epoch
     killed_at = load_checkpoint(run / "last.pt")
-    assert (killed_at["epoch"], killed_at["step_in_epoch"]) < (3, 0), "the run finished before it was killed"
+    assert (killed_at.progress.epoch, killed_at.progress.step) < (3, 0), "the run finished before it was killed"
     resumed = run_cli(*SANDWICH_ARGS, "--out", str(run), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     a, b = state_of(tmp_path / "ref" / "last.pt"), state_of(run / "last.pt")

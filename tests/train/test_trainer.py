@@ -58,7 +58,7 @@ def test_checkpoint_keeps_aom_statistics(tmp_path):
     model = build_model(checkpoint)
     pool = load_dataset("synthetic", None, train=True, seed=0)
     _, val = split_validation(pool, len(pool) // 10, seed=0)
-    assert count_correct(model, val).top1 == checkpoint["best"]["val_acc"]
+    assert count_correct(model, val).top1 == checkpoint.progress.best["val_acc"]
 
 
 def test_real_cifar10_short_run(tmp_path, cifar_dir):
@@ -118,7 +118,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path):
     killed_at = load_checkpoint(run / "last.pt")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert (killed_at["epoch"], killed_at["step_in_epoch"]) < (3, 0), "the run finished before it was killed"
+    assert (killed_at.progress.epoch, killed_at.progress.step) < (3, 0), "the run finished before it was killed"
     resumed = run_cli(*TRAIN_ARGS, *FIXED_FORMAT, "--out", str(run), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert_same_state(state_of(tmp_path / "ref" / "last.pt"), state_of(run / "last.pt"))
@@ -200,7 +200,6 @@ def test_image_size_is_a_setting_recorded_in_the_run(tmp_path, run_main):
     """--image-size H W: synthetic images made at that size, recorded in config.json and the checkpoint,
     which export and evaluation read back; a resume keeps it."""
     from wascompress.cli import main
-    from wascompress.data import checkpoint_input_shape
 
     run = tmp_path / "run"
     args = ["train", "--out", str(run), "--model", "tiny", "--dataset", "synthetic", "--epochs", "1", "--limit-train",
@@ -208,18 +207,15 @@ def test_image_size_is_a_setting_recorded_in_the_run(tmp_path, run_main):
     assert main(args) == 0
     stored = json.loads((run / "config.json").read_text())["config"]
     checkpoint = load_checkpoint(run / "last.pt")
-    assert stored["image_size"] == checkpoint["train_config"]["image_size"] == [24, 40]
-    assert checkpoint["dataset"]["image_size"] == [24, 40] and checkpoint_input_shape(checkpoint) == (3, 24, 40)
-    assert TrainConfig.from_dict(checkpoint["train_config"]).image_size == (24, 40)
+    assert stored["image_size"] == checkpoint.train_config["image_size"] == [24, 40]
+    assert checkpoint.dataset["image_size"] == [24, 40] and checkpoint.input_shape == (3, 24, 40)
+    assert TrainConfig.from_dict(checkpoint.train_config).image_size == (24, 40)
     assert main([*args[:3], "--resume", "--epochs", "2", "--image-size", "24", "40"]) == 0
-    assert load_checkpoint(run / "last.pt")["train_config"]["image_size"] == [24, 40]
+    assert load_checkpoint(run / "last.pt").train_config["image_size"] == [24, 40]
     refused = run_main(*args[:3], "--resume", "--epochs", "3", "--image-size", "32")
     assert_one_line_error(refused, "image_size=[24, 40], not [32, 32]")
 
 
 def test_runs_recorded_before_the_setting_trained_at_32():
-    from wascompress.data import checkpoint_input_shape
-
     assert TrainConfig().image_size == (32, 32) and TrainConfig(image_size=64).image_size == (64, 64)
-    assert checkpoint_input_shape({"train_config": {"model": "tiny"}, "dataset": {"image_size": 32}}) == (3, 32, 32)
-    assert checkpoint_input_shape({"train_config": {}}) == (3, 32, 32)
+    # a checkpoint recorded before image_size existed: tests/test_checkpoint.py (its input_shape)

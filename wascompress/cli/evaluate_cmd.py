@@ -80,7 +80,7 @@ def evaluate_checkpoint(args: argparse.Namespace, shifts: list[ImageShift],
         raise ConfigError("--dataset applies to an ONNX file; a checkpoint evaluates on its own run's test set")
     modes = args.mode or ["aom"]
     checkpoint = load_checkpoint(args.checkpoint)
-    if "dom" in modes and not checkpoint.get("was"):
+    if "dom" in modes and checkpoint.was_config is None:
         raise ConfigError(f"{args.checkpoint} was trained without WAS: it has no DOM (use --mode aom)")
     splits = checkpoint_splits(checkpoint, args.data_dir)
     test = _limit(splits.test, args.limit_test)

@@ -21,7 +21,7 @@ from wascompress.data.datasets import (
     split_validation,
 )
 from wascompress.data.folder import FolderSet
-from wascompress.data.geometry import checkpoint_input_shape, image_size, parse_input_shape
+from wascompress.data.geometry import image_size, parse_input_shape
 from wascompress.data.loader import BatchLoader
 from wascompress.data.unpickle import RestrictedUnpickler, load_pickle
 
@@ -34,7 +34,6 @@ __all__ = [
     "ImageSet",
     "RestrictedUnpickler",
     "channel_stats",
-    "checkpoint_input_shape",
     "image_size",
     "limit",
     "load_dataset",

@@ -2,14 +2,15 @@
 
 As timm keeps a model's input size in its data config, a run's ``image_size`` (height, width) is a
 training setting of its own, recorded in config.json and the checkpoint; export, evaluation and the
-profiler read it back with :func:`checkpoint_input_shape`, and ``--input-shape C,H,W`` overrides it
-(:func:`parse_input_shape`). Runs recorded before the setting existed trained at 32x32.
+profiler read it back (``Checkpoint.input_shape``, :mod:`wascompress.checkpoint`), and ``--image-size H
+[W]`` overrides it (its old spelling ``--input-shape C,H,W`` is read by :func:`parse_input_shape`). In code
+``image_size`` is (H, W) and ``input_shape`` one image's (C, H, W). Runs recorded before the setting existed
+trained at 32x32.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from wascompress.errors import ConfigError
 
@@ -40,15 +41,6 @@ def parse_input_shape(text: str) -> tuple[int, ...]:
     if not dims or min(dims) < 1:
         raise ConfigError(f"input shape must be C,H,W (positive integers, e.g. 3,224,224), got {text!r}")
     return dims
-
-
-def checkpoint_input_shape(checkpoint: Mapping[str, Any]) -> tuple[int, int, int]:
-    """``(3, H, W)`` of the images the run that wrote ``checkpoint`` trained on."""
-    recorded = (checkpoint.get("train_config") or {}).get("image_size")
-    if recorded is None:
-        recorded = (checkpoint.get("dataset") or {}).get("image_size", DEFAULT_IMAGE_SIZE)
-    height, width = image_size(recorded)
-    return 3, height, width
 
 
 def image_input_shape(shape: Sequence[int], what: str) -> tuple[int, int, int]:

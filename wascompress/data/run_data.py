@@ -1,16 +1,17 @@
 """The data of a run: its train / validation / test splits and its calibration images (for BatchNorm and INT8).
 
 Read from a run's recorded settings (a training configuration as a dict, e.g. a checkpoint's
-``train_config``), so that training, export, evaluation and profiling all see the same images: at the
-run's image size, the validation split carved from the (limited) training set by the run's seed, and
-the calibration batches the trainer re-estimated BatchNorm with (their count, size and seed).
+``train_config``; the ``checkpoint_*`` functions take any :class:`RunRecord` holding one), so that
+training, export, evaluation and profiling all see the same images: at the run's image size, the
+validation split carved from the (limited) training set by the run's seed, and the calibration batches
+the trainer re-estimated BatchNorm with (their count, size and seed).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 import torch
 from torch import Tensor
@@ -28,6 +29,13 @@ DATA_SETTINGS = ("dataset", "data_dir", "seed", "image_size", "limit_train", "li
 def data_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a run's ``settings`` that :func:`load_splits` reads to choose its images."""
     return {key: settings[key] for key in DATA_SETTINGS if settings.get(key) is not None}
+
+
+class RunRecord(Protocol):
+    """What records a run's training settings, e.g. a :class:`wascompress.checkpoint.Checkpoint`."""
+
+    @property
+    def train_config(self) -> Mapping[str, Any]: ...
 
 
 @dataclass
@@ -58,10 +66,10 @@ def load_splits(settings: Mapping[str, Any], data_dir: str | None = None,
     return Splits(train, val, test)
 
 
-def checkpoint_splits(checkpoint: Mapping[str, Any], data_dir: str | None = None,
+def checkpoint_splits(checkpoint: RunRecord, data_dir: str | None = None,
                       image_size: tuple[int, int] | None = None) -> Splits:
     """The splits of the run that wrote ``checkpoint`` (at ``image_size`` if given, else the run's)."""
-    return load_splits(checkpoint["train_config"], data_dir, image_size)
+    return load_splits(checkpoint.train_config, data_dir, image_size)
 
 
 def calibration_batches(train: Images, num_batches: int, batch_size: int, seed: int = 0) -> list[Tensor]:
@@ -71,18 +79,18 @@ def calibration_batches(train: Images, num_batches: int, batch_size: int, seed: 
     return [images for _, (images, _labels) in zip(range(num_batches), loader)]
 
 
-def checkpoint_calibration(checkpoint: Mapping[str, Any], splits: Splits, bn_batches: int | None = None) -> list[Tensor]:
+def checkpoint_calibration(checkpoint: RunRecord, splits: Splits, bn_batches: int | None = None) -> list[Tensor]:
     """The calibration batches the trainer of ``checkpoint`` used (``bn_batches`` overrides their count)."""
-    settings = checkpoint["train_config"]
+    settings = checkpoint.train_config
     count = bn_batches if bn_batches is not None else int(settings.get("bn_batches", 4))
     return calibration_batches(splits.train, count, int(settings.get("batch_size", 128)),
                                seed=int(settings.get("seed", 0)))
 
 
-def checkpoint_calibration_images(checkpoint: Mapping[str, Any], splits: Splits, count: int) -> Tensor:
+def checkpoint_calibration_images(checkpoint: RunRecord, splits: Splits, count: int) -> Tensor:
     """The first ``count`` (or all, if fewer) training images in the order the trainer of ``checkpoint``
     drew its BatchNorm calibration batches: the same source, so its BatchNorm batches are a prefix."""
-    settings = checkpoint["train_config"]
+    settings = checkpoint.train_config
     batch_size = int(settings.get("batch_size", 128))
     batches = calibration_batches(splits.train, math.ceil(count / batch_size), batch_size,
                                   seed=int(settings.get("seed", 0)))

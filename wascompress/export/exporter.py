@@ -151,32 +151,17 @@ def export_model(
         raise ConfigError(f"--quantize {config.quantize.dtype} calibrates on the run's training images and checks "
                           "agreement on its validation images, and no data was found: pass --data-dir")
     reference = mode_model(model, config, calibration)
-    deployed = copy.deepcopy(reference)
-    changes: dict[str, list[dict[str, Any]]] = {"kernel_changes": [], "filter_changes": [], "absorbed_crops": []}
-    if config.format == "pruned":
-        deployed, changes = prune_model(deployed, config)
+    deployed, changes = deployed_model(reference, config)
     before = cost_summary(reference, config.input_shape)
     after = cost_summary(deployed, config.input_shape)
-    was = was_config(model).to_dict() if has_was(model) else None
-    props = {"wascompress.mode": config.mode, "wascompress.seed": "" if config.seed is None else str(config.seed),
-             "wascompress.format": config.format, "wascompress.was": was,
-             "wascompress.macs": str(after["macs"]), "wascompress.effective_macs": str(after["effective_macs"]),
-             "wascompress.bn": bn_note(config, calibration)}
-    props.update({f"wascompress.{k}": v for k, v in (metadata or {}).items()})
+    props = onnx_properties(model, config, after, bn_note(config, calibration), metadata)
     proto = to_onnx(deployed, config.input_shape)
     set_metadata(proto, props)
     dense = onnx_bytes(proto) if config.sparse_initializers else None
     sparse_names = store_sparse_(proto) if config.sparse_initializers else []
     data = onnx_bytes(proto)
-    quantized = None
     try:
-        verification = verify(data, reference, verification_inputs(config.input_shape, images), config.tolerance,
-                              dense_data=dense)
-        if config.quantize is not None:
-            proto, quantized = quantize_verified(data, quantization, config.quantize)
-            props["wascompress.quantize"] = {k: quantized.get(k) for k in QUANTIZE_METADATA}
-            set_metadata(proto, props)
-            data = onnx_bytes(proto)
+        data, verification, quantized = verified_bytes(data, reference, config, props, images, quantization, dense)
     except ExportError:
         if overwrite:  # the user asked to replace the old file: leave no stale copy that looks current
             out.unlink(missing_ok=True)
@@ -184,23 +169,58 @@ def export_model(
         raise
     report = {
         "file": out.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "opset": OPSET,
-        "mode": config.mode, "seed": config.seed, "format": config.format, "was": was,
+        "mode": config.mode, "seed": config.seed, "format": config.format, "was": props["wascompress.was"],
         "input_shape": list(config.input_shape),  # one image's (C, H, W)
         "bn": props["wascompress.bn"], "metadata": {k: metadata_value(v) for k, v in props.items()},
         "sparse_initializers": {"enabled": config.sparse_initializers, "initializers": sparse_names,
                                 "note": "ONNX Runtime densifies sparse initializers at load: smaller file, same speed"},
-        "cost_before_pruning": before, "cost": after,
-        "mac_ratio_vs_dense": after["macs"] / before["macs"],
-        **changes,
-        "verification": verification,
-        "precision": config.quantize.dtype if config.quantize is not None else "fp32",
-        "quantization": quantized,
+        "cost_before_pruning": before, "cost": after, "mac_ratio_vs_dense": after["macs"] / before["macs"],
+        **changes, "verification": verification,
+        "precision": config.quantize.dtype if config.quantize is not None else "fp32", "quantization": quantized,
     }
     atomic_write_bytes(out, data)
     atomic_write_text(report_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
     log.debug("wrote %s (%s MACs, %.1f%% of the unpruned %s model)", out, f"{after['macs']:,}",
-             100 * report["mac_ratio_vs_dense"], config.mode.upper())
+              100 * report["mac_ratio_vs_dense"], config.mode.upper())
     return report
+
+
+def deployed_model(reference: nn.Module, config: ExportConfig) -> tuple[nn.Module, dict[str, list[dict[str, Any]]]]:
+    """The model the file holds: a copy of ``reference``, physically pruned in the ``pruned`` format;
+    with the changes made, by kind (none in the ``dense`` format)."""
+    deployed = copy.deepcopy(reference)
+    if config.format != "pruned":
+        return deployed, {"kernel_changes": [], "filter_changes": [], "absorbed_crops": []}
+    return prune_model(deployed, config)
+
+
+def onnx_properties(model: nn.Module, config: ExportConfig, cost: dict[str, Any], bn: str,
+                    metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``wascompress.*`` metadata of an exported file: its mode, seed, format, WAS settings, MACs
+    (``cost`` of the deployed graph), BatchNorm statistics, and the caller's ``metadata``."""
+    props = {"wascompress.mode": config.mode, "wascompress.seed": "" if config.seed is None else str(config.seed),
+             "wascompress.format": config.format,
+             "wascompress.was": was_config(model).to_dict() if has_was(model) else None,
+             "wascompress.macs": str(cost["macs"]), "wascompress.effective_macs": str(cost["effective_macs"]),
+             "wascompress.bn": bn}
+    props.update({f"wascompress.{k}": v for k, v in (metadata or {}).items()})
+    return props
+
+
+def verified_bytes(data: bytes, reference: nn.Module, config: ExportConfig, props: dict[str, Any],
+                   images: Tensor | None, quantization: QuantizationData | None,
+                   dense: bytes | None) -> tuple[bytes, dict[str, Any], dict[str, Any] | None]:
+    """The bytes to write: ``data`` verified against ``reference`` (and with ``config.quantize`` quantized
+    to INT8, its metadata added to ``props``), with the verification and quantization reports; an
+    :class:`ExportError` when the file does not compute what ``reference`` does."""
+    verification = verify(data, reference, verification_inputs(config.input_shape, images), config.tolerance,
+                          dense_data=dense)
+    if config.quantize is None:
+        return data, verification, None
+    proto, quantized = quantize_verified(data, quantization, config.quantize)
+    props["wascompress.quantize"] = {k: quantized.get(k) for k in QUANTIZE_METADATA}
+    set_metadata(proto, props)
+    return onnx_bytes(proto), verification, quantized
 
 
 QUANTIZE_METADATA = ("dtype", "format", "calibration", "calibration_images", "per_channel", "reduce_range",

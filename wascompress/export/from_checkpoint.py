@@ -11,6 +11,7 @@ order and checks its agreement with FP32 on the validation split, its accuracy o
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,9 +19,8 @@ from typing import Any
 
 import torch
 
-from wascompress.checkpoint import build_model, file_sha256, load_checkpoint, trained_doms
+from wascompress.checkpoint import Checkpoint, file_sha256, load_checkpoint
 from wascompress.data import geometry
-from wascompress.data.geometry import checkpoint_input_shape
 from wascompress.data.run_data import (  # noqa: F401
     Splits,
     checkpoint_calibration,
@@ -33,6 +33,7 @@ from wascompress.evaluate import mode_accuracy
 from wascompress.export.budget import check_budget, seed_costs, within_budget
 from wascompress.export.exporter import ExportConfig, check_output, export_model
 from wascompress.export.quantize import QuantizationData
+from wascompress.fileio import atomic_write_text
 from wascompress.was import has_was
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,8 @@ class SeedSearch:
 def trained_dom_seed(checkpoint_path: str | Path) -> int | None:
     """The DOM seed a checkpoint was trained to deploy (``--dom-seed`` / ``--dom-target-macs``; the first
     of several), or None."""
-    seeds = load_checkpoint(checkpoint_path).get("train_config", {}).get("dom_seeds") or ()
-    return int(seeds[0]) if seeds else None
+    seeds = load_checkpoint(checkpoint_path).dom_seeds
+    return seeds[0] if seeds else None
 
 
 def trained_dom_for_budget(checkpoint_path: str | Path, ratio: float) -> dict[str, Any] | None:
@@ -72,7 +73,7 @@ def trained_dom_for_budget(checkpoint_path: str | Path, ratio: float) -> dict[st
     for that budget, else the largest trained one at or under it. None when the run trained no budget;
     a one-line error when it did but none fits."""
     check_budget(ratio)
-    trained = trained_doms(load_checkpoint(checkpoint_path).get("train_config", {}).get("dom_budget"))
+    trained = load_checkpoint(checkpoint_path).trained_doms()
     if not trained:
         return None
     exact = [d for d in trained if abs(d["target"] - ratio) < 1e-9]
@@ -138,48 +139,59 @@ def export_checkpoint(
     if bn_batches is not None and (isinstance(bn_batches, bool) or bn_batches < 1):
         raise ConfigError(f"--bn-batches must be a positive integer, got {bn_batches!r}")
     checkpoint = load_checkpoint(checkpoint_path)
-    trained = checkpoint_input_shape(checkpoint)
+    trained = checkpoint.input_shape
     shape = trained if image_size is None else (trained[0], *geometry.image_size(image_size))
     config = replace(config, input_shape=shape)
-    model = build_model(checkpoint)
-    dom = config.mode == "dom" or search is not None
-    if dom and not has_was(model):
+    model = checkpoint.build_model()
+    if (config.mode == "dom" or search is not None) and not has_was(model):
         raise ConfigError(f"{checkpoint_path} was trained without WAS: it has no DOM (export --mode aom)")
-    needs_data = (dom and config.recalibrate_bn) or search is not None
-    splits = None
-    try:
-        splits = checkpoint_splits(checkpoint, data_dir, image_size=config.input_shape[1:])
-    except DataError as err:
-        if config.quantize is not None:
-            raise DataError(f"{err} (--quantize {config.quantize.dtype} calibrates on the run's training images: "
-                            "pass --data-dir)") from None
-        if needs_data:
-            raise DataError(f"{err} (DOM export re-estimates BatchNorm on the training data: pass --data-dir, "
-                            f"or --no-recalibrate-bn to keep the stored statistics)") from None
-        log.info("no data found (%s): verifying on random inputs only", err)
+    splits = export_splits(checkpoint, config, data_dir, search)
     calibration = checkpoint_calibration(checkpoint, splits, bn_batches) if splits else None
-    images = next(_val_images(splits), None) if splits else None
     table = None
     if search is not None:
         seed, table = search_seeds(model, splits, calibration, search, config.input_shape)
         config = replace(config, mode="dom", seed=seed)
-    metadata = {"source_checkpoint": Path(checkpoint_path).name, "source_sha256": file_sha256(checkpoint_path),
-                "model": checkpoint["model"], "data": data_settings(checkpoint["train_config"])}
     quantization = None
     if config.quantize is not None:
         quantization = QuantizationData(
             checkpoint_calibration_images(checkpoint, splits, config.quantize.calibration_images), splits.val,
             splits.test)
-    report = export_model(model, out, config, calibration=calibration, images=images, overwrite=overwrite,
-                          metadata=metadata, quantization=quantization)
+    report = export_model(model, out, config, calibration=calibration,
+                          images=next(_val_images(splits), None) if splits else None, overwrite=overwrite,
+                          metadata=provenance(checkpoint_path, checkpoint), quantization=quantization)
     if table is not None:
-        report["seed_search"] = {"objective": search.objective, "max_drop_points": search.max_drop,
-                                 "target_macs": search.target_macs, "seeds": table}
-        from wascompress.fileio import atomic_write_text
-        import json
-
-        atomic_write_text(out.with_suffix(".json"), json.dumps(report, indent=2, sort_keys=True) + "\n")
+        write_seed_search(report, search, table, out)
     return report
+
+
+def export_splits(checkpoint: Checkpoint, config: ExportConfig, data_dir: str | None,
+                  search: SeedSearch | None) -> Splits | None:
+    """The run's splits at the export's image size, or None when its data is not there and the export can
+    do without (an AOM export then verifies on random inputs only); else a one-line :class:`DataError`."""
+    try:
+        return checkpoint_splits(checkpoint, data_dir, image_size=config.input_shape[1:])
+    except DataError as err:
+        if config.quantize is not None:
+            raise DataError(f"{err} (--quantize {config.quantize.dtype} calibrates on the run's training images: "
+                            "pass --data-dir)") from None
+        if (config.mode == "dom" and config.recalibrate_bn) or search is not None:
+            raise DataError(f"{err} (DOM export re-estimates BatchNorm on the training data: pass --data-dir, "
+                            f"or --no-recalibrate-bn to keep the stored statistics)") from None
+        log.info("no data found (%s): verifying on random inputs only", err)
+        return None
+
+
+def provenance(checkpoint_path: str | Path, checkpoint: Checkpoint) -> dict[str, Any]:
+    """What an export records about its source: the checkpoint file, its model and the run's data."""
+    return {"source_checkpoint": Path(checkpoint_path).name, "source_sha256": file_sha256(checkpoint_path),
+            "model": checkpoint.model.to_dict(), "data": data_settings(checkpoint.train_config)}
+
+
+def write_seed_search(report: dict[str, Any], search: SeedSearch, table: list[dict[str, Any]], out: Path) -> None:
+    """Add the seed search's table to ``report`` and rewrite the report beside ``out``."""
+    report["seed_search"] = {"objective": search.objective, "max_drop_points": search.max_drop,
+                             "target_macs": search.target_macs, "seeds": table}
+    atomic_write_text(out.with_suffix(".json"), json.dumps(report, indent=2, sort_keys=True) + "\n")
 
 
 def _val_images(splits: Splits):

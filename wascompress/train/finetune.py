@@ -37,11 +37,11 @@ def finetune_config(
     """The training configuration that fine-tunes DOM ``seed`` of a checkpoint for ``epochs``."""
     check_seed(seed)
     checkpoint = load_checkpoint(checkpoint_path)
-    if not checkpoint.get("was"):
+    if checkpoint.was_config is None:
         raise CheckpointError(f"{checkpoint_path} was trained without WAS: it has no DOM to fine-tune")
-    if checkpoint["model"].get("custom_structure"):
+    if checkpoint.model.custom_structure:
         raise CheckpointError(f"{checkpoint_path} holds a custom structure; fine-tune it through the Python API")
-    base = TrainConfig.from_dict(checkpoint["train_config"])
+    base = TrainConfig.from_dict(checkpoint.train_config)
     values = {
         "epochs": epochs, "lr": lr if lr is not None else base.lr * FINETUNE_LR_FACTOR, "schedule": "cosine",
         "dom_seeds": (seed,), "was_samples": 0, "train_pw": False, "was_warmup": 0, "target_macs": None,

@@ -69,7 +69,7 @@ def config_for_resume(run_dir: str | Path, overrides: dict[str, Any]) -> TrainCo
     run = RunFolder(Path(run_dir))
     run.check(resume=True, overwrite=False)
     checkpoint = load_checkpoint(run.last)
-    stored = TrainConfig.from_dict(checkpoint["train_config"])
+    stored = TrainConfig.from_dict(checkpoint.train_config)
     data = stored.to_dict()
     for key, value in overrides.items():
         if value is None or key == "was" and not value:

@@ -1,8 +1,9 @@
 """The WAS trainer: data, model, optimisation, honest evaluation, checkpoints that survive.
 
-A run goes through named stages of a :class:`TrainingSession`: setup (data, model, optimizer; nothing
-is written before these succeed), restoring a checkpoint, writing the configuration, then per epoch
-training, evaluation and checkpointing, and the final test. One process, or one per device under
+A run goes through named stages: setup (:func:`set_up`: data, model and the final configuration, which
+the :class:`TrainingSession` built from it never changes; then optimizer and loader; nothing is written
+before these succeed), restoring a checkpoint, writing the configuration, then per epoch training,
+evaluation and checkpointing, and the final test. One process, or one per device under
 ``torchrun`` (only rank 0 writes). Model selection uses a validation split carved from the training
 set; the test set is touched once, at the end, for the reported numbers. Every evaluation re-estimates
 BatchNorm for the mode it measures.
@@ -16,7 +17,7 @@ import math
 import os
 import platform
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from wascompress import __version__
-from wascompress.checkpoint import load_checkpoint, save_checkpoint, trained_doms
+from wascompress.checkpoint import Checkpoint, ModelSpec, Progress, load_checkpoint, save_checkpoint, trained_doms
 from wascompress.data import DATA_DIR_ENV, BatchLoader
-from wascompress.data.run_data import calibration_batches, load_splits
+from wascompress.data.run_data import Splits, calibration_batches, load_splits
 from wascompress.device import flush_denormals, keep_freed_memory
 from wascompress.errors import CheckpointError, ConfigError
 from wascompress.evaluate import Accuracy, mode_accuracy
@@ -46,14 +47,6 @@ from wascompress.weights import WeightsFile, load_weights_, read_weights
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 256
-
-
-def build_training_model(config: TrainConfig, num_classes: int) -> nn.Module:
-    torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=num_classes, width=config.width, kwargs=config.model_kwargs)
-    if config.was is not None:
-        apply_was_(model, config.was)
-    return model
 
 
 def software_versions() -> dict[str, str]:
@@ -80,29 +73,138 @@ def train(
     ``model`` replaces the zoo model ``config.model`` names (e.g. a pruned network to fine-tune); its
     checkpoints then hold weights that only a model of that structure loads.
     """
-    if config.data_dir is None and config.dataset != "synthetic" and os.environ.get(DATA_DIR_ENV):
-        config = replace(config, data_dir=os.environ[DATA_DIR_ENV])  # record where the data really was
     ctx = init_distributed(config.device)
     try:
         run = RunFolder(Path(out_dir))
         run.check(resume, overwrite)
-        checkpoint = load_checkpoint(run.last) if resume else None
-        session = TrainingSession(config, run, ctx, checkpoint, model)
+        checkpoint = resume_state(run, config) if resume else None
+        session = TrainingSession(set_up(config, ctx, checkpoint, model), run, ctx, checkpoint)
         session.write_config(resume)
         return session.run(reporter or LogReporter())
     finally:
         ctx.close()
 
 
-@dataclass
-class Progress:
-    """Where the run is: what a checkpoint stores besides the weights and optimizer."""
+def resume_state(run: RunFolder, config: TrainConfig) -> Checkpoint:
+    """The checkpoint a resumed run continues from (its last.pt), checked to be one of ``config``'s model."""
+    checkpoint = load_checkpoint(run.last)
+    if checkpoint.model_name != config.model:
+        raise CheckpointError(f"{run.last} holds a {checkpoint.model_name!r} model, not {config.model!r}")
+    if not checkpoint.resumable:
+        raise CheckpointError(f"{run.last} holds no optimizer and random states to resume from")
+    return checkpoint
 
-    epoch: int = 0
-    step: int = 0  # steps done in the current epoch (a checkpoint within an epoch)
-    partial: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # loss sum, correct, seen so far
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-    best: dict[str, Any] | None = None
+
+# --- setup: the data, the model and the final configuration, before the session
+
+
+@dataclass
+class Setup:
+    """What a session starts from: the run's final configuration and what settling it built."""
+
+    config: TrainConfig  # final: the session never changes it
+    splits: Splits
+    num_classes: int
+    model: nn.Module  # WAS attached, start weights loaded (a new run), on the CPU in the contiguous format
+    calibration: list[torch.Tensor]  # the BatchNorm calibration batches (on the CPU)
+    start_weights: WeightsFile | None  # the file the run started from, when still needed (read_start_weights)
+    custom_structure: bool  # the model was handed in rather than built from config.model
+
+
+def set_up(config: TrainConfig, ctx: DistContext, checkpoint: Checkpoint | None,
+           given_model: nn.Module | None = None) -> Setup:
+    """The setup stage: the data, the model (``given_model`` or the zoo's), the start weights and the
+    final configuration (:func:`settle_data_dir`, :func:`settle_config`); nothing is written."""
+    configure_torch(config, ctx.device)
+    config = settle_data_dir(config)  # before the data is read
+    splits = load_splits(config.to_dict())
+    num_classes = config.num_classes or splits.train.num_classes
+    if int(splits.train.labels.max()) >= num_classes:
+        raise ConfigError(f"num-classes {num_classes} is too small for the data set's labels")
+    model = build_training_model(config, num_classes, given_model)
+    start = read_start_weights(config, checkpoint)
+    if start is not None and checkpoint is None:
+        load_weights_(model, start, config.model)
+    calibration = calibration_batches(splits.train, config.bn_batches, config.batch_size, seed=config.seed)
+    probe_images = (calibration or calibration_batches(splits.train, 1, config.batch_size, seed=0))[0]
+    config = settle_config(config, ctx=ctx, model=model, probe_images=probe_images, num_classes=num_classes,
+                           start=start, resumed=checkpoint)
+    return Setup(config, splits, num_classes, model, calibration, start, given_model is not None)
+
+
+def settle_config(config: TrainConfig, *, ctx: DistContext, model: nn.Module, probe_images: torch.Tensor,
+                  num_classes: int, start: WeightsFile | None = None, resumed: Checkpoint | None = None) -> TrainConfig:
+    """``config`` with the settings the trainer decides from the model decided, so the run records what
+    it did: ``init_sha256`` (of the start weights), ``dom_seeds`` (one per budget of ``target_macs``)
+    and ``channels_last`` (a resumed run's, else :func:`fastest_memory_format` on ``probe_images``)."""
+    if start is not None:
+        config = replace(config, init_sha256=start.sha256)
+    if config.target_macs is not None and not config.dom_seeds:
+        config = choose_dom_seeds(config, model, tuple(probe_images.shape[1:]))
+    if config.channels_last is None and resumed is not None:  # a resumed run keeps its format
+        config = replace(config, channels_last=resumed.train_config.get("channels_last"))
+    if config.channels_last is None:
+        config = replace(config, channels_last=fastest_memory_format(model, probe_images, num_classes, ctx))
+    return config
+
+
+def settle_data_dir(config: TrainConfig) -> TrainConfig:
+    """``config`` with ``data_dir`` $WASCOMPRESS_DATA_DIR when not given, so the run records where its data
+    really was (export and evaluation read it back)."""
+    if config.data_dir is None and config.dataset != "synthetic" and os.environ.get(DATA_DIR_ENV):
+        return replace(config, data_dir=os.environ[DATA_DIR_ENV])
+    return config
+
+
+def configure_torch(config: TrainConfig, device: torch.device) -> None:
+    """The process-wide settings a run's arithmetic depends on (before any model is built)."""
+    if device.type == "cpu":
+        flush_denormals()
+        keep_freed_memory()
+    if config.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def build_training_model(config: TrainConfig, num_classes: int, given_model: nn.Module | None = None) -> nn.Module:
+    """``given_model`` or the zoo's ``config.model``, with WAS attached if ``config`` has WAS."""
+    torch.manual_seed(config.seed)
+    model = given_model if given_model is not None else create_model(
+        config.model, num_classes=num_classes, width=config.width, kwargs=config.model_kwargs)
+    if config.was is not None:
+        apply_was_(model, config.was)
+    return model
+
+
+def read_start_weights(config: TrainConfig, checkpoint: Checkpoint | None) -> WeightsFile | None:
+    """The weights file the run starts from, when it is needed: a new run loads it, a resumed one only
+    for its frozen teacher, and then the file must be the one the run started from."""
+    if config.init_from is None or (checkpoint is not None and config.teacher != INIT_TEACHER):
+        return None
+    start = read_weights(config.init_from)
+    if config.init_sha256 is not None and start.sha256 != config.init_sha256:
+        raise CheckpointError(f"{config.init_from} changed since the run started (sha256 {start.sha256[:12]}, "
+                              f"recorded {config.init_sha256[:12]}): its teacher would differ")
+    return start
+
+
+def fastest_memory_format(model: nn.Module, images: torch.Tensor, num_classes: int, ctx: DistContext) -> bool:
+    """Channels-last on CUDA; on the CPU the faster format for this model, timed on rank 0 (all ranks
+    must agree: DistributedDataParallel's buckets follow the parameters' layout)."""
+    if ctx.device.type == "cuda":
+        return True
+    choice = 0.0
+    if ctx.is_main:
+        try:
+            probe = probe_memory_format(model, images.to(ctx.device), num_classes)
+        except Exception as err:  # noqa: BLE001  (an optimisation: a model it cannot copy or run twice trains as given)
+            log.info("memory format: contiguous (channels-last could not be timed: %s)", err)
+        else:
+            choice = float(probe.channels_last)
+            log.info("memory format: %s (a channels-last training step took %.2fx the contiguous one's time "
+                     "here; set channels_last to fix it)", "channels-last" if probe.channels_last else "contiguous",
+                     probe.ratio)
+    return ctx.all_reduce_sum([choice])[0] > 0.5
 
 
 @dataclass
@@ -116,45 +218,19 @@ class EpochTotals:
 
 
 class TrainingSession:
-    """One process's training run. The constructor is the setup stage: data, model, optimizer, the step's
-    sandwich and, when resuming, the checkpoint's state; nothing is written before it succeeds."""
+    """One process's training run, from a :class:`Setup`: the optimizer, the loader, the step's sandwich
+    and, when resuming, the checkpoint's state. Its configuration is final (``settle_config``); nothing is
+    written before the constructor succeeds."""
 
-    def __init__(self, config: TrainConfig, run: RunFolder, ctx: DistContext, checkpoint: dict[str, Any] | None,
-                 given_model: nn.Module | None = None) -> None:
-        if checkpoint is not None and checkpoint["train_config"]["model"] != config.model:
-            raise CheckpointError(f"{run.last} holds a {checkpoint['train_config']['model']!r} model, "
-                                  f"not {config.model!r}")
-        self.run_folder, self.ctx, self.given_model = run, ctx, given_model
+    def __init__(self, setup: Setup, run: RunFolder, ctx: DistContext, checkpoint: Checkpoint | None = None) -> None:
+        self.config = config = setup.config
+        self.run_folder, self.ctx, self.custom_structure = run, ctx, setup.custom_structure
+        self.splits, self.num_classes = setup.splits, setup.num_classes
         self.device = device = ctx.device
-        if device.type == "cpu":
-            flush_denormals()
-            keep_freed_memory()
-        if config.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.benchmark = False
         self.use_amp = config.amp if config.amp is not None else device.type == "cuda"
-
-        self.splits = splits = load_splits(config.to_dict())
-        self.num_classes = config.num_classes or splits.train.num_classes
-        if int(splits.train.labels.max()) >= self.num_classes:
-            raise ConfigError(f"num-classes {self.num_classes} is too small for the data set's labels")
-        model = self._build_model(config, given_model)
-        start = self._start_weights(config, checkpoint)
-        if start is not None:
-            config = replace(config, init_sha256=start.sha256)
-            if checkpoint is None:
-                load_weights_(model, start, config.model)
-        if config.target_macs is not None and not config.dom_seeds:
-            config = choose_dom_seeds(config, model, splits.train.input_shape)
-        model = model.to(device)
-        calibration = calibration_batches(splits.train, config.bn_batches, config.batch_size, seed=config.seed)
-        self.calibration = [c.to(device) for c in calibration]
-        if config.channels_last is None and checkpoint is not None:  # a resumed run keeps its format
-            config = replace(config, channels_last=checkpoint["train_config"].get("channels_last"))
-        if config.channels_last is None:
-            config = replace(config, channels_last=self._choose_channels_last(model, config.batch_size))
-        self.config = config
+        self.calibration = [c.to(device) for c in setup.calibration]
         self.channels_last = bool(config.channels_last)
+        model = setup.model.to(device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -164,10 +240,11 @@ class TrainingSession:
         self.scaler = torch.amp.GradScaler("cuda") if self.use_amp and device.type == "cuda" else None
         self.autocast_dtype = torch.float16 if self.use_amp and device.type == "cuda" else None
         self.generator = torch.Generator().manual_seed(config.seed) if config.was is not None else None
-        self.loader = BatchLoader(splits.train, config.batch_size, shuffle=True, augment=config.augment,
+        self.loader = BatchLoader(setup.splits.train, config.batch_size, shuffle=True, augment=config.augment,
                                   drop_last=False, seed=config.seed, rank=ctx.rank, world_size=ctx.world_size,
                                   device=device)
-        teacher = frozen_teacher(config, start, self.num_classes, device) if config.teacher is not None else None
+        teacher = (frozen_teacher(config, setup.start_weights, self.num_classes, device)
+                   if config.teacher is not None else None)
         self.sandwich = sandwich_for(config, model, teacher)
         self.progress = Progress()
         self.core = model
@@ -176,56 +253,15 @@ class TrainingSession:
         self.model = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
                       if ctx.distributed else model)
 
-    def _choose_channels_last(self, model: nn.Module, batch_size: int) -> bool:
-        """Channels-last on CUDA; on the CPU the faster format for this model, timed on rank 0 (all ranks
-        must agree: DistributedDataParallel's buckets follow the parameters' layout)."""
-        if self.device.type == "cuda":
-            return True
-        choice = 0.0
-        if self.ctx.is_main:
-            images = (self.calibration or calibration_batches(self.splits.train, 1, batch_size, seed=0))[0]
-            try:
-                probe = probe_memory_format(model, images.to(self.device), self.num_classes)
-            except Exception as err:  # noqa: BLE001  (an optimisation: a model it cannot copy or run twice trains as given)
-                log.info("memory format: contiguous (channels-last could not be timed: %s)", err)
-            else:
-                choice = float(probe.channels_last)
-                log.info("memory format: %s (a channels-last training step took %.2fx the contiguous one's time "
-                         "here; set channels_last to fix it)", "channels-last" if probe.channels_last else "contiguous",
-                         probe.ratio)
-        return self.ctx.all_reduce_sum([choice])[0] > 0.5
-
-    @staticmethod
-    def _start_weights(config: TrainConfig, checkpoint: dict[str, Any] | None) -> WeightsFile | None:
-        """The weights file the run starts from, when it is needed: a new run loads it, a resumed one only
-        for its frozen teacher, and then the file must be the one the run started from."""
-        if config.init_from is None or (checkpoint is not None and config.teacher != INIT_TEACHER):
-            return None
-        start = read_weights(config.init_from)
-        if config.init_sha256 is not None and start.sha256 != config.init_sha256:
-            raise CheckpointError(f"{config.init_from} changed since the run started (sha256 {start.sha256[:12]}, "
-                                  f"recorded {config.init_sha256[:12]}): its teacher would differ")
-        return start
-
-    def _build_model(self, config: TrainConfig, given_model: nn.Module | None) -> nn.Module:
-        if given_model is None:
-            return build_training_model(config, self.num_classes)
-        torch.manual_seed(config.seed)
-        if config.was is not None:
-            apply_was_(given_model, config.was)
-        return given_model
-
     # --- resuming and writing
 
-    def _restore(self, checkpoint: dict[str, Any]) -> None:
-        load_plain_state_dict(self.core, checkpoint["state_dict"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        if self.scheduler is not None and checkpoint.get("scheduler"):
-            self.scheduler.load_state_dict(checkpoint["scheduler"])
-        restore_rng_state(checkpoint["rng"], self.generator, self.device)
-        self.progress = Progress(epoch=checkpoint["epoch"], step=checkpoint["step_in_epoch"],
-                                 partial=list(checkpoint["partial"]), metrics=list(checkpoint["metrics"]),
-                                 best=checkpoint.get("best"))
+    def _restore(self, checkpoint: Checkpoint) -> None:
+        load_plain_state_dict(self.core, checkpoint.state_dict)
+        self.optimizer.load_state_dict(checkpoint.optimizer)
+        if self.scheduler is not None and checkpoint.scheduler:
+            self.scheduler.load_state_dict(checkpoint.scheduler)
+        restore_rng_state(checkpoint.rng, self.generator, self.device)
+        self.progress = checkpoint.progress.snapshot()
         log.info("resuming %s at epoch %d, step %d", self.run_folder.root, self.progress.epoch + 1, self.progress.step)
 
     def write_config(self, resume: bool) -> None:
@@ -243,26 +279,20 @@ class TrainingSession:
             "sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
         }, indent=2) + "\n")
 
-    def checkpoint(self, bn_stats: str) -> dict[str, Any]:
-        config, p, train_set = self.config, self.progress, self.splits.train
-        return {
-            "model": {"name": config.model, "num_classes": self.num_classes, "width": config.width,
-                      **({"kwargs": config.model_kwargs} if config.model_kwargs else {}),
-                      **({"custom_structure": True} if self.given_model is not None else {})},
-            "was": config.was.to_dict() if config.was is not None else None,
-            "state_dict": plain_state_dict(self.core),
-            "bn_stats": bn_stats,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "epoch": p.epoch, "step_in_epoch": p.step, "partial": list(p.partial),
-            "rng": rng_state(self.generator, self.device),
-            "train_config": config.to_dict(),
-            "dataset": {"name": config.dataset, "data_dir": config.data_dir, "num_classes": self.num_classes,
-                        "mean": list(train_set.mean), "std": list(train_set.std),
-                        "image_size": list(train_set.input_shape[1:])},
-            "metrics": list(p.metrics), "best": p.best,
-            "versions": software_versions(),
-        }
+    def checkpoint(self, bn_stats: str) -> Checkpoint:
+        """The run as it stands, ``bn_stats`` naming the BatchNorm statistics the weights hold."""
+        config, train_set = self.config, self.splits.train
+        return Checkpoint(
+            model=ModelSpec(config.model, self.num_classes, config.width, config.model_kwargs, self.custom_structure),
+            state_dict=plain_state_dict(self.core), train_config=config.to_dict(),
+            was=config.was.to_dict() if config.was is not None else None, bn_stats=bn_stats,
+            dataset={"name": config.dataset, "data_dir": config.data_dir, "num_classes": self.num_classes,
+                     "mean": list(train_set.mean), "std": list(train_set.std),
+                     "image_size": list(train_set.input_shape[1:])},
+            progress=self.progress.snapshot(), optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
+            rng=rng_state(self.generator, self.device), versions=software_versions(),
+        )
 
     # --- the stages of an epoch
 
@@ -378,7 +408,7 @@ class TrainingSession:
         ctx.barrier()
         best = load_checkpoint(run.best) if run.best.is_file() else None
         if best is not None:
-            load_plain_state_dict(self.core, {k: v.to(self.device) for k, v in best["state_dict"].items()})
+            load_plain_state_dict(self.core, {k: v.to(self.device) for k, v in best.state_dict.items()})
         test_aom, test_doms = self.accuracies(splits.test)
         test_dom = test_doms.get(config.eval_seed)
         results = {
