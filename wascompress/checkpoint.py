@@ -153,7 +153,7 @@ class Checkpoint:
 
     @property
     def dom_seeds(self) -> tuple[int, ...]:
-        """The DOM seeds the run trained on purpose (``--dom-seed`` / ``--dom-target-macs``), in order."""
+        """The DOM seeds the run trained on purpose (``--dom-seed`` / ``--target-macs``), in order."""
         return tuple(int(s) for s in self.train_config.get("dom_seeds") or ())
 
     def trained_doms(self) -> list[dict[str, Any]]:
@@ -210,7 +210,7 @@ def build_model(checkpoint: Checkpoint, with_was: bool = True) -> nn.Module:
 
 
 def trained_doms(dom_budget: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The DOMs a run trained for MAC budgets (``--dom-target-macs``), from the ``dom_budget`` its training
+    """The DOMs a run trained for MAC budgets (``--target-macs``), from the ``dom_budget`` its training
     configuration records: one dict per budget with its ``target``, ``seed``, pruned ``macs`` and ``ratio``
     of the AOM's, in the order given; [] when none."""
     budget = dom_budget or {}

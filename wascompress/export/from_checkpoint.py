@@ -62,14 +62,14 @@ class SeedSearch:
 
 
 def trained_dom_seed(checkpoint_path: str | Path) -> int | None:
-    """The DOM seed a checkpoint was trained to deploy (``--dom-seed`` / ``--dom-target-macs``; the first
+    """The DOM seed a checkpoint was trained to deploy (``--dom-seed`` / ``--target-macs``; the first
     of several), or None."""
     seeds = load_checkpoint(checkpoint_path).dom_seeds
     return seeds[0] if seeds else None
 
 
 def trained_dom_for_budget(checkpoint_path: str | Path, ratio: float) -> dict[str, Any] | None:
-    """The DOM a run trained for a MAC budget (``--dom-target-macs``) that fits ``ratio``: the one trained
+    """The DOM a run trained for a MAC budget (``--target-macs``) that fits ``ratio``: the one trained
     for that budget, else the largest trained one at or under it. None when the run trained no budget;
     a one-line error when it did but none fits."""
     check_budget(ratio)
