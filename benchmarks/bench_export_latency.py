@@ -43,7 +43,8 @@ from wascompress.export.exporter import ExportConfig, export_model  # noqa: E402
 from wascompress.export.onnx_graph import onnx_bytes, to_onnx  # noqa: E402
 from wascompress.export.shrink import KernelWindow, ShrunkConv2d  # noqa: E402
 from wascompress.models import create_model, list_models  # noqa: E402
-from wascompress.profile.latency import TimingPlan, make_session, time_rounds  # noqa: E402
+from wascompress.onnx_session import make_session  # noqa: E402
+from wascompress.profile.latency import TimingPlan, time_rounds  # noqa: E402
 from wascompress.profile.onnx_cost import initializers, weight_aliases  # noqa: E402
 from wascompress.was import WASConfig, apply_was_  # noqa: E402
 

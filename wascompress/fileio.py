@@ -16,12 +16,21 @@ import torch
 
 
 def _umask() -> int:
-    umask = os.umask(0)  # the only portable way to read it; read once, at import, before any thread writes
+    """The process's umask: read from /proc on Linux (no window in which it is changed); elsewhere set and
+    restored, once, at import."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0)
     os.umask(umask)
     return umask
 
 
 _NEW_FILE_MODE = 0o666 & ~_umask()  # what a plain open(path, "w") gives a new file
+
 
 def check_output_file(path: str | Path, overwrite: bool) -> Path:
     """Refuse an output whose folder is missing, or that exists without ``overwrite``; writes nothing."""

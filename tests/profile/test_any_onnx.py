@@ -65,6 +65,15 @@ def test_dynamic_height_and_width_need_the_image_size(tiny, tmp_path, run_main):
     for old in ("3,64,48", "3x64x48"):  # the old option, kept for scripts
         result = run_main("profile", str(path), "--runs", "1", "--batch-sizes", "1", "--input-shape", old)
         assert result.returncode == 0 and f"{cost.macs / 1e6:.2f}M" in result.stdout, result.stderr
+    # it took one value: the models after it stay positional, as in scripts written for it
+    other = tmp_path / "other.onnx"
+    other.write_bytes(path.read_bytes())
+    result = run_main("profile", "--input-shape", "3,64,48", str(path), str(other), "--runs", "1", "--batch-sizes", "1")
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith(("dynamic ", "other "))]
+    assert len(rows) == 2 and all(f"{cost.macs / 1e6:.2f}M" in row for row in rows), result.stdout
+    with pytest.raises(ConfigError, match=r"image_size is \(height, width\)"):
+        onnx_cost(path, (3, 64, 48))  # the old positional (C, H, W) is refused, not misread
 
 
 def test_a_symbolic_channel_count_needs_the_input_shape(tmp_path, run_main):

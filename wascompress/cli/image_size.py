@@ -29,8 +29,21 @@ class RequestedSize:
 def add_image_size_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help: str,
                           aliases: Sequence[str] = ()) -> None:
     """``--image-size H [W]`` (with the old option strings ``aliases``); parse its value with
-    :func:`requested_size`."""
-    add_option(parser, "--image-size", aliases=aliases, nargs="+", metavar=("H", "W"), help=help)
+    :func:`requested_size`. The old ``--input-shape`` took exactly one value (``C,H,W``), so it stays a
+    one-value option (a script's ``--input-shape 3,64,64 model.onnx`` keeps its positional arguments)."""
+    one_value = [alias for alias in aliases if alias == "--input-shape"]
+    add_option(parser, "--image-size", aliases=[a for a in aliases if a not in one_value], nargs="+",
+               metavar=("H", "W"), help=help)
+    for alias in one_value:
+        parser.add_argument(alias, dest="image_size", action=_AsList, metavar="C,H,W", help=argparse.SUPPRESS)
+
+
+class _AsList(argparse.Action):
+    """Store an option's one value as the one-item list ``--image-size`` would have given."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, [values])
 
 
 def requested_size(values: Sequence[str] | None) -> RequestedSize | None:

@@ -21,7 +21,7 @@ import torch
 
 from wascompress.checkpoint import Checkpoint, file_sha256, load_checkpoint
 from wascompress.data import geometry
-from wascompress.data.run_data import (  # noqa: F401
+from wascompress.data.run_data import (
     Splits,
     checkpoint_calibration,
     checkpoint_calibration_images,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from wascompress.errors import ConfigError, WascompressError
-from wascompress.onnx_session import CPU, make_session  # noqa: F401  (re-exported)
+from wascompress.onnx_session import CPU, make_session
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider",
              "openvino": "OpenVINOExecutionProvider", "dml": "DmlExecutionProvider", "coreml": "CoreMLExecutionProvider"}

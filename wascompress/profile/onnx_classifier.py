@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from wascompress.errors import ConfigError
-from wascompress.profile.latency import make_session
+from wascompress.onnx_session import make_session
 from wascompress.profile.onnx_cost import load_model, model_input
 
 

@@ -249,6 +249,8 @@ def onnx_cost(model: str | Path | onnx.ModelProto, image_size: tuple[int, int] |
               where: str | None = None, channels: int | None = None) -> GraphCost:
     """Count MACs (dense and effective), parameters and per-layer sparsity of one image (of ``image_size``
     (H, W) and ``channels`` where the graph leaves them symbolic); ``where`` names the model in errors."""
+    if image_size is not None and len(image_size) != 2:
+        raise ConfigError(f"image_size is (height, width), got {tuple(image_size)}; the channel count goes in channels")
     proto = load_model(model) if not isinstance(model, onnx.ModelProto) else model
     where = where or (str(model) if not isinstance(model, onnx.ModelProto) else "model")
     weights = initializers(proto)
