@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from wascompress.checkpoint import load_checkpoint
 from wascompress.cli.image_size import add_image_size_option, checkpoint_image_size, requested_size
 from wascompress.errors import ConfigError
 from wascompress.cli import add_option
@@ -100,7 +101,8 @@ def quantize_config(args: argparse.Namespace) -> QuantizeConfig | None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    trained = (trained_dom_for_budget(args.checkpoint, args.target_macs)
+    checkpoint = load_checkpoint(args.checkpoint)
+    trained = (trained_dom_for_budget(checkpoint, args.target_macs, args.checkpoint)
                if args.target_macs is not None and args.search_seeds is None else None)
     if trained is not None:  # the run trained a DOM for this budget: export it, no search
         print(f"wascompress export: DOM seed {trained['seed']}, trained for budget {trained['target']:g} "
@@ -112,7 +114,7 @@ def run_export(args: argparse.Namespace) -> int:
         print("wascompress export: note: --seed is ignored with --search-seeds / --target-macs", file=sys.stderr)
     mode, seed = ("dom", 0) if search is not None else (args.mode, args.seed)  # the search sets the seed
     if search is None and mode == "dom" and seed is None:
-        seed = trained_dom_seed(args.checkpoint)  # the DOM the run trained on purpose
+        seed = trained_dom_seed(checkpoint)  # the DOM the run trained on purpose
         if seed is None:
             raise ConfigError("--mode dom needs --seed N (this checkpoint was not trained for a DOM seed: "
                               "no --dom-seed / --target-macs)")
@@ -121,7 +123,8 @@ def run_export(args: argparse.Namespace) -> int:
                           recalibrate_bn=not args.no_recalibrate_bn, quantize=quantize_config(args))
     size = checkpoint_image_size(requested_size(args.image_size))
     report = export_checkpoint(args.checkpoint, args.out, config, data_dir=args.data_dir, bn_batches=args.bn_batches,
-                               search=search, overwrite=args.overwrite, image_size=size)
+                               search=search, overwrite=args.overwrite, image_size=size,
+                               loaded=checkpoint)
     if "seed_search" in report:
         print(f"{'seed':>5} {'val acc':>8} {'drop':>7} {'pruned MACs':>14} {'of AOM':>7}")
         for row in report["seed_search"]["seeds"]:

@@ -61,26 +61,27 @@ class SeedSearch:
             check_budget(self.target_macs)
 
 
-def trained_dom_seed(checkpoint_path: str | Path) -> int | None:
+def trained_dom_seed(checkpoint: Checkpoint) -> int | None:
     """The DOM seed a checkpoint was trained to deploy (``--dom-seed`` / ``--target-macs``; the first
     of several), or None."""
-    seeds = load_checkpoint(checkpoint_path).dom_seeds
+    seeds = checkpoint.dom_seeds
     return seeds[0] if seeds else None
 
 
-def trained_dom_for_budget(checkpoint_path: str | Path, ratio: float) -> dict[str, Any] | None:
+def trained_dom_for_budget(checkpoint: Checkpoint, ratio: float, source: str | Path = "the checkpoint"
+                           ) -> dict[str, Any] | None:
     """The DOM a run trained for a MAC budget (``--target-macs``) that fits ``ratio``: the one trained
     for that budget, else the largest trained one at or under it. None when the run trained no budget;
-    a one-line error when it did but none fits."""
+    a one-line error (naming ``source``) when it did but none fits."""
     check_budget(ratio)
-    trained = load_checkpoint(checkpoint_path).trained_doms()
+    trained = checkpoint.trained_doms()
     if not trained:
         return None
     exact = [d for d in trained if abs(d["target"] - ratio) < 1e-9]
     fitting = exact or [d for d in trained if d["ratio"] <= ratio + 1e-12]
     if not fitting:
         listed = ", ".join(f"{d['target']:g} (seed {d['seed']}, {d['ratio']:.3f})" for d in trained)
-        raise ConfigError(f"{checkpoint_path} trained no DOM at or under {ratio:g} of the AOM's MACs (its budgets: "
+        raise ConfigError(f"{source} trained no DOM at or under {ratio:g} of the AOM's MACs (its budgets: "
                           f"{listed}); pass --search-seeds K to search untrained seeds")
     return max(fitting, key=lambda d: (d["ratio"], -d["seed"]))
 
@@ -129,16 +130,18 @@ def export_checkpoint(
     search: SeedSearch | None = None,
     overwrite: bool = False,
     image_size: tuple[int, int] | None = None,
+    loaded: Checkpoint | None = None,
 ) -> dict[str, Any]:
     """Export a checkpoint in AOM or DOM: ``config.seed``, or with ``search`` the seed it picks.
 
     The model is exported, verified and counted at the image size its run trained at, or at ``image_size``
-    (H, W) if given, with the checkpoint's channel count; ``config.input_shape`` is not used."""
+    (H, W) if given, with the checkpoint's channel count; ``config.input_shape`` is not used. ``loaded``:
+    the file's contents when the caller has read it already (``checkpoint_path`` still names the source)."""
     out = Path(out)
     check_output(out, overwrite)
     if bn_batches is not None and (isinstance(bn_batches, bool) or bn_batches < 1):
         raise ConfigError(f"--bn-batches must be a positive integer, got {bn_batches!r}")
-    checkpoint = load_checkpoint(checkpoint_path)
+    checkpoint = loaded if loaded is not None else load_checkpoint(checkpoint_path)
     trained = checkpoint.input_shape
     shape = trained if image_size is None else (trained[0], *geometry.image_size(image_size))
     config = replace(config, input_shape=shape)
