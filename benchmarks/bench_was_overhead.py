@@ -13,7 +13,7 @@ also timed directly and reported as a share of the plain step.
 Recipes (each against a plain step, same interleaving): the paper's WAS step; a sandwich step (AOM
 on the labels + one fixed DOM draw + one random draw, crop (0.4, 0.6)), with and without in-place
 distillation; a three-budget step (AOM + the DOMs of budgets 0.75 / 0.5 / 0.35 of one shared-size crop +
-filter configuration, ``--dom-target-macs 0.75 0.5 0.35``). A SW whose draw zeroes kernel borders or
+filter configuration, ``--target-macs 0.75 0.5 0.35``). A SW whose draw zeroes kernel borders or
 filters runs as the smaller conv (``was/window_conv.py``), so a sandwich step costs about 1 + 2 x 0.44 of
 the MACs of a plain step and the three-budget step about 1 + the sum of its DOMs' MAC ratios. Goal:
 sandwich <= 2.2 x plain; three budgets about 1 + the sum of their MAC ratios.

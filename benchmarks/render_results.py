@@ -58,7 +58,7 @@ def recipes(r: dict[str, Any]) -> list[str]:
                      f"**{recipe['vs_plain']:.3f}** | {recipe['paired_ratio_median']:.3f} |")
     if "three_budget_expected_vs_plain" in r:
         extra = r["three_budget_step_vs_plain"] - r["three_budget_expected_vs_plain"]
-        lines += ["", f"The three-budget step (`train --dom-target-macs 0.75 0.5 0.35`) costs "
+        lines += ["", f"The three-budget step (`train --target-macs 0.75 0.5 0.35`) costs "
                   f"{r['three_budget_step_vs_plain']:.2f} x a plain step where its MACs predict 1 + the sum of its DOMs' "
                   f"MAC ratios = {r['three_budget_expected_vs_plain']:.2f} ({extra:+.2f}): each SW pass runs its convs at "
                   "their own size, but BatchNorm, ReLU and the residual additions of every pass run at full size."]

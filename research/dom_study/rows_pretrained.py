@@ -11,7 +11,7 @@ the full rate and that unit is kept as ``pretrained-pair-lr0.1``.)
 - ``pretrained-pair``: ``--init-from`` the baseline, zero-crop (0.4, 0.6), AOM + the 0.5-budget DOM each
   step, in-place distillation (the recipe of ``sandwich-pair``, started from trained weights);
 - ``pretrained-teacher``: the same, the DOM distilled from the frozen baseline instead (``--teacher init``);
-- ``pretrained-multi``: budgets 0.75 / 0.5 / 0.35 from one run (``--dom-target-macs 0.75 0.5 0.35``), a
+- ``pretrained-multi``: budgets 0.75 / 0.5 / 0.35 from one run (``--target-macs 0.75 0.5 0.35``), a
   shared-size crop + filter configuration so that DOM seeds span the range of MACs, every budget's DOM
   trained in every step beside the AOM, in-place distillation;
 - ``torch-pruning-multi``: torch-pruning's competitor at each of ``pretrained-multi``'s DOM MACs (the same

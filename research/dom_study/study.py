@@ -10,7 +10,7 @@ baseline's MACs, measured on the exported pruned graph:
 2. ``paper-crop`` / ``paper-ct``: the paper's step (a random SW every step; zero-crop (0.4, 0.6), and
    zero-crop + translate 0.3); the DOM exported by ``--target-macs 0.5`` (the most accurate of 16
    seeds on the validation split whose pruned graph is at or under the budget).
-3. ``sandwich``: crop (0.4, 0.6); AOM on the labels + the deployed DOM seed (``--dom-target-macs 0.5``)
+3. ``sandwich``: crop (0.4, 0.6); AOM on the labels + the deployed DOM seed (``--target-macs 0.5``)
    + one random SW per step, with in-place distillation.
    ``sandwich-pair``: row 3 without the random SW (AOM + the deployed DOM only; 2 passes per step, not 3).
    ``sandwich-pair-aligned``: the same with an aligned DOM (``dom_align``): the same window shapes, but
