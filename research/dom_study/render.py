@@ -12,7 +12,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import study
+import study_rows
+import study_runs
+import study_summary
 
 from wascompress.fileio import atomic_write_bytes, atomic_write_text
 
@@ -74,21 +76,21 @@ def goal_cell(check: dict[str, Any] | None) -> str:
 def comparison_table(table: list[dict[str, Any]]) -> list[str]:
     """Each DOM row against the baseline, its torch-pruning competitor (at equal epochs and, for the
     rows pruned to ``sandwich``'s MACs, at equal training time), its own net trained alone and the
-    thinner network, in points paired by seed; and whether it meets the goal (``study.goal_check``)."""
+    thinner network, in points paired by seed; and whether it meets the goal (``study_summary.goal_check``)."""
     lines = ["| model | DOM row | top-1 % | vs baseline | vs competitor (equal epochs) | vs torch-pruning-walltime | "
              "vs control (same net alone) | vs thin | goal |", "| --- " * 9 + "|"]
     for model in dict.fromkeys(r["model"] for r in table):
         rows = {r["row"]: r for r in table if r["model"] == model}
-        for name in (r for r in rows if r in study.DOM_ROWS):
+        for name in (r for r in rows if r in study_rows.DOM_ROWS):
             row = rows[name]
-            control = study.CONTROLS.get(name, "scratch")
-            competitor = study.COMPETITORS.get(name, "torch-pruning")
+            control = study_rows.CONTROLS.get(name, "scratch")
+            competitor = study_rows.COMPETITORS.get(name, "torch-pruning")
             walltime = "torch-pruning-walltime" if competitor == "torch-pruning" else None
-            cells = [_points(study.paired_difference(row, rows[other])) if other in rows else "-"
+            cells = [_points(study_summary.paired_difference(row, rows[other])) if other in rows else "-"
                      for other in ("baseline", competitor, walltime, control, "thin")]
             cells[1] += f" ({competitor})" if competitor != "torch-pruning" and cells[1] != "-" else ""
             cells[3] += f" ({control})" if control != "scratch" and cells[3] != "-" else ""
-            check = study.goal_check(row, rows, control, competitor)
+            check = study_summary.goal_check(row, rows, control, competitor)
             lines.append(f"| {model} | {name} | {row['test_top1']['mean'] * 100:.2f} | " + " | ".join(cells)
                          + f" | {goal_cell(check)} |")
     return lines
@@ -97,14 +99,14 @@ def comparison_table(table: list[dict[str, Any]]) -> list[str]:
 def pretrained_tables(units: list[dict[str, Any]], table: list[dict[str, Any]]) -> list[str]:
     """The from-trained rows against the baseline and torch-pruning (points paired by seed), and the
     multi-budget run budget by budget against torch-pruning pruned to its MACs."""
-    rows = [r for r in table if r["row"] in study.PRETRAINED_ROWS]
+    rows = [r for r in table if r["row"] in study_rows.PRETRAINED_ROWS]
     if not rows:
         return []
     lines = ["", "| model | from-trained row | epochs | top-1 % | x baseline MACs | vs baseline | vs torch-pruning |",
              "| --- " * 7 + "|"]
     for row in rows:
         by = {r["row"]: r for r in table if r["model"] == row["model"]}
-        cells = [_points(study.paired_difference(row, by[other])) if other in by else "-"
+        cells = [_points(study_summary.paired_difference(row, by[other])) if other in by else "-"
                  for other in ("baseline", "torch-pruning")]
         lines.append(f"| {row['model']} | {row['row']} | {row['epochs']} | {row['test_top1']['mean'] * 100:.2f} | "
                      f"{row['mac_ratio']:.3f} | " + " | ".join(cells) + " |")
@@ -129,8 +131,8 @@ def pretrained_tables(units: list[dict[str, Any]], table: list[dict[str, Any]]) 
 def missing_units(units: list[dict[str, Any]], models: list[str]) -> list[str]:
     """The default units not finished yet (model row seed)."""
     done = {(u["model"], u["row"], u["seed"]) for u in units}
-    return [f"{model} {row} seed {seed}" for model in models for seed in study.default_seeds(model)
-            for row in study.DEFAULT_ROWS if (model, row, seed) not in done]
+    return [f"{model} {row} seed {seed}" for model in models for seed in study_rows.default_seeds(model)
+            for row in study_rows.DEFAULT_ROWS if (model, row, seed) not in done]
 
 
 ROW_MARKERS = {"baseline": "s", "sandwich": "o", "sandwich-ft": "D", "scratch": "^", "torch-pruning": "v",
@@ -203,7 +205,7 @@ def study_dom_plot(table: list[dict[str, Any]]) -> bytes:
 
 def tables(units: list[dict[str, Any]]) -> list[str]:
     """The generated block of RESULTS.md."""
-    facts = study.summary(units)
+    facts = study_summary.summary(units)
     lines = main_table(units, facts["table"])
     lines += ["", *comparison_table(facts["table"]), *pretrained_tables(units, facts["table"])]
     missing = missing_units(units, list(facts["models"]))
@@ -224,12 +226,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results-dir", type=Path, default=HERE / "results", help="the unit JSON")
     args = parser.parse_args()
-    units = study.load_units(args.results_dir)
+    units = study_runs.load_units(args.results_dir)
     if not units:
         raise SystemExit(f"error: no unit JSON under {args.results_dir}")
     results = HERE / "RESULTS.md"
     atomic_write_text(results, replace_block(results.read_text(), tables(units)))
-    atomic_write_bytes(HERE / "study_dom.png", study_dom_plot(study.summary(units)["table"]))
+    atomic_write_bytes(HERE / "study_dom.png", study_dom_plot(study_summary.summary(units)["table"]))
     print(f"wrote {results} and {HERE / 'study_dom.png'}")
 
 

@@ -29,20 +29,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from study import (
-    BUDGET,
-    PRETRAINED_ROWS,
-    ROW_SETTINGS,
-    Study,
-    export_dom,
-    load_json,
-    onnx_facts,
-    paired_points,
-    prune_and_tune,
-    row_was,
-    run_training,
-    training_time,
-)
+from rows_pruning import prune_and_tune
+from study_rows import BUDGET, PRETRAINED_ROWS, ROW_SETTINGS, row_was
+from study_runs import Study, export_dom, load_json, onnx_facts, run_training, training_time
+from study_summary import paired_points
 
 from wascompress.checkpoint import file_sha256, load_checkpoint
 from wascompress.export.from_checkpoint import checkpoint_splits

@@ -73,9 +73,9 @@ def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
         assert units[f"{row}-seed0"]["start_sha256"] == start and units[f"{row}-seed0"]["finetune_epochs"] == 1, row
     sys.path.insert(0, str(REPO / "research" / "dom_study"))
     import rows_pretrained
-    import study as dom_study
+    import study_runs
 
-    study = dom_study.Study(dom_study.SCALES["quick"], runs, runs / "results", str(cifar_dir))
+    study = study_runs.Study(study_runs.SCALES["quick"], runs, runs / "results", str(cifar_dir))
     for row, epochs, lr in (("pretrained-multi-2F", 2, 0.05), ("pretrained-pair-lr0.1", 1, 0.005)):  # run when named
         config, _ = rows_pretrained.recipe_config(study, "tiny", 0, row)
         assert (config.epochs, config.lr, config.init_sha256) == (epochs, pytest.approx(lr), None), row

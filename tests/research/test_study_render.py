@@ -10,7 +10,8 @@ from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "research" / "dom_study"))
 import render  # noqa: E402  (a broken import fails, not skips)
-import study  # noqa: E402
+import study_runs  # noqa: E402
+import study_summary  # noqa: E402
 
 
 def stat(mean: float, std: float = 0.0, n: int = 1) -> dict[str, float]:
@@ -79,12 +80,12 @@ def test_a_goal_met_on_the_mean_names_the_seed_beyond_the_line():
         study_row("vgg16", "torch-pruning", 0, 0.446, s0=0.8134, s1=0.8043),
         study_row("vgg16", "scratch", 0, 0.457, s0=0.8331, s1=0.8357),
         study_row("vgg16", "sandwich-pair", 0, 0.457, s0=0.8427, s1=0.8370))}
-    check = study.goal_check(rows["sandwich-pair"], rows)
+    check = study_summary.goal_check(rows["sandwich-pair"], rows)
     assert check["met"] and check["seeds_beyond"] == {1: pytest.approx(-1.79)}
     assert render.goal_cell(check) == "on the mean (seed 1 -1.79)"
     over = dict(rows["sandwich-pair"], mac_ratio=0.51)
-    assert study.goal_check(over, rows)["shortfalls"] == ["over 0.5 of the baseline's MACs"]
-    assert render.goal_cell(study.goal_check(over, rows)) == "no"
+    assert study_summary.goal_check(over, rows)["shortfalls"] == ["over 0.5 of the baseline's MACs"]
+    assert render.goal_cell(study_summary.goal_check(over, rows)) == "no"
 
 
 def test_the_goal_is_reached_only_on_both_networks():
@@ -93,11 +94,11 @@ def test_the_goal_is_reached_only_on_both_networks():
         for row, top1 in (("baseline", base), ("torch-pruning", 0.80), ("scratch", 0.82), ("sandwich-pair", dom)):
             units.append({"model": model, "row": row, "seed": 0, "test_top1": top1, "epochs": "10",
                           "macs": 1000 if row == "baseline" else 450, "params": 10})
-    facts = study.summary(units)
+    facts = study_summary.summary(units)
     assert not facts["goal_met"]
     assert facts["models"]["vgg16"]["goal"]["met"] and not facts["models"]["resnet18"]["goal"]["met"]
     assert facts["models"]["resnet18"]["best_dom_gap_points"] == pytest.approx(2.0)
-    assert study.summary([u for u in units if u["model"] == "vgg16"])["goal_met"]
+    assert study_summary.summary([u for u in units if u["model"] == "vgg16"])["goal_met"]
 
 
 def test_the_plot_shows_every_row_against_macs_and_the_measured_ones_against_latency():
@@ -135,6 +136,6 @@ def test_rendering_replaces_only_the_tables_between_the_markers():
 
 def test_the_committed_results_render_the_committed_tables():
     results = REPO / "research" / "dom_study" / "RESULTS.md"
-    units = study.load_units(REPO / "research" / "dom_study" / "results")
+    units = study_runs.load_units(REPO / "research" / "dom_study" / "results")
     block = results.read_text().split(render.BEGIN, 1)[1].split(render.END, 1)[0]
     assert block.strip("\n").splitlines() == render.tables(units)

@@ -7,29 +7,29 @@ import sys
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "research" / "dom_study"))
-import study  # noqa: E402  (a broken import fails, not skips)
+import study_rows  # noqa: E402  (a broken import fails, not skips)
 
 KINDS = {"baseline", "paper", "sandwich", "sandwich-ft", "scratch", "thin", "torch-pruning", "torch-pruning-walltime",
          "pretrained", "torch-pruning-multi"}
 
 
 def test_every_row_names_a_known_kind_and_existing_rows():
-    for row, settings in study.ROW_SETTINGS.items():
+    for row, settings in study_rows.ROW_SETTINGS.items():
         assert settings["kind"] in KINDS, row
         for key in ("control", "competitor", "prune_to", "dense_row"):
-            assert settings.get(key, "baseline") in study.ROWS, (row, key)
-    assert set(study.DOM_ROWS) <= {r for r, s in study.ROW_SETTINGS.items() if s["kind"] in ("paper", "sandwich", "sandwich-ft")}
-    assert "baseline" in study.DEFAULT_ROWS and "sandwich-pair-mixed" in study.EXTRA_ROWS
+            assert settings.get(key, "baseline") in study_rows.ROWS, (row, key)
+    assert set(study_rows.DOM_ROWS) <= {r for r, s in study_rows.ROW_SETTINGS.items() if s["kind"] in ("paper", "sandwich", "sandwich-ft")}
+    assert "baseline" in study_rows.DEFAULT_ROWS and "sandwich-pair-mixed" in study_rows.EXTRA_ROWS
 
 
 def test_every_row_with_was_builds_it_for_each_network_it_runs_on():
-    for row, settings in study.ROW_SETTINGS.items():
+    for row, settings in study_rows.ROW_SETTINGS.items():
         if "was" not in settings:
             assert settings["kind"] in ("baseline", "thin") or settings["kind"].startswith("torch-pruning"), row
             continue
         models = ("resnet18", "tiny") if settings["was"] == "mixed" else ("resnet18", "vgg16", "tiny")
         for model in models:
-            assert study.row_was(row, model).crop is not None, (row, model)
-    assert study.row_was("paper-ct", "vgg16").translate == 0.3
-    assert study.row_was("sandwich-pair-aligned", "vgg16").dom_align
-    assert study.row_was("sandwich", "vgg16") == study.CROP
+            assert study_rows.row_was(row, model).crop is not None, (row, model)
+    assert study_rows.row_was("paper-ct", "vgg16").translate == 0.3
+    assert study_rows.row_was("sandwich-pair-aligned", "vgg16").dom_align
+    assert study_rows.row_was("sandwich", "vgg16") == study_rows.CROP
