@@ -17,9 +17,7 @@ from wascompress.checkpoint import (
     Checkpoint,
     ModelSpec,
     Progress,
-    check_checkpoint,
     load_checkpoint,
-    save_checkpoint,
 )
 from wascompress.errors import CheckpointError
 from wascompress.models import create_model
@@ -74,7 +72,7 @@ def tiny_checkpoint() -> Checkpoint:
 
 def test_save_then_load_gives_back_every_field(tmp_path):
     saved = tiny_checkpoint()
-    save_checkpoint(saved, tmp_path / "c.pt")
+    saved.save(tmp_path / "c.pt")
     loaded = load_checkpoint(tmp_path / "c.pt")
     assert_same(loaded.to_dict(), saved.to_dict())
     assert loaded.model == saved.model and loaded.progress == saved.progress and loaded.resumable
@@ -141,9 +139,9 @@ def test_the_committed_trained_baseline_loads(tmp_path):
 
 def test_input_shape_of_runs_recorded_before_image_size():
     data = old_checkpoint_dict()
-    assert check_checkpoint({**data, "dataset": {"image_size": 40}}, "x").input_shape == (3, 40, 40)
+    assert Checkpoint.from_dict({**data, "dataset": {"image_size": 40}}, "x").input_shape == (3, 40, 40)
     with_size = {**data, "train_config": {**data["train_config"], "image_size": [24, 40]}}
-    assert check_checkpoint(with_size, "x").input_shape == (3, 24, 40)
+    assert Checkpoint.from_dict(with_size, "x").input_shape == (3, 24, 40)
 
 
 def one_line_error(path: Path) -> str:

@@ -188,25 +188,9 @@ class Checkpoint:
         return model.eval()
 
 
-def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:
-    """Write ``checkpoint`` to ``path`` atomically."""
-    checkpoint.save(path)
-
-
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and check a checkpoint file; any problem is a one-line :class:`CheckpointError`."""
     return Checkpoint.load(path)
-
-
-def check_checkpoint(data: Any, path: str | Path) -> Checkpoint:
-    """The checkpoint in ``data`` (what ``torch.load`` read from ``path``) if it is one this wascompress
-    reads; else a one-line :class:`CheckpointError`."""
-    return Checkpoint.from_dict(data, path)
-
-
-def build_model(checkpoint: Checkpoint, with_was: bool = True) -> nn.Module:
-    """The checkpoint's model with PW (and AOM BatchNorm statistics) loaded, WAS attached if it had WAS."""
-    return checkpoint.build_model(with_was)
 
 
 def trained_doms(dom_budget: dict[str, Any] | None) -> list[dict[str, Any]]:

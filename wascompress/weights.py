@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from wascompress.checkpoint import FORMAT, check_checkpoint, file_sha256
+from wascompress.checkpoint import FORMAT, Checkpoint, file_sha256
 from wascompress.errors import CheckpointError
 from wascompress.was import load_plain_state_dict, plain_state_dict
 
@@ -50,7 +50,7 @@ def read_weights(path: str | Path) -> WeightsFile:
     else:
         data = _torch_load(path)
         if isinstance(data, dict) and data.get("format") == FORMAT:
-            state, kind = check_checkpoint(data, path).state_dict, "wascompress-checkpoint"
+            state, kind = Checkpoint.from_dict(data, path).state_dict, "wascompress-checkpoint"
         else:
             state, kind = _unwrap(data, path), "state_dict"
     return WeightsFile(str(path.resolve()), file_sha256(path), kind, state)

@@ -12,7 +12,7 @@ import pytest
 from tests.cli.test_export_cli import cli
 from tests.conftest import assert_one_line_error
 from tests.export.runs import WAS_RUN, one_torch_thread, trained_run  # noqa: F401
-from wascompress.checkpoint import load_checkpoint, save_checkpoint
+from wascompress.checkpoint import load_checkpoint
 
 DOM0 = ["--mode", "dom", "--seed", "0"]
 TINY = ["--min-agreement", "90", "--calibration-images", "128"]  # see tests/export/test_quantize.py: TINY_AGREEMENT
@@ -44,7 +44,7 @@ def moved_data(tmp_path: Path, was_run: Path) -> Path:
     """A copy of the run's checkpoint whose data set is not where it says."""
     checkpoint = load_checkpoint(was_run / "best.pt")
     moved = {**checkpoint.train_config, "dataset": "cifar10", "data_dir": str(tmp_path / "gone")}
-    save_checkpoint(replace(checkpoint, train_config=moved), tmp_path / "moved.pt")
+    replace(checkpoint, train_config=moved).save(tmp_path / "moved.pt")
     return tmp_path / "moved.pt"
 
 

@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from tests.export.runs import WAS_RUN, trained_run
-from wascompress.checkpoint import Checkpoint, build_model, file_sha256, load_checkpoint
+from wascompress.checkpoint import Checkpoint, file_sha256, load_checkpoint
 from wascompress.errors import ConfigError
 from wascompress.evaluate import calibration_batches, mode_accuracy
 from wascompress.export.exporter import ExportConfig
@@ -39,7 +39,7 @@ def dom_accuracy(checkpoint: Checkpoint, splits, seed: int, bn_batches: int | No
     batches (``bn_batches`` of them), or with the stored statistics (None)."""
     calibration = (calibration_batches(splits.train, bn_batches, WAS_RUN.batch_size, seed=WAS_RUN.seed)
                    if bn_batches else None)
-    return mode_accuracy(build_model(checkpoint), splits.val, mode="dom", seed=seed, calibration=calibration).top1
+    return mode_accuracy(checkpoint.build_model(), splits.val, mode="dom", seed=seed, calibration=calibration).top1
 
 
 def test_re_estimated_batchnorm_beats_stored_statistics_for_dom(checkpoint, splits):

@@ -13,7 +13,7 @@ import pytest
 from onnx import numpy_helper
 
 from tests.export.runs import WAS_RUN, one_torch_thread, trained_run  # noqa: F401
-from wascompress.checkpoint import load_checkpoint, save_checkpoint
+from wascompress.checkpoint import load_checkpoint
 from wascompress.data import BatchLoader
 from wascompress.data.run_data import checkpoint_splits
 from wascompress.errors import ConfigError, DataError
@@ -138,7 +138,7 @@ def test_quantization_needs_calibration_data(tmp_path, was_run):
     # a checkpoint whose data set is not where it says
     checkpoint = load_checkpoint(was_run / "best.pt")
     moved = {**checkpoint.train_config, "dataset": "cifar10", "data_dir": str(tmp_path / "none")}
-    save_checkpoint(replace(checkpoint, train_config=moved), tmp_path / "moved.pt")
+    replace(checkpoint, train_config=moved).save(tmp_path / "moved.pt")
     with pytest.raises(DataError, match="--quantize int8 calibrates on the run's training images"):
         export_checkpoint(tmp_path / "moved.pt", tmp_path / "m.onnx", ExportConfig(quantize=INT8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["moved.pt"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.conftest import assert_one_line_error, run_cli
-from wascompress.checkpoint import build_model, load_checkpoint
+from wascompress.checkpoint import load_checkpoint
 from wascompress.errors import CheckpointError
 from wascompress.export.exporter import ExportConfig, mode_model
 from wascompress.export.from_checkpoint import export_checkpoint
@@ -29,7 +29,7 @@ def source(tmp_path_factory):
 
 
 def frozen_dom(checkpoint_path, seed):
-    model = build_model(load_checkpoint(checkpoint_path))
+    model = load_checkpoint(checkpoint_path).build_model()
     return mode_model(model, ExportConfig(mode="dom", seed=seed, recalibrate_bn=False), None)
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.conftest import assert_one_line_error, kill_midway, run_cli
-from wascompress.checkpoint import build_model, load_checkpoint
+from wascompress.checkpoint import load_checkpoint
 from wascompress.data import load_dataset
 from wascompress.errors import ConfigError
 from wascompress.evaluate import calibration_batches
@@ -23,7 +23,7 @@ TINY = dict(model="tiny", dataset="synthetic", lr=0.05, batch_size=64, bn_batche
 
 def dom_loss(run, seed: int) -> float:
     checkpoint = load_checkpoint(run / "last.pt")
-    model = build_model(checkpoint)
+    model = checkpoint.build_model()
     train_set = load_dataset("synthetic", None, train=True, seed=0)
     batches = calibration_batches(train_set, 4, 64, seed=1)
     test = load_dataset("synthetic", None, train=False, seed=0)

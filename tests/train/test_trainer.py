@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO, assert_one_line_error, run_cli
-from wascompress.checkpoint import build_model, load_checkpoint
+from wascompress.checkpoint import load_checkpoint
 from wascompress.data import load_dataset, split_validation
 from wascompress.evaluate import count_correct
 from wascompress.train.config import TrainConfig
@@ -55,7 +55,7 @@ def test_checkpoint_keeps_aom_statistics(tmp_path):
     config = TrainConfig(**TINY, epochs=2, was=WAS)
     train(config, tmp_path / "run")
     checkpoint = load_checkpoint(tmp_path / "run" / "best.pt")
-    model = build_model(checkpoint)
+    model = checkpoint.build_model()
     pool = load_dataset("synthetic", None, train=True, seed=0)
     _, val = split_validation(pool, len(pool) // 10, seed=0)
     assert count_correct(model, val).top1 == checkpoint.progress.best["val_acc"]

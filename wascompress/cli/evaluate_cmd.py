@@ -8,7 +8,7 @@ import json
 
 from pathlib import Path
 
-from wascompress.checkpoint import build_model, load_checkpoint
+from wascompress.checkpoint import load_checkpoint
 from wascompress.data import limit, load_dataset
 from wascompress.data.datasets import DATASETS, Images
 from wascompress.data.geometry import DEFAULT_IMAGE_SIZE
@@ -90,7 +90,7 @@ def evaluate_checkpoint(args: argparse.Namespace, shifts: list[ImageShift],
     rows = []
     for mode in modes:
         for seed in (seeds if mode == "dom" else [None]):
-            model = build_model(checkpoint)  # fresh: each mode starts from the stored (AOM) statistics
+            model = checkpoint.build_model()  # fresh: each mode starts from the stored (AOM) statistics
             rows += robustness_rows(model, test, shifts, mode=mode, seed=seed,
                                     calibration=calibration if mode == "dom" and has_was(model) else None,
                                     shift_seed=args.shift_seed)

@@ -41,12 +41,11 @@ def frozen_teacher(config: TrainConfig, start: WeightsFile | None, num_classes: 
     """The frozen teacher ``config.teacher`` names: the start weights ("init") or a weights file (a
     wascompress checkpoint brings its own architecture; a state_dict must fit the trained one). Eval mode,
     no gradient, not part of the trained model (so never in a checkpoint)."""
-    from wascompress.checkpoint import build_model
 
     weights = start if config.teacher == INIT_TEACHER else read_weights(config.teacher)
     assert weights is not None
     if weights.kind == "wascompress-checkpoint":
-        teacher = strip_was_(build_model(load_checkpoint(weights.path)))
+        teacher = strip_was_(load_checkpoint(weights.path).build_model())
     else:
         teacher = load_weights_(create_model(config.model, num_classes=num_classes, width=config.width,
                                              kwargs=config.model_kwargs), weights, config.model)

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from wascompress import __version__
-from wascompress.checkpoint import Checkpoint, ModelSpec, Progress, load_checkpoint, save_checkpoint, trained_doms
+from wascompress.checkpoint import Checkpoint, ModelSpec, Progress, load_checkpoint, trained_doms
 from wascompress.data import DATA_DIR_ENV, BatchLoader
 from wascompress.data.run_data import Splits, calibration_batches, load_splits
 from wascompress.device import flush_denormals, keep_freed_memory
@@ -334,7 +334,7 @@ class TrainingSession:
                 loss_sum.zero_(), correct.zero_()
                 seen = 0
                 if self.ctx.is_main:
-                    save_checkpoint(self.checkpoint("running"), self.run_folder.last)
+                    self.checkpoint("running").save(self.run_folder.last)
         elapsed = time.perf_counter() - start
         totals = self.ctx.all_reduce_sum([progress.partial[0] + float(loss_sum), progress.partial[1] + int(correct),
                                           progress.partial[2] + seen, float(seen)])
@@ -394,9 +394,9 @@ class TrainingSession:
                              "seed": config.eval_seed if config.select_mode == "dom" else None}
         if self.ctx.is_main:
             now = self.checkpoint("aom")
-            save_checkpoint(now, self.run_folder.last)
+            now.save(self.run_folder.last)
             if improved:
-                save_checkpoint(now, self.run_folder.best)
+                now.save(self.run_folder.best)
             atomic_write_text(self.run_folder.metrics, "".join(json.dumps(m) + "\n" for m in progress.metrics))
         return metrics
 
