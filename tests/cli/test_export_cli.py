@@ -114,6 +114,22 @@ def test_output_folder_missing(tmp_path, was_run, run_main):
     assert not out.parent.exists()
 
 
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--target-macs", "2"], "(0, 1]"),
+    (["--search-seeds", "0"], "--search-seeds"),
+    (["--calibration", "entropy"], "--quantize"),
+    (["--image-size", "0"], "image size"),
+    ([], "--overwrite"),
+], ids=["budget", "search", "quantize-option", "image-size", "existing-output"])
+def test_option_mistakes_are_named_before_the_checkpoint_is_read(tmp_path, run_main, args, fragment):
+    """A wrong option is the error even when the checkpoint is missing too: the options are checked first."""
+    out = tmp_path / "model.onnx"
+    out.write_bytes(OLD_MODEL)
+    result = run_main("export", str(tmp_path / "missing.pt"), *args, "--out", str(out))
+    assert_one_line_error(result, fragment)
+    assert out.read_bytes() == OLD_MODEL
+
 def test_existing_output_without_overwrite(tmp_path, was_run, run_main):
     out = tmp_path / "model.onnx"
     out.write_bytes(OLD_MODEL)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from wascompress.checkpoint import load_checkpoint
 from wascompress.cli.image_size import add_image_size_option, checkpoint_image_size, requested_size
 from wascompress.errors import ConfigError
 from wascompress.cli import add_option
-from wascompress.export.exporter import FORMAT_ALIASES, FORMATS, MODES, ExportConfig
+from wascompress.export.exporter import FORMAT_ALIASES, FORMATS, MODES, ExportConfig, check_output
 from wascompress.export.from_checkpoint import (
     OBJECTIVES,
     SeedSearch,
@@ -101,15 +102,18 @@ def quantize_config(args: argparse.Namespace) -> QuantizeConfig | None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    quantize = quantize_config(args)  # the options are checked before the checkpoint is read
+    size = checkpoint_image_size(requested_size(args.image_size))
+    count = args.search_seeds if args.search_seeds is not None else (16 if args.target_macs is not None else None)
+    search = SeedSearch(count, args.objective, args.max_drop, args.target_macs) if count is not None else None
+    check_output(Path(args.out), args.overwrite)
     checkpoint = load_checkpoint(args.checkpoint)
     trained = (trained_dom_for_budget(checkpoint, args.target_macs, args.checkpoint)
                if args.target_macs is not None and args.search_seeds is None else None)
     if trained is not None:  # the run trained a DOM for this budget: export it, no search
         print(f"wascompress export: DOM seed {trained['seed']}, trained for budget {trained['target']:g} "
               f"({trained['ratio']:.3f} of the AOM's MACs)", file=sys.stderr)
-        args.mode, args.seed, args.target_macs = "dom", trained["seed"], None
-    count = args.search_seeds if args.search_seeds is not None else (16 if args.target_macs is not None else None)
-    search = SeedSearch(count, args.objective, args.max_drop, args.target_macs) if count is not None else None
+        args.mode, args.seed, search = "dom", trained["seed"], None
     if search is not None and args.seed is not None:
         print("wascompress export: note: --seed is ignored with --search-seeds / --target-macs", file=sys.stderr)
     mode, seed = ("dom", 0) if search is not None else (args.mode, args.seed)  # the search sets the seed
@@ -120,8 +124,7 @@ def run_export(args: argparse.Namespace) -> int:
                               "no --dom-seed / --target-macs)")
         print(f"wascompress export: DOM seed {seed}, the one {args.checkpoint} was trained to deploy", file=sys.stderr)
     config = ExportConfig(mode=mode, seed=seed, format=args.format, sparse_initializers=args.sparse_initializers,
-                          recalibrate_bn=not args.no_recalibrate_bn, quantize=quantize_config(args))
-    size = checkpoint_image_size(requested_size(args.image_size))
+                          recalibrate_bn=not args.no_recalibrate_bn, quantize=quantize)
     report = export_checkpoint(args.checkpoint, args.out, config, data_dir=args.data_dir, bn_batches=args.bn_batches,
                                search=search, overwrite=args.overwrite, image_size=size,
                                loaded=checkpoint)

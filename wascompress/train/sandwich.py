@@ -41,7 +41,6 @@ def frozen_teacher(config: TrainConfig, start: WeightsFile | None, num_classes: 
     """The frozen teacher ``config.teacher`` names: the start weights ("init") or a weights file (a
     wascompress checkpoint brings its own architecture; a state_dict must fit the trained one). Eval mode,
     no gradient, not part of the trained model (so never in a checkpoint)."""
-
     weights = start if config.teacher == INIT_TEACHER else read_weights(config.teacher)
     assert weights is not None
     if weights.kind == "wascompress-checkpoint":
