@@ -50,7 +50,7 @@ and a unit's JSON lands in ``research/dom_study/results/<model>/<row>-seed<N>.js
 skipped (a unit whose runs were lost with a session starts again). Training time is recorded as measured
 and as a quiet-machine estimate (epochs x the fastest epoch: the machine is shared while the study runs);
 the walltime-matched row uses the estimate. Latency (ONNX Runtime CPU, batch 1 and 32, against the
-baseline, interleaved) is taken apart with ``--latency``, in a quiet moment after training, on each
+baseline, interleaved, the median of 5 rounds of fresh sessions) is taken apart with ``--latency``, in a quiet moment after training, on each
 unit's graph rebuilt with random weights from what its JSON records (the DOM seed, or the pruned channel
 counts): latency depends on the structure only, and the trained files need not outlive a session. ``--summary`` reads the JSON and prints the
 headline; ``--quick`` runs a 2-minute version (tiny model, 600 images) into a folder of its own.
@@ -85,7 +85,7 @@ from study_runs import SCALES, Study, load_json, load_units, machine, save_json,
 from rows_from_scratch import baseline_unit, paper_unit, sandwich_ft_unit, sandwich_unit, scratch_unit, thin_unit
 from rows_pruning import torch_pruning_unit, walltime_epochs
 from study_summary import goal_phrase, summary
-from study_latency import measure_latency
+from study_latency import LATENCY_ROUNDS, measure_latency
 from rows_pretrained import print_details, print_headline, run_row
 
 HERE = Path(__file__).resolve().parent
@@ -154,8 +154,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2-minute version: tiny model, 600 images")
     parser.add_argument("--models", nargs="+", default=None, help="default: vgg16 resnet18")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 for vgg16, 0 for resnet18")
-    parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(DEFAULT_ROWS),
-                        help=f"default: all but {' '.join(EXTRA_ROWS)}")
+    parser.add_argument("--rows", nargs="+", choices=ROWS, default=None,
+                        help=f"default: all but {' '.join(EXTRA_ROWS)} (with --latency: every finished unit)")
     parser.add_argument("--runs-dir", type=Path, default=None, help="training runs (default runs/study_dom[-quick])")
     parser.add_argument("--results-dir", type=Path, default=None,
                         help="unit JSON (default research/dom_study/results; with --quick: in the runs folder)")
@@ -164,6 +164,7 @@ def main() -> None:
     parser.add_argument("--latency", action="store_true", help="only measure latency of finished units")
     parser.add_argument("--latency-runs", type=int, default=20)
     parser.add_argument("--remeasure", action="store_true", help="with --latency: also units measured before")
+    parser.add_argument("--latency-rounds", type=int, default=LATENCY_ROUNDS, help="fresh session pairs per measurement")
     args = parser.parse_args()
     torch.set_flush_denormal(True)
     scale = SCALES["quick" if args.quick else "default"]
@@ -173,8 +174,9 @@ def main() -> None:
     if args.summary:
         print_summary(results)
         return
-    if args.latency:
-        measure_latency(study, args.latency_runs, again=args.remeasure)
+    if args.latency:  # of the units of --models and --rows where they are given
+        measure_latency(study, args.latency_runs, again=args.remeasure, rounds=args.latency_rounds,
+                        models=args.models, rows=args.rows)
         print_summary(results)
         return
     models = args.models or list(scale.epochs)
@@ -183,7 +185,7 @@ def main() -> None:
         for model in models:
             seeds = args.seeds or default_seeds(model, args.quick)
             if seed_index < len(seeds):
-                plan += [(model, row, seeds[seed_index]) for row in args.rows]
+                plan += [(model, row, seeds[seed_index]) for row in args.rows or DEFAULT_ROWS]
     for model, row, seed in plan:
         run_unit(study, model, row, seed)
     if args.quick:

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any
 
 import torch
 
-from study_rows import ROW_SETTINGS, row_was
+from study_rows import BUDGET, ROW_SETTINGS, row_was
 from study_runs import Study, save_json, today
 from rows_pruning import conv_channels
 
 from wascompress.export.exporter import ExportConfig, mode_model, prune_model
 from wascompress.models import create_model
 from wascompress.was import apply_was_
+
+LATENCY_ROUNDS = 5  # fresh session pairs per measurement: one pair alone put the same graph at 0.96x and 1.20x
+LATENCY_KEYS = ("baseline_ms_b", "ms_b", "latency_ratio_b")
 
 
 def rebuild_pruned(model: str, width: float, structure: dict[str, int]) -> torch.nn.Module:
@@ -63,9 +67,12 @@ def build_graph(study: Study, spec: tuple) -> torch.nn.Module:
     return pruned
 
 
-def measure_latency(study: Study, runs: int, again: bool = False) -> None:
-    """ONNX Runtime CPU latency of every finished unit's graph at batch 1 and 32 against the baseline's,
-    interleaved (median of each; the ratio of the medians)."""
+def measure_latency(study: Study, runs: int, again: bool = False, rounds: int = LATENCY_ROUNDS,
+                    models: Collection[str] | None = None, rows: Collection[str] | None = None) -> None:
+    """ONNX Runtime CPU latency of every finished unit's graph (of ``models`` and ``rows`` when given) at
+    batch 1 and 32 against the baseline's, interleaved, in ``rounds`` rounds of fresh sessions (the
+    median round of each; the median of the per-round ratios). A multi-budget unit's headline is its
+    ``BUDGET`` graph's measurement, taken once."""
     import tempfile
 
     import numpy as np
@@ -93,7 +100,7 @@ def measure_latency(study: Study, runs: int, again: bool = False) -> None:
         def time_against_baseline(base: Path, mine: Path, into: dict[str, Any]) -> None:
             inputs = {b: np.random.default_rng(0).standard_normal((b, 3, 32, 32), dtype=np.float32) for b in (1, 32)}
             plans = {b: TimingPlan(warmup=3, runs=runs * (4 if b == 1 else 1)) for b in inputs}
-            (timed,) = time_rounds([{"baseline": base, "unit": mine}], inputs, plans)
+            (timed,) = time_rounds([{"baseline": base, "unit": mine}], inputs, plans, rounds=rounds)
             for batch, measured in timed.items():
                 into[f"baseline_ms_b{batch}"] = measured.median("baseline") * 1e3
                 into[f"ms_b{batch}"] = measured.median("unit") * 1e3
@@ -103,11 +110,18 @@ def measure_latency(study: Study, runs: int, again: bool = False) -> None:
             unit = json.loads(path.read_text())
             if unit["row"] == "baseline" or ("latency_ratio_b32" in unit and not again):
                 continue
+            if (models and unit["model"] not in models) or (rows and unit["row"] not in rows):
+                continue
             base = graph_file({"model": unit["model"], "row": "baseline", "seed": -1})
-            time_against_baseline(base, graph_file(unit), unit)
-            for budget in unit.get("budgets", []):  # a multi-budget unit: every budget's graph too
+            budgets = unit.get("budgets", [])
+            for budget in budgets:  # a multi-budget unit: every budget's graph
                 time_against_baseline(base, graph_file({**unit, **budget}), budget)
-            unit["latency_date"] = today()
+            headline = next((b for b in budgets if b["target"] == BUDGET), None)
+            if headline is None:
+                time_against_baseline(base, graph_file(unit), unit)
+            else:
+                unit.update({key: value for key, value in headline.items() if key.startswith(LATENCY_KEYS)})
+            unit["latency_date"], unit["latency_rounds"] = today(), rounds
             save_json(path, unit)
             print(f"{unit['model']} {unit['row']} seed {unit['seed']}: latency x{unit['latency_ratio_b1']:.3f} "
                   f"(batch 1), x{unit['latency_ratio_b32']:.3f} (batch 32)", flush=True)
