@@ -34,8 +34,9 @@ def baseline_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
     folder = study.folder(model, "baseline", seed)
     epochs = study.scale.epochs[model]
     results = run_training(study.base_config(model, seed, epochs, None), folder / "run")
-    splits = checkpoint_splits(load_checkpoint(folder / "run" / "best.pt"), study.data_dir)
-    aom = export_checkpoint(folder / "run" / "best.pt", folder / "aom.onnx", ExportConfig(mode="aom"),
+    checkpoint = load_checkpoint(folder / "run" / "best.pt")
+    splits = checkpoint_splits(checkpoint, study.data_dir)
+    aom = export_checkpoint(folder / "run" / "best.pt", folder / "aom.onnx", ExportConfig(mode="aom"), loaded=checkpoint,
                             data_dir=study.data_dir, overwrite=True)
     return {**onnx_facts(aom, folder / "aom.onnx", splits.test), "epochs": str(epochs),
             "trainer_test_top1": results["test_acc_aom"], **training_time(folder / "run")}
@@ -46,8 +47,10 @@ def paper_unit(study: Study, model: str, seed: int, was: WASConfig, row: str) ->
     epochs = study.scale.epochs[model]
     results = run_training(study.base_config(model, seed, epochs, was), folder / "run")
     best = folder / "run" / "best.pt"
-    splits = checkpoint_splits(load_checkpoint(best), study.data_dir)
+    checkpoint = load_checkpoint(best)
+    splits = checkpoint_splits(checkpoint, study.data_dir)
     dom = export_checkpoint(best, folder / "dom.onnx", ExportConfig(mode="dom", seed=0), data_dir=study.data_dir,
+                            loaded=checkpoint,
                             search=SeedSearch(study.scale.search_seeds, target_macs=BUDGET), overwrite=True,
                             bn_batches=study.scale.bn_batches)
     return {**onnx_facts(dom, folder / "dom.onnx", splits.test), "dom_seed": dom["seed"], "epochs": str(epochs),
@@ -132,8 +135,9 @@ def thin_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
     width = thin_width(model, study.scale.width, dom_row_macs(study, model, seed, "sandwich"))
     config = replace(study.base_config(model, seed, epochs, None), width=width)
     results = run_training(config, folder / "run")
-    splits = checkpoint_splits(load_checkpoint(folder / "run" / "best.pt"), study.data_dir)
-    report = export_checkpoint(folder / "run" / "best.pt", folder / "thin.onnx", ExportConfig(mode="aom"),
+    checkpoint = load_checkpoint(folder / "run" / "best.pt")
+    splits = checkpoint_splits(checkpoint, study.data_dir)
+    report = export_checkpoint(folder / "run" / "best.pt", folder / "thin.onnx", ExportConfig(mode="aom"), loaded=checkpoint,
                                data_dir=study.data_dir, overwrite=True)
     return {**onnx_facts(report, folder / "thin.onnx", splits.test), "epochs": str(epochs), "thin_width": width,
             "trainer_test_top1": results["test_acc_aom"], **training_time(folder / "run")}

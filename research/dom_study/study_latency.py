@@ -4,10 +4,12 @@ quiet moment, on graphs rebuilt with random weights from what the units record."
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import tempfile
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from study_rows import BUDGET, ROW_SETTINGS, row_was
@@ -15,7 +17,10 @@ from study_runs import Study, save_json, today
 from rows_pruning import conv_channels
 
 from wascompress.export.exporter import ExportConfig, mode_model, prune_model
+from wascompress.export.onnx_graph import onnx_bytes, to_onnx
 from wascompress.models import create_model
+from wascompress.models.cost import count_macs
+from wascompress.profile.latency import TimingPlan, time_rounds
 from wascompress.was import apply_was_
 
 LATENCY_ROUNDS = 5  # fresh session pairs per measurement: one pair alone put the same graph at 0.96x and 1.20x
@@ -73,14 +78,6 @@ def measure_latency(study: Study, runs: int, again: bool = False, rounds: int = 
     batch 1 and 32 against the baseline's, interleaved, in ``rounds`` rounds of fresh sessions (the
     median round of each; the median of the per-round ratios). A multi-budget unit's headline is its
     ``BUDGET`` graph's measurement, taken once."""
-    import tempfile
-
-    import numpy as np
-
-    from wascompress.export.onnx_graph import onnx_bytes, to_onnx
-    from wascompress.models.cost import count_macs
-    from wascompress.profile.latency import TimingPlan, time_rounds
-
     with tempfile.TemporaryDirectory() as tmp:
         graphs: dict[tuple, tuple[Path, int]] = {}  # graph_spec -> (ONNX file, its MACs)
 

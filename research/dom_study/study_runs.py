@@ -129,7 +129,9 @@ def onnx_facts(report: dict[str, Any], path: Path, test: Any) -> dict[str, Any]:
 
 
 def export_dom(study: Study, checkpoint: Path, out: Path, dom_seed: int) -> tuple[dict[str, Any], Any]:
-    splits = checkpoint_splits(load_checkpoint(checkpoint), study.data_dir)
+    loaded = load_checkpoint(checkpoint)
+    splits = checkpoint_splits(loaded, study.data_dir)
     report = export_checkpoint(checkpoint, out, ExportConfig(mode="dom", seed=dom_seed), data_dir=study.data_dir,
+                               loaded=loaded,
                                overwrite=True, bn_batches=study.scale.bn_batches)
     return report, splits
