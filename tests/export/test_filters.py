@@ -165,6 +165,18 @@ def test_conv_feeding_a_linear_through_global_pooling_gets_a_bias():
     assert max_difference(model, pruned, fresh_inputs((3, 10, 10)) + fresh_inputs((3, 20, 20))) <= TOLERANCE
 
 
+@pytest.mark.parametrize("caller_mode", [torch.no_grad, torch.inference_mode])
+def test_removal_works_inside_a_callers_no_grad_or_inference_mode(caller_mode):
+    """torch-pruning traces through autograd; a caller exporting under no_grad() must get the same net."""
+    model = chain(nn.Conv2d(8, 6, 1, bias=False))
+    expected, expected_changes = remove_zero_filters(model, probe((3, 8, 8)), channel_align=1)
+    with caller_mode():
+        pruned, changes = remove_zero_filters(model, probe((3, 8, 8)), channel_align=1)
+    assert changes == expected_changes and changes[0].removed
+    assert pruned[0].out_channels == expected[0].out_channels == 5
+    assert max_difference(expected, pruned, fresh_inputs((3, 8, 8))) == 0
+
+
 def test_all_zero_layer_is_left_alone():
     model = chain(nn.Conv2d(8, 6, 1, bias=False))
     zero_out_(model[0], list(range(8)))

@@ -95,8 +95,10 @@ def _try_remove(model: nn.Module, name: str, filters: list[int], probe: Tensor, 
     import torch_pruning as tp
 
     check_torch_pruning()
-    trial = copy.deepcopy(model)
-    graph = tp.DependencyGraph().build_dependency(trial, example_inputs=probe[:1], verbose=False)
+    # torch-pruning traces the graph through autograd: a caller's no_grad() or inference_mode() must not reach it
+    with torch.inference_mode(False), torch.enable_grad():
+        trial = copy.deepcopy(model)
+        graph = tp.DependencyGraph().build_dependency(trial, example_inputs=probe[:1].clone(), verbose=False)
     group = graph.get_pruning_group(trial.get_submodule(name), tp.prune_conv_out_channels, idxs=filters)
     if not graph.check_pruning_group(group):
         return None, "torch-pruning refused the group"
