@@ -4,8 +4,8 @@ magnitude start better than a seed's random ones?
 For every DOM seed asked for, two sub-networks of the same size (kernel windows of the seed's sizes, the
 seed's number of filters per layer) are compared on the validation split, BatchNorm re-estimated, no
 training: the seed's own draws, and the same draws re-placed by magnitude (each crop window where the
-layer's PW has the largest L1 mass, each layer's kept filters the largest-L1 ones, as torch-pruning's
-magnitude importance keeps). A diagnostic for compressing trained models (issue 28), not a study row:
+layer's PW has the largest L1 mass, each layer's kept filters its own largest-L1 ones; the study's
+torch-pruning rows rank coupled channel groups by L2 instead). A diagnostic for compressing trained models (issue 28), not a study row:
 
     python research/dom_study/start_draws.py --checkpoint runs/study_dom/resnet18/torch-pruning/seed0/dense/best.pt \\
         --model resnet18 --row pretrained-multi --seeds 5 15 9 \\
@@ -27,7 +27,7 @@ from torch import nn
 
 from study_rows import ROW_SETTINGS, row_was
 
-from wascompress.checkpoint import load_checkpoint
+from wascompress.checkpoint import file_sha256, load_checkpoint
 from wascompress.data.datasets import Images, limit
 from wascompress.data.run_data import checkpoint_calibration, checkpoint_splits
 from wascompress.evaluate import count_correct
@@ -86,7 +86,7 @@ def compare(checkpoint: Path, model_name: str, row: str, seeds: list[int], val_i
         units.append({"seed": seed, "mac_ratio": costs[seed],
                       "seed_draws_top1": start_accuracy(model, draws, val, calibration),
                       "magnitude_draws_top1": start_accuracy(model, magnitude_draws(model, draws), val, calibration)})
-    return {"checkpoint": str(checkpoint), "model": model_name, "row": row, "val_images": len(val),
+    return {"checkpoint": str(checkpoint), "checkpoint_sha256": file_sha256(checkpoint), "model": model_name, "row": row, "val_images": len(val),
             "aom_top1": aom, "seeds": units}
 
 

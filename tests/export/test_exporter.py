@@ -3,6 +3,7 @@ pruning really lowers the MACs, exports are byte-reproducible, and the file carr
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -147,6 +148,20 @@ def test_exports_are_byte_identical(tmp_path, config):
     other_seed = export_fresh(tmp_path / "c", **{**config, "seed": 4}) if "seed" in config else None
     if other_seed is not None:
         assert other_seed[0] != first[0]
+
+
+def test_export_inside_a_callers_no_grad_or_inference_mode_is_the_same_file(tmp_path):
+    def export(name: str, caller_mode) -> tuple[bytes, str]:
+        model = was_model("resnet18", WASConfig(filter=(0.3, 0.6)), 0.5)
+        with caller_mode():
+            export_model(model, tmp_path / f"{name}.onnx", ExportConfig(mode="dom", seed=0), calibration=calibration())
+        report = json.loads((tmp_path / f"{name}.json").read_text())
+        return (tmp_path / f"{name}.onnx").read_bytes(), {k: v for k, v in report.items() if k != "file"}
+
+    expected = export("plain", contextlib.nullcontext)
+    assert any(c["removed"] for c in expected[1]["filter_changes"])  # torch-pruning's tracing ran
+    assert export("no_grad", torch.no_grad) == expected
+    assert export("inference", torch.inference_mode) == expected
 
 
 def test_sparse_initializers_give_a_smaller_file_that_still_verifies(tmp_path):

@@ -4,6 +4,7 @@ sub-network's MACs) and pick the heaviest window and filters of the trained weig
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -13,8 +14,7 @@ from tests.conftest import REPO
 sys.path.insert(0, str(REPO / "research" / "dom_study"))
 import start_draws  # noqa: E402  (a broken import fails, not skips)
 
-from wascompress.export.budget import pruned_macs  # noqa: E402
-from wascompress.was import WASConfig, apply_was_, dom_draws, was_layers  # noqa: E402
+from wascompress.was import WASConfig, apply_was_, dom_draws, recalibrate_bn_, shadow_mode, was_layers  # noqa: E402
 from wascompress.was.transforms import CropWindow, FilterKeep  # noqa: E402
 
 
@@ -47,19 +47,27 @@ def test_magnitude_draws_pick_the_heaviest_window_and_filters_at_the_same_size()
     assert windows and all((w.top, w.left) == (3 - w.height, 3 - w.width) for w in windows)
     kept = next(d for d in placed["3"] if isinstance(d, FilterKeep)).kept
     assert {1, 6} <= set(kept)
-    assert pruned_macs(model, 3, (3, 16, 16)) > 0  # the seed's DOM still prunes as before
+    assert placed != draws
 
 
 def test_start_accuracy_matches_the_packages_evaluation_of_that_mode():
+    from wascompress.data import BatchLoader
     from wascompress.data.datasets import make_synthetic
     from wascompress.data.run_data import calibration_batches
     from wascompress.evaluate import mode_accuracy
 
     model = two_conv_net()
-    data = make_synthetic(True, seed=0, image_size=16, size=200)
-    calibration = calibration_batches(data, 2, 64)
-    for seed in (0, 5):
-        ours = start_draws.start_accuracy(model, dom_draws(model, seed), data, calibration)
-        assert ours == mode_accuracy(model, data, mode="dom", seed=seed, calibration=calibration).top1
+    with torch.no_grad():
+        model[8].bias.zero_()  # a random net's head bias alone would decide: every image one class
+    images = make_synthetic(True, seed=0, image_size=16, size=200)
+    calibration = calibration_batches(images, 2, 64)
+    with shadow_mode(model, "aom"), torch.no_grad():  # labels: the AOM's own answers, so its top-1 is 1
+        recalibrate_bn_(model, calibration)
+        model.eval()
+        answers = [model(batch).argmax(1) for batch, _ in BatchLoader(images, 64, shuffle=False)]
+        data = replace(images, labels=torch.cat(answers))
     aom = start_draws.start_accuracy(model, {name: None for name in was_layers(model)}, data, calibration)
-    assert aom == mode_accuracy(model, data, mode="aom", calibration=calibration).top1
+    assert aom == mode_accuracy(model, data, mode="aom", calibration=calibration).top1 == 1
+    doms = [start_draws.start_accuracy(model, dom_draws(model, seed), data, calibration) for seed in (0, 5)]
+    assert doms == [mode_accuracy(model, data, mode="dom", seed=seed, calibration=calibration).top1 for seed in (0, 5)]
+    assert all(d < 1 for d in doms)  # the sub-networks answer differently from the AOM

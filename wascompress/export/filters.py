@@ -95,8 +95,7 @@ def _try_remove(model: nn.Module, name: str, filters: list[int], probe: Tensor, 
     import torch_pruning as tp
 
     check_torch_pruning()
-    # torch-pruning traces the graph through autograd: a caller's no_grad() or inference_mode() must not reach it
-    with torch.inference_mode(False), torch.enable_grad():
+    with torch.enable_grad():  # torch-pruning traces the graph through autograd: a caller's no_grad() must not reach it
         trial = copy.deepcopy(model)
         graph = tp.DependencyGraph().build_dependency(trial, example_inputs=probe[:1].clone(), verbose=False)
     group = graph.get_pruning_group(trial.get_submodule(name), tp.prune_conv_out_channels, idxs=filters)
@@ -160,6 +159,7 @@ def aligned_removal(out_channels: int, zero: list[int], align: int) -> list[int]
     return zero[: max(0, out_channels - keep)]
 
 
+@torch.inference_mode(False)  # under a caller's inference mode the pruned copy would hold inference tensors
 def remove_zero_filters(model: nn.Module, probe: Tensor, tolerance: float = 1e-4,
                         channel_align: int = CHANNEL_ALIGN) -> tuple[nn.Module, list[FilterChange]]:
     """A copy of ``model`` (eval mode) without its removable zero filters, and what was done per layer.
