@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from study_rows import BUDGET, ROW_SETTINGS, row_was
-from study_runs import Study, save_json, today
+from study_runs import Study, save_json, today, unit_files
 from rows_pruning import conv_channels
 
 from wascompress.export.exporter import ExportConfig, mode_model, prune_model
@@ -103,7 +103,7 @@ def measure_latency(study: Study, runs: int, again: bool = False, rounds: int = 
                 into[f"ms_b{batch}"] = measured.median("unit") * 1e3
                 into[f"latency_ratio_b{batch}"] = measured.median_ratio("unit", "baseline")
 
-        for path in sorted(study.results.glob("*/*.json")):
+        for path in unit_files(study.results):
             unit = json.loads(path.read_text())
             if unit["row"] == "baseline" or ("latency_ratio_b32" in unit and not again):
                 continue

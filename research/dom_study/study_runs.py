@@ -69,8 +69,14 @@ def save_json(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def unit_files(results: Path) -> list[Path]:
+    """The finished units' JSON files, ``<results>/<model>/<row>-seed<N>.json`` (other JSON kept under
+    ``results``, such as the start models' facts, is not a unit)."""
+    return sorted(results.glob("*/*-seed[0-9]*.json"))
+
+
 def load_units(results: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted(results.glob("*/*.json"))]
+    return [json.loads(p.read_text()) for p in unit_files(results)]
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -139,3 +140,13 @@ def test_the_committed_results_render_the_committed_tables():
     units = study_runs.load_units(REPO / "research" / "dom_study" / "results")
     block = results.read_text().split(render.BEGIN, 1)[1].split(render.END, 1)[0]
     assert block.strip("\n").splitlines() == render.tables(units)
+
+
+def test_only_unit_files_are_read_as_units(tmp_path):
+    unit = {"model": "tiny", "row": "baseline", "seed": 0}
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "baseline-seed0.json").write_text(json.dumps(unit))
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "probe.json").write_text(json.dumps({"not": "a unit"}))  # other JSON kept in results/
+    (tmp_path / "tiny" / "start-facts.json").write_text("{}")
+    assert study_runs.load_units(tmp_path) == [unit]
