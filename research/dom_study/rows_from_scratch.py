@@ -7,12 +7,11 @@ from dataclasses import replace
 from typing import Any
 
 from study_rows import BUDGET, CROP, row_was
-from study_runs import Study, export_dom, load_json, onnx_facts, run_training, training_time
+from study_runs import Study, export_dom, export_run, load_json, onnx_facts, run_training, training_time
 
-from wascompress.checkpoint import load_checkpoint
 from wascompress.export.budget import seed_costs
 from wascompress.export.exporter import ExportConfig
-from wascompress.export.from_checkpoint import SeedSearch, checkpoint_splits, export_checkpoint
+from wascompress.export.from_checkpoint import SeedSearch
 from wascompress.models import create_model
 from wascompress.models.cost import count_macs
 from wascompress.train.config import TrainConfig
@@ -34,10 +33,7 @@ def baseline_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
     folder = study.folder(model, "baseline", seed)
     epochs = study.scale.epochs[model]
     results = run_training(study.base_config(model, seed, epochs, None), folder / "run")
-    checkpoint = load_checkpoint(folder / "run" / "best.pt")
-    splits = checkpoint_splits(checkpoint, study.data_dir)
-    aom = export_checkpoint(folder / "run" / "best.pt", folder / "aom.onnx", ExportConfig(mode="aom"), loaded=checkpoint,
-                            data_dir=study.data_dir, overwrite=True)
+    aom, splits = export_run(study, folder / "run" / "best.pt", folder / "aom.onnx", ExportConfig(mode="aom"))
     return {**onnx_facts(aom, folder / "aom.onnx", splits.test), "epochs": str(epochs),
             "trainer_test_top1": results["test_acc_aom"], **training_time(folder / "run")}
 
@@ -46,13 +42,9 @@ def paper_unit(study: Study, model: str, seed: int, was: WASConfig, row: str) ->
     folder = study.folder(model, row, seed)
     epochs = study.scale.epochs[model]
     results = run_training(study.base_config(model, seed, epochs, was), folder / "run")
-    best = folder / "run" / "best.pt"
-    checkpoint = load_checkpoint(best)
-    splits = checkpoint_splits(checkpoint, study.data_dir)
-    dom = export_checkpoint(best, folder / "dom.onnx", ExportConfig(mode="dom", seed=0), data_dir=study.data_dir,
-                            loaded=checkpoint,
-                            search=SeedSearch(study.scale.search_seeds, target_macs=BUDGET), overwrite=True,
-                            bn_batches=study.scale.bn_batches)
+    dom, splits = export_run(study, folder / "run" / "best.pt", folder / "dom.onnx", ExportConfig(mode="dom", seed=0),
+                             search=SeedSearch(study.scale.search_seeds, target_macs=BUDGET),
+                             bn_batches=study.scale.bn_batches)
     return {**onnx_facts(dom, folder / "dom.onnx", splits.test), "dom_seed": dom["seed"], "epochs": str(epochs),
             "bn_batches": study.scale.bn_batches,
             "aom_test_top1": results["test_acc_aom"], "was": was.describe(),
@@ -135,9 +127,6 @@ def thin_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
     width = thin_width(model, study.scale.width, dom_row_macs(study, model, seed, "sandwich"))
     config = replace(study.base_config(model, seed, epochs, None), width=width)
     results = run_training(config, folder / "run")
-    checkpoint = load_checkpoint(folder / "run" / "best.pt")
-    splits = checkpoint_splits(checkpoint, study.data_dir)
-    report = export_checkpoint(folder / "run" / "best.pt", folder / "thin.onnx", ExportConfig(mode="aom"), loaded=checkpoint,
-                               data_dir=study.data_dir, overwrite=True)
+    report, splits = export_run(study, folder / "run" / "best.pt", folder / "thin.onnx", ExportConfig(mode="aom"))
     return {**onnx_facts(report, folder / "thin.onnx", splits.test), "epochs": str(epochs), "thin_width": width,
             "trainer_test_top1": results["test_acc_aom"], **training_time(folder / "run")}

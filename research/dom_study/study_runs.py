@@ -134,10 +134,17 @@ def onnx_facts(report: dict[str, Any], path: Path, test: Any) -> dict[str, Any]:
             "test_top1": onnx_accuracy(path, test)}
 
 
-def export_dom(study: Study, checkpoint: Path, out: Path, dom_seed: int) -> tuple[dict[str, Any], Any]:
+def export_run(study: Study, checkpoint: Path, out: Path, config: ExportConfig,
+               **options: Any) -> tuple[dict[str, Any], Any]:
+    """Export a unit's checkpoint to ``out`` (replaced); the report and the run's splits, the file read once.
+    ``options``: export_checkpoint's (``search``, ``bn_batches``)."""
     loaded = load_checkpoint(checkpoint)
     splits = checkpoint_splits(loaded, study.data_dir)
-    report = export_checkpoint(checkpoint, out, ExportConfig(mode="dom", seed=dom_seed), data_dir=study.data_dir,
-                               loaded=loaded,
-                               overwrite=True, bn_batches=study.scale.bn_batches)
+    report = export_checkpoint(checkpoint, out, config, data_dir=study.data_dir, loaded=loaded, overwrite=True,
+                               **options)
     return report, splits
+
+
+def export_dom(study: Study, checkpoint: Path, out: Path, dom_seed: int) -> tuple[dict[str, Any], Any]:
+    return export_run(study, checkpoint, out, ExportConfig(mode="dom", seed=dom_seed),
+                      bn_batches=study.scale.bn_batches)
