@@ -44,10 +44,10 @@ def magnitude_draws(model: nn.Module, draws: Draws) -> Draws:
     placed = {}
     for name, layer in was_layers(model).items():
         weight = model.get_submodule(name).parametrizations.weight.original.detach().abs()
+        mass = weight.sum(dim=(0, 1))  # [kH, kW]
         new = []
         for draw in draws[name]:
             if isinstance(draw, CropWindow) and not draw.resize:
-                mass = weight.sum(dim=(0, 1))  # [kH, kW]
                 positions = [(top, left) for top in range(layer.kernel[0] - draw.height + 1)
                              for left in range(layer.kernel[1] - draw.width + 1)]
                 top, left = max(positions, key=lambda p: (float(mass[p[0]:p[0] + draw.height,
@@ -86,8 +86,8 @@ def compare(checkpoint: Path, model_name: str, row: str, seeds: list[int], val_i
         units.append({"seed": seed, "mac_ratio": costs[seed],
                       "seed_draws_top1": start_accuracy(model, draws, val, calibration),
                       "magnitude_draws_top1": start_accuracy(model, magnitude_draws(model, draws), val, calibration)})
-    return {"checkpoint": str(checkpoint), "checkpoint_sha256": file_sha256(checkpoint), "model": model_name, "row": row, "val_images": len(val),
-            "aom_top1": aom, "seeds": units}
+    return {"checkpoint": str(checkpoint), "checkpoint_sha256": file_sha256(checkpoint), "model": model_name,
+            "row": row, "val_images": len(val), "aom_top1": aom, "seeds": units}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -151,7 +151,7 @@ def test_exports_are_byte_identical(tmp_path, config):
 
 
 def test_export_inside_a_callers_no_grad_or_inference_mode_is_the_same_file(tmp_path):
-    def export(name: str, caller_mode) -> tuple[bytes, str]:
+    def export(name: str, caller_mode) -> tuple[bytes, dict]:
         model = was_model("resnet18", WASConfig(filter=(0.3, 0.6)), 0.5)
         with caller_mode():
             export_model(model, tmp_path / f"{name}.onnx", ExportConfig(mode="dom", seed=0), calibration=calibration())

@@ -95,8 +95,10 @@ def _try_remove(model: nn.Module, name: str, filters: list[int], probe: Tensor, 
     import torch_pruning as tp
 
     check_torch_pruning()
-    with torch.enable_grad():  # torch-pruning traces the graph through autograd: a caller's no_grad() must not reach it
-        trial = copy.deepcopy(model)
+    trial = copy.deepcopy(model)
+    # torch-pruning traces through autograd: a caller's no_grad() must not reach it, nor a probe made under the
+    # caller's inference mode (an inference tensor cannot be saved for backward: the clone is an ordinary one)
+    with torch.enable_grad():
         graph = tp.DependencyGraph().build_dependency(trial, example_inputs=probe[:1].clone(), verbose=False)
     group = graph.get_pruning_group(trial.get_submodule(name), tp.prune_conv_out_channels, idxs=filters)
     if not graph.check_pruning_group(group):
