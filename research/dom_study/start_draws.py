@@ -32,6 +32,7 @@ from wascompress.data.datasets import Images, limit
 from wascompress.data.run_data import checkpoint_calibration, checkpoint_splits
 from wascompress.evaluate import count_correct
 from wascompress.export.budget import seed_costs
+from wascompress.errors import WascompressError
 from wascompress.fileio import atomic_write_text
 from wascompress.was import apply_was_, dom_draws, recalibrate_bn_, was_layers
 from wascompress.was.shadow import Draws, set_draws_
@@ -103,7 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="two seeds on 500 images")
     args = parser.parse_args(argv)
     seeds, images = (args.seeds[:2], 500) if args.quick else (args.seeds, args.val_images)
-    report = compare(args.checkpoint, args.model, args.row, seeds, images, args.data_dir)
+    try:
+        report = compare(args.checkpoint, args.model, args.row, seeds, images, args.data_dir)
+    except WascompressError as err:  # a missing checkpoint or data, a bad seed: one line, no traceback
+        parser.exit(2, f"error: {err}\n")
     for unit in report["seeds"]:
         print(f"seed {unit['seed']:3d}  MACs x{unit['mac_ratio']:.3f}  seed draws {unit['seed_draws_top1'] * 100:6.2f}%  "
               f"magnitude draws {unit['magnitude_draws_top1'] * 100:6.2f}%")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
+import pytest
 import torch
 from torch import nn
 
@@ -71,3 +72,12 @@ def test_start_accuracy_matches_the_packages_evaluation_of_that_mode():
     doms = [start_draws.start_accuracy(model, dom_draws(model, seed), data, calibration) for seed in (0, 5)]
     assert doms == [mode_accuracy(model, data, mode="dom", seed=seed, calibration=calibration).top1 for seed in (0, 5)]
     assert all(d < 1 for d in doms)  # the sub-networks answer differently from the AOM
+
+
+def test_a_missing_checkpoint_is_one_line_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "draws.json"
+    with pytest.raises(SystemExit) as exit_info:
+        start_draws.main(["--checkpoint", str(tmp_path / "missing.pt"), "--model", "resnet18", "--out", str(out)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: checkpoint not found: {tmp_path / 'missing.pt'}"]
+    assert not out.exists()
