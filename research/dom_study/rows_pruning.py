@@ -26,38 +26,46 @@ PRUNE_RULE = "coarsest-within-5%"  # how prune_to_macs picks the channel roundin
 NEAR_TARGET = 0.95
 
 
+def pruned_copy(model: torch.nn.Module, ratio: float, round_to: int) -> torch.nn.Module:
+    """A copy of ``model`` channel-pruned by torch-pruning (group L2 magnitude) at ``ratio``, channel
+    counts rounded to ``round_to``, the classifier kept whole."""
+    import torch_pruning as tp
+
+    copy_ = copy.deepcopy(model).eval()
+    classifier = [m for m in copy_.modules() if isinstance(m, torch.nn.Linear)]
+    pruner = tp.pruner.MetaPruner(copy_, torch.randn(1, 3, 32, 32),
+                                  importance=tp.importance.GroupMagnitudeImportance(p=2), pruning_ratio=ratio,
+                                  ignored_layers=classifier, round_to=round_to)
+    pruner.step()
+    return copy_
+
+
+def pruned_under(model: torch.nn.Module, target: int, round_to: int) -> tuple[torch.nn.Module, float]:
+    """The least-pruned copy (bisection on the ratio, 12 steps) with at most ``target`` MACs, and its ratio."""
+    lo, hi = 0.0, 0.9  # (torch-pruning skips a layer whose ratio would leave it almost empty)
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        if count_macs(pruned_copy(model, mid, round_to)) > target:
+            lo = mid
+        else:
+            hi = mid
+    return pruned_copy(model, hi, round_to), hi
+
+
 def prune_to_macs(model: torch.nn.Module, target: int) -> tuple[torch.nn.Module, float, int]:
     """Channel-prune a copy of ``model`` (group magnitude importance) to at most ``target`` MACs, by
     bisection on the pruning ratio; channel counts rounded to 16, 8 or 1: the coarsest rounding whose
     graph lands within 5 % under the target, else the one that lands closest under it (coarse steps can
     jump far past it: steps of 8 left resnet18 at width 0.25 with 0.336 of the baseline's MACs, not 0.458,
     and the competitor should get the MACs the DOM has)."""
-    import torch_pruning as tp
-
-    def pruned(ratio: float, round_to: int) -> torch.nn.Module:
-        copy_ = copy.deepcopy(model).eval()
-        classifier = [m for m in copy_.modules() if isinstance(m, torch.nn.Linear)]
-        pruner = tp.pruner.MetaPruner(copy_, torch.randn(1, 3, 32, 32),
-                                      importance=tp.importance.GroupMagnitudeImportance(p=2), pruning_ratio=ratio,
-                                      ignored_layers=classifier, round_to=round_to)
-        pruner.step()
-        return copy_
-
     reached = []
     for round_to in (16, 8, 1):
-        lo, hi = 0.0, 0.9  # (torch-pruning skips a layer whose ratio would leave it almost empty)
-        for _ in range(12):
-            mid = (lo + hi) / 2
-            if count_macs(pruned(mid, round_to)) > target:
-                lo = mid
-            else:
-                hi = mid
-        small = pruned(hi, round_to)
+        small, ratio = pruned_under(model, target, round_to)
         macs = count_macs(small)
         if macs <= target:
             if macs >= NEAR_TARGET * target:
-                return small, hi, round_to
-            reached.append((macs, small, hi, round_to))
+                return small, ratio, round_to
+            reached.append((macs, small, ratio, round_to))
     if not reached:
         raise RuntimeError(f"torch-pruning cannot reach {target:,} MACs")
     _, small, ratio, round_to = max(reached, key=lambda r: r[0])

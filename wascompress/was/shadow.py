@@ -18,12 +18,13 @@ import logging
 from typing import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from wascompress.errors import ConfigError
 from wascompress.was.config import WASConfig
-from wascompress.was.transforms import Draw, FusedDraws, align_windows
+from wascompress.was.transforms import Draw, FittedTaps, FusedDraws, align_windows
 from wascompress.was.window_conv import WindowConvForward
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class ShadowWeight(nn.Module):
         self.transforms = config.transforms if transforms is None else transforms  # this layer's share of them
         self._draws: tuple[Draw, ...] | None = None
         self._fused: FusedDraws | None = None
+        # fitted corrections of PW's kept taps, one per fitted DOM (wascompress.was.fitted): trained like PW
+        self.fitted = nn.ParameterDict()
 
     @property
     def draws(self) -> tuple[Draw, ...] | None:
@@ -65,7 +68,32 @@ class ShadowWeight(nn.Module):
         return self._fused
 
     def forward(self, weight: Tensor) -> Tensor:
-        return weight if self._fused is None else self._fused(weight)
+        fused = self._fused
+        if fused is None:
+            return weight
+        if fused.fitted is not None:
+            weight = weight + self.embedded_correction(fused)
+        return fused(weight)
+
+    def correction(self, fused: FusedDraws) -> Tensor:
+        """The fitted correction the draws ``fused`` name, shaped as their window of PW's taps."""
+        key = fused.fitted
+        if key not in self.fitted:
+            raise ConfigError(f"no fitted correction {key!r} on this layer (fitted: {sorted(self.fitted)})")
+        delta = self.fitted[key]
+        p = fused.placement
+        if p is None or tuple(delta.shape[-2:]) != (p.height, p.width):
+            shape = "no window" if p is None else f"a {p.height}x{p.width} window"
+            raise ConfigError(f"fitted correction {key!r} holds {tuple(delta.shape[-2:])} taps but the draws "
+                              f"keep {shape}")
+        return delta
+
+    def embedded_correction(self, fused: FusedDraws) -> Tensor:
+        """:meth:`correction` placed where its taps lie in PW (zero elsewhere)."""
+        delta = self.correction(fused)
+        p = fused.placement
+        kh, kw = self.kernel
+        return F.pad(delta, (p.src_left, kw - p.src_left - p.width, p.src_top, kh - p.src_top - p.height))
 
     def sample(self, generator: torch.Generator, level: float | None = None) -> tuple[Draw, ...]:
         """Draw this layer's transforms from ``generator`` (does not change the current draw); ``level``: a
@@ -210,9 +238,10 @@ def check_seed(seed: object) -> int:
     return seed
 
 
-def dom_draws(model: nn.Module, seed: int) -> Draws:
+def dom_draws(model: nn.Module, seed: int, fitted: str | None = None) -> Draws:
     """The draws DOM seed ``seed`` makes: a fresh generator, layers in module order; with the config's
-    ``dom_align``, crop windows then re-placed so their shifts cancel (:func:`align_windows`)."""
+    ``dom_align``, crop windows then re-placed so their shifts cancel (:func:`align_windows`); with
+    ``fitted``, every layer also runs its fitted correction of that key (wascompress.was.fitted)."""
     generator = torch.Generator().manual_seed(check_seed(seed))
     layers = was_layers(model)
     draws = sample_draws(layers, generator)
@@ -221,12 +250,19 @@ def dom_draws(model: nn.Module, seed: int) -> Draws:
     if was_config(model).dom_align:
         aligned = align_windows([(draws[name], layer.kernel) for name, layer in layers.items()])
         draws = dict(zip(draws, aligned))
-    return draws
+    return draws if fitted is None else with_correction(draws, fitted)
 
 
-def use_dom_(model: nn.Module, seed: int) -> Draws:
-    """DOM: every WAS layer runs the SW that ``seed`` draws. Returns the draws."""
-    draws = dom_draws(model, seed)
+def with_correction(draws: Draws, key: str) -> Draws:
+    """``draws`` with every layer also running its fitted correction ``key``."""
+    return {name: tuple(d for d in layer if not isinstance(d, FittedTaps)) + (FittedTaps(key),)
+            for name, layer in draws.items()}
+
+
+def use_dom_(model: nn.Module, seed: int, fitted: str | None = None) -> Draws:
+    """DOM: every WAS layer runs the SW that ``seed`` draws (with the fitted correction ``fitted``, if
+    given). Returns the draws."""
+    draws = dom_draws(model, seed, fitted)
     set_draws_(model, draws)
     return draws
 
@@ -285,9 +321,10 @@ def strip_was_(model: nn.Module) -> nn.Module:
     return model
 
 
-def freeze_dom_(model: nn.Module, seed: int) -> nn.Module:
-    """Remove WAS in place, leaving a plain model whose conv weights are the SW that ``seed`` draws."""
-    use_dom_(model, seed)
+def freeze_dom_(model: nn.Module, seed: int, fitted: str | None = None) -> nn.Module:
+    """Remove WAS in place, leaving a plain model whose conv weights are the SW that ``seed`` draws (with
+    the fitted correction ``fitted``, if given)."""
+    use_dom_(model, seed, fitted)
     _remove_all(model)
     return model
 

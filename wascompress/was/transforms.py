@@ -54,7 +54,15 @@ class FilterKeep:
     kept: tuple[int, ...]
 
 
-Draw = CropWindow | KernelShift | Rotation | FilterKeep
+@dataclass(frozen=True)
+class FittedTaps:
+    """Not a random draw: the layer's kept taps carry the fitted correction stored under ``key``
+    (:mod:`wascompress.was.fitted`), added to PW before the layer's other draws are applied."""
+
+    key: str
+
+
+Draw = CropWindow | KernelShift | Rotation | FilterKeep | FittedTaps
 
 # ----------------------------------------------------------------------------------------------------
 # Pure functions
@@ -107,6 +115,8 @@ def apply_draw(weight: Tensor, draw: Draw) -> Tensor:
         return rotate_kernel(weight, draw)
     if isinstance(draw, FilterKeep):
         return keep_filters(weight, draw)
+    if isinstance(draw, FittedTaps):
+        return weight  # the correction is added to PW by the layer's ShadowWeight, before the draws
     raise TypeError(f"not a weight-transform draw: {draw!r}")
 
 
@@ -175,8 +185,11 @@ class FusedDraws:
         self.kernel = kernel
         self.placement: Placement | None = Placement.whole(kernel)
         self.kept: tuple[int, ...] | None = None
+        self.fitted: str | None = None  # the key of the fitted correction these draws use, if any
         for draw in draws:
-            if isinstance(draw, CropWindow) and not draw.resize and self.placement is not None:
+            if isinstance(draw, FittedTaps):
+                self.fitted = draw.key
+            elif isinstance(draw, CropWindow) and not draw.resize and self.placement is not None:
                 self.placement = self.placement.then_crop(draw)
             elif isinstance(draw, KernelShift) and self.placement is not None:
                 self.placement = self.placement.then_shift(draw, kernel)

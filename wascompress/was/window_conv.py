@@ -72,6 +72,8 @@ class WindowConvForward:
         p = plan.placement
         weight = conv.parametrizations.weight.original[
             :, :, p.src_top : p.src_top + p.height, p.src_left : p.src_left + p.width]
+        if fused.fitted is not None:  # a fitted DOM: PW's window plus its correction
+            weight = weight + self.shadow.correction(fused)
         bias = conv.bias
         index = None
         if plan.kept is not None:
