@@ -24,6 +24,7 @@ from wascompress.errors import CheckpointError
 from wascompress.fileio import atomic_torch_save
 from wascompress.models import create_model
 from wascompress.was import WASConfig, apply_was_, load_plain_state_dict
+from wascompress.was.fitted import add_slots_for_state_, seed_key, without_corrections
 
 FORMAT = "wascompress-checkpoint"
 VERSION = 1  # bump when a field changes meaning; a reader refuses other versions in one line
@@ -156,6 +157,12 @@ class Checkpoint:
         """The DOM seeds the run trained on purpose (``--dom-seed`` / ``--target-macs``), in order."""
         return tuple(int(s) for s in self.train_config.get("dom_seeds") or ())
 
+    def fitted_key(self, seed: int) -> str | None:
+        """The key of the fitted correction the run trained DOM seed ``seed`` with (``--fit-doms``), or None:
+        that DOM runs the seed's own draws."""
+        fitted = self.train_config.get("fit_doms") and seed in self.dom_seeds
+        return seed_key(seed) if fitted else None
+
     def trained_doms(self) -> list[dict[str, Any]]:
         """The DOMs the run trained for MAC budgets (see :func:`trained_doms`)."""
         return trained_doms(self.train_config.get("dom_budget"))
@@ -178,10 +185,14 @@ class Checkpoint:
                                   "model); build that model yourself and load its state_dict")
         model = create_model(spec.name, num_classes=spec.num_classes, width=spec.width, kwargs=spec.kwargs)
         config = self.was_config
+        state = self.state_dict
         if with_was and config is not None:
             apply_was_(model, config)
+            add_slots_for_state_(model, state)  # the fitted DOMs' corrections
+        else:
+            state = without_corrections(state)
         try:
-            load_plain_state_dict(model, self.state_dict)
+            load_plain_state_dict(model, state)
         except RuntimeError as err:
             raise CheckpointError(f"checkpoint weights do not fit model {spec.name!r}: "
                                   f"{str(err).splitlines()[0]}") from None

@@ -54,15 +54,17 @@ def mode_accuracy(
     *,
     mode: str = "aom",
     seed: int | None = None,
+    fitted: str | None = None,
     calibration: list[Tensor] | None = None,
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     rank: int = 0,
     world_size: int = 1,
 ) -> Accuracy:
-    """Accuracy of a WAS model in ``mode`` ("aom" or "dom" with ``seed``) after re-estimating BatchNorm
-    on ``calibration`` (skipped when None). The model keeps the statistics of this mode afterwards."""
-    with shadow_mode(model, mode, seed):
+    """Accuracy of a WAS model in ``mode`` ("aom" or "dom" with ``seed``, and its fitted correction
+    ``fitted`` if given) after re-estimating BatchNorm on ``calibration`` (skipped when None). The model keeps
+    the statistics of this mode afterwards."""
+    with shadow_mode(model, mode, seed, fitted):
         if calibration is not None:
             recalibrate_bn_(model, calibration, device=device)
         return count_correct(model, data, batch_size, device, rank, world_size)

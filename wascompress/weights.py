@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from wascompress.checkpoint import FORMAT, Checkpoint, file_sha256
 from wascompress.errors import CheckpointError
 from wascompress.was import load_plain_state_dict, plain_state_dict
+from wascompress.was.fitted import without_corrections
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")  # where trainers commonly put the weights
 SHOWN = 3  # names listed per kind of mismatch
@@ -50,7 +51,8 @@ def read_weights(path: str | Path) -> WeightsFile:
     else:
         data = _torch_load(path)
         if isinstance(data, dict) and data.get("format") == FORMAT:
-            state, kind = Checkpoint.from_dict(data, path).state_dict, "wascompress-checkpoint"
+            # PW and buffers: a fitted DOM's corrections belong to that run's DOMs, not to the weights it starts
+            state, kind = without_corrections(Checkpoint.from_dict(data, path).state_dict), "wascompress-checkpoint"
         else:
             state, kind = _unwrap(data, path), "state_dict"
     return WeightsFile(str(path.resolve()), file_sha256(path), kind, state)

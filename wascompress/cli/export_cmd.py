@@ -123,7 +123,13 @@ def run_export(args: argparse.Namespace) -> int:
             raise ConfigError("--mode dom needs --seed N (this checkpoint was not trained for a DOM seed: "
                               "no --dom-seed / --target-macs)")
         print(f"wascompress export: DOM seed {seed}, the one {args.checkpoint} was trained to deploy", file=sys.stderr)
-    config = ExportConfig(mode=mode, seed=seed, format=args.format, sparse_initializers=args.sparse_initializers,
+    # the DOM the run trained is its fitted one (train --fit-doms); an explicit --seed names the seed's own draws
+    own_draws = trained is None and args.seed is not None
+    fitted = checkpoint.fitted_key(seed) if search is None and mode == "dom" and not own_draws else None
+    if own_draws and checkpoint.fitted_key(seed) is not None:
+        print(f"wascompress export: note: --seed {seed} exports the seed's own draws; the run trained its fitted "
+              "DOM (omit --seed, or give --target-macs)", file=sys.stderr)
+    config = ExportConfig(mode=mode, seed=seed, fitted=fitted, format=args.format, sparse_initializers=args.sparse_initializers,
                           recalibrate_bn=not args.no_recalibrate_bn, quantize=quantize)
     report = export_checkpoint(args.checkpoint, args.out, config, data_dir=args.data_dir, bn_batches=args.bn_batches,
                                search=search, overwrite=args.overwrite, image_size=size,

@@ -132,6 +132,11 @@ def add_sandwich_options(sandwich: argparse._ArgumentGroup) -> None:
     sandwich.add_argument("--distill-weight", type=float, metavar="A", help="loss = (1-A) CE + A T^2 KL (default 0.5)")
     sandwich.add_argument("--distill-temperature", type=float, metavar="T", help="default 1")
     sandwich.add_argument("--was-warmup", type=int, metavar="EPOCHS", help="train PW alone for the first EPOCHS")
+    sandwich.add_argument("--fit-doms", action="store_true", default=None,
+                          help="with --init-from: before training, fit each DOM's kept taps to the start model's "
+                               "function, layer by layer on training images (a correction per DOM stored beside PW, "
+                               "trained with it; export --target-macs R exports the fitted DOM)")
+    sandwich.add_argument("--fit-images", type=int, metavar="N", help="training images --fit-doms solves on (default 1024)")
 
 
 def add_evaluation_options(ev: argparse._ArgumentGroup) -> None:
@@ -148,7 +153,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "eval_seed", "bn_batches", "select_mode", "save_every", "device", "amp", "channels_last",
             "protocol",
             "target_macs", "search_seeds", "was_samples", "distill", "distill_weight",
-            "distill_temperature", "was_warmup", "image_size", "workers", "model_kwargs", "init_from", "teacher")
+            "distill_temperature", "was_warmup", "image_size", "workers", "model_kwargs", "init_from", "teacher",
+            "fit_doms", "fit_images")
     values = {k: getattr(args, k) for k in keys}
     values["dom_seeds"] = args.dom_seed
     if args.image_size is not None:

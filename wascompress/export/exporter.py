@@ -55,6 +55,7 @@ class ExportConfig:
 
     mode: str = "aom"  # "aom": PW; "dom": the SW of ``seed``
     seed: int | None = None  # DOM seed
+    fitted: str | None = None  # the DOM's fitted correction (wascompress.fit), by key; None: the seed's own draws
     format: str | None = None  # "dense" or "pruned"; None: pruned for DOM, dense for AOM
     sparse_initializers: bool = False  # store initializers as COO sparse_initializer (smaller file only)
     recalibrate_bn: bool = True  # re-estimate BatchNorm for the DOM SW (needs calibration batches)
@@ -73,7 +74,7 @@ class ExportConfig:
             if self.seed is None:
                 raise ConfigError("--mode dom needs --seed N")
             check_seed(self.seed)
-        elif self.seed is not None:
+        elif self.seed is not None or self.fitted is not None:
             raise ConfigError("--seed applies to --mode dom only")
         fmt = FORMAT_ALIASES.get(self.format, self.format) or ("pruned" if self.mode == "dom" else "dense")
         if fmt not in FORMATS:
@@ -90,13 +91,13 @@ def mode_model(model: nn.Module, config: ExportConfig, calibration: list[Tensor]
         return strip_was_(model) if has_was(model) else model
     if not has_was(model):
         raise ConfigError("--mode dom needs a model trained with WAS (this one has no WAS settings)")
-    use_dom_(model, config.seed)
+    use_dom_(model, config.seed, config.fitted)
     if config.recalibrate_bn:
         if not calibration:
             raise ConfigError("DOM export re-estimates BatchNorm and needs training data: pass --data-dir, "
                               "or --no-recalibrate-bn to keep the stored statistics")
         recalibrate_bn_(model, calibration)
-    return freeze_dom_(model, config.seed).eval()
+    return freeze_dom_(model, config.seed, config.fitted).eval()
 
 
 def verification_inputs(input_shape: tuple[int, int, int], images: Tensor | None) -> list[Tensor]:
@@ -169,7 +170,8 @@ def export_model(
         raise
     report = {
         "file": out.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "opset": OPSET,
-        "mode": config.mode, "seed": config.seed, "format": config.format, "was": props["wascompress.was"],
+        "mode": config.mode, "seed": config.seed, "fitted": config.fitted, "format": config.format,
+        "was": props["wascompress.was"],
         "input_shape": list(config.input_shape),  # one image's (C, H, W)
         "bn": props["wascompress.bn"], "metadata": {k: metadata_value(v) for k, v in props.items()},
         "sparse_initializers": {"enabled": config.sparse_initializers, "initializers": sparse_names,
@@ -199,7 +201,7 @@ def onnx_properties(model: nn.Module, config: ExportConfig, cost: dict[str, Any]
     """The ``wascompress.*`` metadata of an exported file: its mode, seed, format, WAS settings, MACs
     (``cost`` of the deployed graph), BatchNorm statistics, and the caller's ``metadata``."""
     props = {"wascompress.mode": config.mode, "wascompress.seed": "" if config.seed is None else str(config.seed),
-             "wascompress.format": config.format,
+             "wascompress.fitted": config.fitted or "", "wascompress.format": config.format,
              "wascompress.was": was_config(model).to_dict() if has_was(model) else None,
              "wascompress.macs": str(cost["macs"]), "wascompress.effective_macs": str(cost["effective_macs"]),
              "wascompress.bn": bn}

@@ -23,9 +23,9 @@ def ridge_solve(gram: Tensor, rhs: Tensor, prior: Tensor, ridge: float) -> Tenso
     """``(G + λI)⁻¹ (rhs + λ prior)`` for a batch of Gram matrices ``G`` [..., F, F], ``λ`` relative to
     the mean of each one's diagonal."""
     diag = torch.diagonal(gram, dim1=-2, dim2=-1)
-    lam = (ridge * diag.mean(dim=-1).clamp_min(1e-12))[..., None]
+    lam = (ridge * diag.mean(dim=-1).clamp_min(1e-12))[..., None, None]
     eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-    return torch.linalg.solve(gram + lam[..., None] * eye, rhs + lam * prior)
+    return torch.linalg.solve(gram + lam * eye, rhs + lam * prior)
 
 
 class TapsFit:

@@ -77,6 +77,8 @@ class TrainConfig:
     init_from: str | None = None  # start PW from these trained weights (a checkpoint or a state_dict file)
     init_sha256: str | None = None  # the sha256 of init_from's file (recorded by the trainer)
     dom_budget: dict | None = None  # how target_macs chose dom_seeds (recorded by the trainer)
+    fit_doms: bool = False  # fit each DOM seed's kept taps to the start weights before training (wascompress.fit)
+    fit_images: int = 1024  # training images the fit solves on
 
     def __post_init__(self) -> None:
         def positive_int(name: str, allow_none: bool = False, minimum: int = 1) -> None:
@@ -161,7 +163,8 @@ class TrainConfig:
         if self.was is None:
             for name, given in (("dom-seed", bool(seeds)), ("distill", self.distill),
                                 ("teacher", self.teacher is not None),
-                                ("target-macs", target is not None), ("was-warmup", self.was_warmup > 0)):
+                                ("target-macs", target is not None), ("was-warmup", self.was_warmup > 0),
+                                ("fit-doms", self.fit_doms is True)):
                 if given:
                     raise ConfigError(f"--{name} needs WAS settings (--crop, --translate, --filter or --rotate)")
             return
@@ -171,10 +174,19 @@ class TrainConfig:
             raise ConfigError("distillation from the AOM forward needs PW trained in the step")
         if (self.distill or self.teacher is not None) and self.was_samples + fixed == 0:
             raise ConfigError("distillation needs SW forwards: --dom-seed, --target-macs or --was-samples >= 1")
+        self._check_fit(positive_int, fixed)
         if self.was_warmup >= self.epochs:
             raise ConfigError(f"was-warmup {self.was_warmup} leaves no WAS epoch of {self.epochs}")
         if seeds:
             object.__setattr__(self, "eval_seed", seeds[0])
+
+    def _check_fit(self, positive_int, fixed: int) -> None:  # type: ignore[no-untyped-def]
+        positive_int("fit_images")
+        if not isinstance(self.fit_doms, bool):
+            raise ConfigError(f"fit-doms must be true or false, got {self.fit_doms!r}")
+        if self.fit_doms and (self.init_from is None or not fixed):
+            raise ConfigError("--fit-doms fits trained DOMs to the trained weights: it needs --init-from FILE and "
+                              "--target-macs or --dom-seed")
 
     def _budgets(self) -> tuple[float, ...] | None:
         """Check ``target_macs`` and settle it as a tuple (one number is one budget)."""

@@ -41,7 +41,9 @@ from wascompress.train.reporting import QUIET, LogReporter, QuietReporter, Repor
 from wascompress.train.run_folder import RUN_FILES, RESUMABLE_CHANGES, RunFolder, config_for_resume  # noqa: F401
 from wascompress.train.sandwich import choose_dom_seeds, describe_step, frozen_teacher, sandwich_for
 from wascompress.train.step import sandwich_step, training_step
-from wascompress.was import apply_was_, load_plain_state_dict, plain_state_dict, use_pw_
+from wascompress.fit import fit_dom_, fit_summary
+from wascompress.was import apply_was_, dom_draws, load_plain_state_dict, plain_state_dict, use_pw_
+from wascompress.was.fitted import add_slots_for_state_, correction_size, seed_key
 from wascompress.weights import WeightsFile, load_weights_, read_weights
 
 log = logging.getLogger(__name__)
@@ -129,6 +131,10 @@ def set_up(config: TrainConfig, ctx: DistContext, checkpoint: Checkpoint | None,
     probe_images = (calibration or calibration_batches(splits.train, 1, config.batch_size, seed=0))[0]
     config = settle_config(config, ctx=ctx, model=model, probe_images=probe_images, num_classes=num_classes,
                            start=start, resumed=checkpoint)
+    if checkpoint is not None:
+        add_slots_for_state_(model, checkpoint.state_dict)  # the fitted DOMs' corrections, before the optimizer
+    elif config.fit_doms:
+        config = fit_doms_(config, model, splits)
     return Setup(config, splits, num_classes, model, calibration, start, given_model is not None)
 
 
@@ -146,6 +152,27 @@ def settle_config(config: TrainConfig, *, ctx: DistContext, model: nn.Module, pr
     if config.channels_last is None:
         config = replace(config, channels_last=fastest_memory_format(model, probe_images, num_classes, ctx))
     return config
+
+
+def fit_doms_(config: TrainConfig, model: nn.Module, splits: Splits) -> TrainConfig:
+    """Fit every DOM seed of ``config`` to ``model``'s start weights (:func:`wascompress.fit.fit_dom_`) on
+    ``config.fit_images`` training images (the calibration batches' source and order); ``config`` with
+    each fit's record in its ``dom_budget``."""
+    batches = calibration_batches(splits.train, math.ceil(config.fit_images / config.batch_size), config.batch_size,
+                                  seed=config.seed)
+    images = torch.cat(batches)[:config.fit_images]
+    records = {}
+    for seed in config.dom_seeds:
+        fits = fit_dom_(model, dom_draws(model, seed), seed_key(seed), images)
+        summary = fit_summary(fits)
+        plain = sum(f.error_plain for f in fits) / len(fits)
+        fitted = sum(f.error_fitted for f in fits) / len(fits)
+        log.info("DOM seed %d fitted to the start weights on %d images in %.1f s: mean relative layer error "
+                 "%.3f -> %.3f, %s numbers stored beside PW", seed, len(images), summary["seconds"], plain, fitted,
+                 f"{correction_size(model, seed_key(seed)):,}")
+        records[str(seed)] = {"seconds": summary["seconds"], "mean_error_plain": plain, "mean_error_fitted": fitted,
+                              "stored_numbers": correction_size(model, seed_key(seed))}
+    return replace(config, dom_budget={**(config.dom_budget or {}), "fits": records})
 
 
 def settle_data_dir(config: TrainConfig) -> TrainConfig:
@@ -365,7 +392,9 @@ class TrainingSession:
         doms = {}
         if self.config.was is not None:
             for seed in self.dom_seeds():
-                doms[seed] = _reduced(ctx, mode_accuracy(self.core, images, mode="dom", seed=seed, **common)).top1
+                fitted = seed_key(seed) if self.config.fit_doms and seed in self.config.dom_seeds else None
+                doms[seed] = _reduced(ctx, mode_accuracy(self.core, images, mode="dom", seed=seed, fitted=fitted,
+                                                         **common)).top1
         return _reduced(ctx, mode_accuracy(self.core, images, mode="aom", **common)).top1, doms
 
     def end_epoch(self, epoch: int, epoch_totals: EpochTotals) -> dict[str, Any]:

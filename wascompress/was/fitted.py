@@ -22,10 +22,9 @@ from wascompress.was.transforms import FusedDraws
 _SLOT = re.compile(r"^(?P<layer>.+)\.parametrizations\.weight\.0\.fitted\.(?P<key>[A-Za-z0-9_]+)$")
 
 
-def fitted_key(target: float) -> str:
-    """The key of the DOM fitted for MAC budget ``target`` (``0.5`` -> ``"macs0_5"``): a ParameterDict key
-    cannot hold a dot."""
-    return "macs" + f"{float(target):g}".replace(".", "_").replace("-", "m")
+def seed_key(seed: int) -> str:
+    """The key of DOM seed ``seed``'s fitted correction (one per seed in a model)."""
+    return f"seed{int(seed)}"
 
 
 def window_shape(draws: tuple, kernel: tuple[int, int], name: str) -> tuple[int, int]:

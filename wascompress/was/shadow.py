@@ -277,8 +277,10 @@ def set_draws_(model: nn.Module, draws: dict[str, tuple[Draw, ...] | None]) -> N
 
 
 @contextlib.contextmanager
-def shadow_mode(model: nn.Module, mode: str, seed: int | None = None) -> Iterator[nn.Module]:
-    """Temporarily run ``mode`` ("aom", or "dom" with ``seed``); the previous draws come back after."""
+def shadow_mode(model: nn.Module, mode: str, seed: int | None = None, fitted: str | None = None
+                ) -> Iterator[nn.Module]:
+    """Temporarily run ``mode`` ("aom", or "dom" with ``seed`` and its fitted correction ``fitted``, if
+    given); the previous draws come back after."""
     saved = current_draws(model)
     try:
         if mode == "aom":
@@ -286,7 +288,7 @@ def shadow_mode(model: nn.Module, mode: str, seed: int | None = None) -> Iterato
         elif mode == "dom":
             if seed is None:
                 raise ConfigError("DOM mode needs a seed")
-            use_dom_(model, seed)
+            use_dom_(model, seed, fitted)
         else:
             raise ConfigError(f"mode must be 'aom' or 'dom', got {mode!r}")
         yield model
