@@ -14,6 +14,9 @@ the full rate and that unit is kept as ``pretrained-pair-lr0.1``.)
 - ``pretrained-multi``: budgets 0.75 / 0.5 / 0.35 from one run (``--target-macs 0.75 0.5 0.35``), a
   shared-size crop + filter configuration so that DOM seeds span the range of MACs, every budget's DOM
   trained in every step beside the AOM, in-place distillation;
+- ``pretrained-pair-fitted``, ``pretrained-multi-fitted`` (``-2F``): those rows with every DOM fitted to the
+  trained baseline before training (``--fit-doms``: its kept taps solved layer by layer for what the
+  baseline computed, issue 35);
 - ``torch-pruning-multi``: torch-pruning's competitor at each of ``pretrained-multi``'s DOM MACs (the same
   dense run pruned to that DOM's MACs, fine-tuned F epochs).
 
@@ -72,7 +75,7 @@ def recipe_config(study: Study, model: str, seed: int, row: str) -> tuple[TrainC
     config = study.base_config(model, seed, epochs, row_was(row, model), init_from=str(start.resolve()),
                                target_macs=BUDGETS if multi else (BUDGET,),
                                search_seeds=study.scale.budget_seeds, distill=teacher is None,
-                               teacher=teacher, select_mode="dom")
+                               teacher=teacher, select_mode="dom", fit_doms=settings.get("fit", False))
     low = settings.get("low_lr", False)
     return (replace(config, lr=config.lr * FINETUNE_LR_FACTOR) if low else config), start
 
@@ -95,7 +98,10 @@ def recipe_unit(study: Study, model: str, seed: int, row: str) -> dict[str, Any]
         budgets.append({"target": budget["target"], "dom_seed": budget["seed"], "mac_ratio": budget["mac_ratio"],
                         "trainer_dom_test_top1": budget["test_acc"], **onnx_facts(report, path, splits.test)})
     headline = next(b for b in budgets if b["target"] == BUDGET)
+    recorded = (load_json(folder / "run" / "config.json") or {}).get("config", {})
+    fits = (recorded.get("dom_budget") or {}).get("fits")
     return {**{k: headline[k] for k in ("onnx", "macs", "params", "test_top1", "dom_seed")},
+            **({"fitted": fits} if fits else {}),
             "epochs": str(config.epochs), "finetune_epochs": config.epochs, "lr": config.lr,
             "was": config.was.describe(), "distill": "frozen start" if config.teacher else "in-place AOM",
             "bn_batches": study.scale.bn_batches, "aom_test_top1": results["test_acc_aom"],

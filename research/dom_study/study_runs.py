@@ -140,6 +140,8 @@ def export_run(study: Study, checkpoint: Path, out: Path, config: ExportConfig,
     ``options``: export_checkpoint's (``search``, ``bn_batches``)."""
     loaded = load_checkpoint(checkpoint)
     splits = checkpoint_splits(loaded, study.data_dir)
+    if config.mode == "dom" and config.fitted is None:  # the DOM the run trained: its fitted one, if fitted
+        config = replace(config, fitted=loaded.fitted_key(config.seed))
     report = export_checkpoint(checkpoint, out, config, data_dir=study.data_dir, loaded=loaded, overwrite=True,
                                **options)
     return report, splits

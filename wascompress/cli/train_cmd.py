@@ -161,13 +161,18 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         values["image_size"] = list(image_size(args.image_size))
     if args.dom_seed is not None and args.target_macs is not None:
         raise ConfigError("give --dom-seed or --target-macs, not both")
+    values["was"] = was_settings(args)
+    return values
+
+
+def was_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The WAS settings of :func:`add_was_options` given on the command line."""
     was = {"crop": args.crop, "crop_mode": args.crop_mode, "translate": args.translate, "filter": args.filter,
            "rotate": args.rotate, "policy": args.was_policy, "prob": args.was_prob,
            "include": args.was_include, "exclude": args.was_exclude, "dom_align": args.dom_align,
            "shared": args.was_shared,
            "transform_layers": args.transform_layers}
-    values["was"] = {k: v for k, v in was.items() if v is not None}
-    return values
+    return {k: v for k, v in was.items() if v is not None}
 
 
 def json_object(text: str) -> dict[str, Any]:

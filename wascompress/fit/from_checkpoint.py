@@ -1,0 +1,108 @@
+"""Fitting the DOMs of a checkpoint without training: the trained model in, one checkpoint out that holds
+its AOM and every DOM fitted to it (``wascompress fit``), ready for ``export --target-macs R``.
+
+The DOMs are a run's trained seeds, the seeds given, or one seed per MAC budget (the seed whose pruned graph
+lands at or just under it, as ``train --target-macs`` picks them). A checkpoint trained without WAS needs
+the WAS settings whose draws make its DOMs. The fit solves on the first training images of the run's
+calibration order (:func:`wascompress.data.run_data.checkpoint_calibration_images`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from wascompress.checkpoint import Checkpoint, load_checkpoint
+from wascompress.data.run_data import checkpoint_calibration_images, checkpoint_splits
+from wascompress.errors import CheckpointError, ConfigError, DataError
+from wascompress.export.budget import check_budget, closest_under, seed_costs
+from wascompress.fit.layerwise import FitSettings, fit_dom_, fit_summary
+from wascompress.was import WASConfig, apply_was_, check_seed, dom_draws, has_was, plain_state_dict, was_config
+from wascompress.was.fitted import correction_size, seed_key
+
+
+@dataclass(frozen=True)
+class FitRequest:
+    """Which DOMs to fit and on what: ``target_macs`` budgets or ``dom_seeds`` (neither: the run's trained
+    seeds); ``was`` for a checkpoint trained without WAS; ``images`` training images to solve on."""
+
+    target_macs: tuple[float, ...] | None = None
+    dom_seeds: tuple[int, ...] | None = None
+    was: WASConfig | None = None
+    images: int = 1024
+    search_seeds: int = 32
+    settings: FitSettings = FitSettings()
+
+    def __post_init__(self) -> None:
+        if self.target_macs is not None and self.dom_seeds is not None:
+            raise ConfigError("give --target-macs or --dom-seed, not both")
+        for budget in self.target_macs or ():
+            check_budget(budget)
+        for seed in self.dom_seeds or ():
+            check_seed(seed)
+        for name in ("images", "search_seeds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
+
+
+def model_with_was(loaded: Checkpoint, was: WASConfig | None, source: str) -> nn.Module:
+    """The checkpoint's model with its WAS, or with ``was`` when it was trained without."""
+    model = loaded.build_model()
+    if has_was(model) and was is not None:
+        raise ConfigError(f"{source} has WAS settings of its own ({loaded.was_config.describe()}); give none")
+    if not has_was(model):
+        if was is None or not was.enabled:
+            raise ConfigError(f"{source} was trained without WAS: give the WAS settings whose draws make its DOMs "
+                              "(e.g. --crop 0.4 0.6)")
+        apply_was_(model, was)
+    return model
+
+
+def choose_doms(loaded: Checkpoint, model: nn.Module, request: FitRequest, source: str) -> list[dict[str, Any]]:
+    """One dict per DOM to fit: its ``seed`` (and ``target``, ``macs``, ``ratio`` for a budget)."""
+    if request.target_macs is not None:
+        costs = seed_costs(model, range(request.search_seeds), loaded.input_shape)
+        picks = [closest_under(costs, target) for target in request.target_macs]  # all checked first
+        return [{"target": t, **p.as_dict()} for t, p in zip(request.target_macs, picks)]
+    seeds = request.dom_seeds or loaded.dom_seeds
+    if not seeds:
+        raise ConfigError(f"{source} trained no DOM seed: give --target-macs R or --dom-seed N")
+    return [{"seed": s} for s in dict.fromkeys(seeds)]
+
+
+def fit_checkpoint(source: str | Path, out: str | Path, request: FitRequest, *, data_dir: str | None = None,
+                   overwrite: bool = False) -> dict[str, Any]:
+    """Fit the DOMs ``request`` names to the model in ``source`` and write the checkpoint ``out``; returns
+    what was fitted (also recorded in the new checkpoint's ``train_config["dom_budget"]``)."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} exists; pass --overwrite to replace it")
+    if out.resolve() == Path(source).resolve():
+        raise ConfigError("--out must not be the checkpoint read (the trained model stays as it was)")
+    loaded = load_checkpoint(source)
+    if loaded.model.custom_structure:
+        raise CheckpointError(f"{source} holds a custom structure; fit its DOMs where it was built")
+    model = model_with_was(loaded, request.was, str(source))
+    doms = choose_doms(loaded, model, request, str(source))
+    try:
+        images = checkpoint_calibration_images(loaded, checkpoint_splits(loaded, data_dir), request.images)
+    except DataError as err:
+        raise DataError(f"{err} (the fit solves on the run's training images: pass --data-dir)") from None
+    fits = {}
+    for dom in doms:
+        layers = fit_dom_(model, dom_draws(model, dom["seed"]), seed_key(dom["seed"]), images, request.settings)
+        fits[str(dom["seed"])] = {**fit_summary(layers), "images": len(images), "solver": request.settings.solver,
+                                  "stored_numbers": correction_size(model, seed_key(dom["seed"]))}
+    seeds = [d["seed"] for d in doms]
+    budget = {"chosen": [d for d in doms if "target" in d], "fits": fits}
+    config = {**loaded.train_config, "dom_seeds": seeds, "eval_seed": seeds[0], "fit_doms": True,
+              "dom_budget": budget if budget["chosen"] else {"fits": fits}}
+    fitted = replace(loaded, state_dict=plain_state_dict(model), train_config=config,
+                     was=was_config(model).to_dict(), bn_stats="aom", optimizer=None, scheduler=None, rng=None)
+    fitted.save(out)
+    return {"source": str(source), "out": str(out), "doms": doms, "fits": fits}
+
