@@ -131,12 +131,14 @@ def export_checkpoint(
     overwrite: bool = False,
     image_size: tuple[int, int] | None = None,
     loaded: Checkpoint | None = None,
+    source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Export a checkpoint in AOM or DOM: ``config.seed``, or with ``search`` the seed it picks.
 
     The model is exported, verified and counted at the image size its run trained at, or at ``image_size``
     (H, W) if given, with the checkpoint's channel count; ``config.input_shape`` is not used. ``loaded``:
-    the file's contents when the caller has read it already (``checkpoint_path`` still names the source)."""
+    the file's contents when the caller has read it already (``checkpoint_path`` still names the source);
+    ``source``: what the file's metadata records about its source instead of :func:`provenance`."""
     out = Path(out)
     check_output(out, overwrite)
     if bn_batches is not None and (isinstance(bn_batches, bool) or bn_batches < 1):
@@ -160,8 +162,9 @@ def export_checkpoint(
             checkpoint_calibration_images(checkpoint, splits, config.quantize.calibration_images), splits.val,
             splits.test)
     report = export_model(model, out, config, calibration=calibration,
-                          images=next(_val_images(splits), None) if splits else None, overwrite=overwrite,
-                          metadata=provenance(checkpoint_path, checkpoint), quantization=quantization)
+                          images=first_val_batch(splits) if splits else None, overwrite=overwrite,
+                          metadata=source if source is not None else provenance(checkpoint_path, checkpoint),
+                          quantization=quantization)
     if table is not None:
         write_seed_search(report, search, table, out)
     return report
@@ -197,8 +200,8 @@ def write_seed_search(report: dict[str, Any], search: SeedSearch, table: list[di
     atomic_write_text(out.with_suffix(".json"), json.dumps(report, indent=2, sort_keys=True) + "\n")
 
 
-def _val_images(splits: Splits):
+def first_val_batch(splits: Splits) -> torch.Tensor | None:
+    """The first 64 validation images (normalised): the real images an export is verified on."""
     from wascompress.data import BatchLoader
 
-    for images, _ in BatchLoader(splits.val, 64, shuffle=False):
-        yield images
+    return next((images for images, _ in BatchLoader(splits.val, 64, shuffle=False)), None)

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from wascompress import __version__
-from wascompress.checkpoint import Checkpoint, ModelSpec, Progress, load_checkpoint, trained_doms
+from wascompress.checkpoint import Checkpoint, ModelSpec, Progress, load_checkpoint, state_sha256, trained_doms
 from wascompress.data import DATA_DIR_ENV, BatchLoader
 from wascompress.data.run_data import Splits, calibration_batches, load_splits
 from wascompress.device import flush_denormals, keep_freed_memory
@@ -458,13 +458,7 @@ def _reduced(ctx: DistContext, accuracy: Accuracy) -> Accuracy:
 
 def weights_fingerprint(model: nn.Module) -> str:
     """sha256 of the model's Plain Weights and buffers, in state-dict order."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, tensor in plain_state_dict(model).items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    return state_sha256(plain_state_dict(model))
 
 
 def _gather_fingerprints(ctx: DistContext, model: nn.Module) -> list[str]:
