@@ -52,6 +52,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         tuning.add_argument(f"--{name}", type=int, metavar="N")
     tuning.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32], help="latency batch sizes")
     tuning.add_argument("--device", default="auto")
+    tuning.add_argument("--channels-last", action="store_true",
+                        help="train in channels-last format (often faster on the CPU; off by default so that every "
+                             "run of a command gives the same files, which a format timed per run would not)")
     p.set_defaults(run=run_compress)
 
 

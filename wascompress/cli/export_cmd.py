@@ -14,6 +14,7 @@ from wascompress.export.exporter import FORMAT_ALIASES, FORMATS, MODES, ExportCo
 from wascompress.export.from_checkpoint import (
     OBJECTIVES,
     SeedSearch,
+    budget_record,
     export_checkpoint,
     trained_dom_for_budget,
     trained_dom_seed,
@@ -125,9 +126,10 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"wascompress export: DOM seed {seed}, the one {args.checkpoint} was trained to deploy", file=sys.stderr)
     config = ExportConfig(mode=mode, seed=seed, format=args.format, sparse_initializers=args.sparse_initializers,
                           recalibrate_bn=not args.no_recalibrate_bn, quantize=quantize)
+    budget = budget_record(args.target_macs, trained) if args.target_macs is not None else None
     report = export_checkpoint(args.checkpoint, args.out, config, data_dir=args.data_dir, bn_batches=args.bn_batches,
                                search=search, overwrite=args.overwrite, image_size=size,
-                               loaded=checkpoint)
+                               loaded=checkpoint, budget=budget)
     if "seed_search" in report:
         print(f"{'seed':>5} {'val acc':>8} {'drop':>7} {'pruned MACs':>14} {'of AOM':>7}")
         for row in report["seed_search"]["seeds"]:

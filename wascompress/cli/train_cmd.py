@@ -16,6 +16,7 @@ from wascompress.cli import add_option
 from wascompress.data import DATASETS, image_size
 from wascompress.errors import ConfigError
 from wascompress.train.config import PROTOCOLS, SCHEDULES, SELECT_MODES, resolve_config
+from wascompress.train.reporting import format_budgets
 from wascompress.train.trainer import QUIET, LogReporter, config_for_resume, format_metrics, train
 from wascompress.was.config import CROP_MODES, POLICIES
 
@@ -218,4 +219,6 @@ def run_train(args: argparse.Namespace) -> int:
                if results["test_acc_dom"] is not None else "")
         print(f"test accuracy (best.pt, epoch {results['best']['epoch']}): AOM {results['test_acc_aom'] * 100:.2f}%"
               f"{dom}; run folder {args.out}")
+        for line in format_budgets(results):  # every budget, not only the first (the one evaluated each epoch)
+            print(line)
     return 0

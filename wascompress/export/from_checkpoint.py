@@ -86,6 +86,20 @@ def trained_dom_for_budget(checkpoint: Checkpoint, ratio: float, source: str | P
     return max(fitting, key=lambda d: (d["ratio"], -d["seed"]))
 
 
+def budget_record(requested: float, trained: dict[str, Any] | None) -> dict[str, Any]:
+    """What an export for MAC budget ``requested`` records: the trained DOM serving it (``trained``, from
+    :func:`trained_dom_for_budget`) and whether the run trained that budget itself, or that none was trained."""
+    if trained is None:
+        return {"requested": requested, "trained_for": None,
+                "note": "the run trained no DOM for a MAC budget: the seed was searched on the validation split"}
+    exact = abs(trained["target"] - requested) < 1e-9
+    return {"requested": requested, "trained_for": trained["target"], "seed": trained["seed"],
+            "mac_ratio": trained["ratio"], "trained": exact,
+            "note": "the DOM the run trained for this budget" if exact else
+            f"the run trained no DOM for {requested:g}: this is the one trained for {trained['target']:g}, "
+            "the largest at or under it"}
+
+
 def search_seeds(model: torch.nn.Module, splits: Splits, calibration: list[torch.Tensor], search: SeedSearch,
                  input_shape: tuple[int, int, int]) -> tuple[int, list[dict[str, Any]]]:
     """Evaluate every seed; return the chosen seed and the table (one row per seed).
@@ -132,13 +146,15 @@ def export_checkpoint(
     image_size: tuple[int, int] | None = None,
     loaded: Checkpoint | None = None,
     source: dict[str, Any] | None = None,
+    budget: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Export a checkpoint in AOM or DOM: ``config.seed``, or with ``search`` the seed it picks.
 
     The model is exported, verified and counted at the image size its run trained at, or at ``image_size``
     (H, W) if given, with the checkpoint's channel count; ``config.input_shape`` is not used. ``loaded``:
     the file's contents when the caller has read it already (``checkpoint_path`` still names the source);
-    ``source``: what the file's metadata records about its source instead of :func:`provenance`."""
+    ``source``: what the file's metadata records about its source instead of :func:`provenance`; ``budget``:
+    the MAC budget asked for and what serves it (:func:`budget_record`), recorded in the metadata and report."""
     out = Path(out)
     check_output(out, overwrite)
     if bn_batches is not None and (isinstance(bn_batches, bool) or bn_batches < 1):
@@ -163,7 +179,8 @@ def export_checkpoint(
             splits.test)
     report = export_model(model, out, config, calibration=calibration,
                           images=first_val_batch(splits) if splits else None, overwrite=overwrite,
-                          metadata=source if source is not None else provenance(checkpoint_path, checkpoint),
+                          metadata={**(source if source is not None else provenance(checkpoint_path, checkpoint)),
+                                    **({"budget": budget} if budget is not None else {})},
                           quantization=quantization)
     if table is not None:
         write_seed_search(report, search, table, out)

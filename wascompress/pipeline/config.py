@@ -42,6 +42,7 @@ class CompressConfig:
     bn_batches: int = 32
     workers: int | None = None
     device: str = "auto"
+    channels_last: bool = False  # fixed, not timed as train does: every run of one command computes the same bytes
     latency_runs: int = 30  # timed runs per model and batch size
     batch_sizes: tuple[int, ...] = (1, 32)
 
@@ -85,5 +86,5 @@ def train_config(config: CompressConfig, model: str, num_classes: int | None) ->
         weight_decay=5e-4, schedule="cosine", augment=True, seed=config.seed, val_size=config.val_size,
         limit_train=config.limit_train, limit_test=config.limit_test,
         was=WASConfig(crop=config.crop, filter=config.filter, shared=True), bn_batches=config.bn_batches,
-        device=config.device, distill=True, target_macs=config.target_macs,
+        device=config.device, channels_last=config.channels_last, distill=True, target_macs=config.target_macs,
         search_seeds=config.search_seeds, init_from=resolved["init_from"])

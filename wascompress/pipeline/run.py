@@ -65,7 +65,8 @@ def compress(config: CompressConfig, out: str | Path, *, overwrite: bool = False
     profiled = profile_step(manifest, config, [a.file for a in files])
     rows = report_rows(profiled, exports)
     context = {**config.to_dict(), "model": train_config.model, "preprocessing": preprocessing}
-    manifest.finish("report", {"files": write_report(manifest.root, rows, context, profiled)})
+    if manifest.done("report") is None:
+        manifest.finish("report", {"files": write_report(manifest.root, rows, context, profiled)})
     tell("done", total, total)
     return CompressResult(manifest.root, rows, manifest.root / "report.md")
 

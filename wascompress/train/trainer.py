@@ -38,7 +38,7 @@ from wascompress.train.config import INIT_TEACHER, TrainConfig
 from wascompress.train.distributed import DistContext, init_distributed
 from wascompress.train.memory_format import probe_memory_format
 from wascompress.train.reporting import QUIET, LogReporter, QuietReporter, Reporter, format_metrics  # noqa: F401
-from wascompress.train.run_folder import RUN_FILES, RESUMABLE_CHANGES, RunFolder, config_for_resume  # noqa: F401
+from wascompress.train.run_folder import PATH_SETTINGS, RUN_FILES, RESUMABLE_CHANGES, RunFolder, config_for_resume  # noqa: F401
 from wascompress.train.sandwich import choose_dom_seeds, describe_step, frozen_teacher, sandwich_for
 from wascompress.train.step import sandwich_step, training_step
 from wascompress.was import apply_was_, load_plain_state_dict, plain_state_dict, use_pw_
@@ -114,15 +114,15 @@ class Setup:
 def set_up(config: TrainConfig, ctx: DistContext, checkpoint: Checkpoint | None,
            given_model: nn.Module | None = None) -> Setup:
     """The setup stage: the data, the model (``given_model`` or the zoo's), the start weights and the
-    final configuration (:func:`settle_data_dir`, :func:`settle_config`); nothing is written."""
+    final configuration (:func:`settle_paths`, :func:`settle_config`); nothing is written."""
     configure_torch(config, ctx.device)
-    config = settle_data_dir(config)  # before the data is read
+    config = settle_paths(config)  # before the data is read
+    start = read_start_weights(config, checkpoint)  # a missing weights file before the data is scanned
     splits = load_splits(config.to_dict())
     num_classes = config.num_classes or splits.train.num_classes
     if int(splits.train.labels.max()) >= num_classes:
         raise ConfigError(f"num-classes {num_classes} is too small for the data set's labels")
     model = build_training_model(config, num_classes, given_model)
-    start = read_start_weights(config, checkpoint)
     if start is not None and checkpoint is None:
         load_weights_(model, start, config.model)
     calibration = calibration_batches(splits.train, config.bn_batches, config.batch_size, seed=config.seed)
@@ -148,12 +148,15 @@ def settle_config(config: TrainConfig, *, ctx: DistContext, model: nn.Module, pr
     return config
 
 
-def settle_data_dir(config: TrainConfig) -> TrainConfig:
-    """``config`` with ``data_dir`` $WASCOMPRESS_DATA_DIR when not given, so the run records where its data
-    really was (export and evaluation read it back)."""
+def settle_paths(config: TrainConfig) -> TrainConfig:
+    """``config`` with ``data_dir`` ($WASCOMPRESS_DATA_DIR when not given), ``init_from`` and a teacher file
+    resolved to absolute paths, so the run records where its files really were: export and evaluation read
+    them back from any folder."""
     if config.data_dir is None and config.dataset != "synthetic" and os.environ.get(DATA_DIR_ENV):
-        return replace(config, data_dir=os.environ[DATA_DIR_ENV])
-    return config
+        config = replace(config, data_dir=os.environ[DATA_DIR_ENV])
+    resolved = {name: str(Path(value).resolve()) for name in PATH_SETTINGS
+                if (value := getattr(config, name)) is not None and value != INIT_TEACHER}
+    return replace(config, **resolved)
 
 
 def configure_torch(config: TrainConfig, device: torch.device) -> None:
