@@ -216,3 +216,29 @@ def test_paths_are_recorded_resolved_and_the_weights_checked_before_the_data(tmp
     (tmp_path / "photos").rename(tmp_path / "moved")
     result = run_main("evaluate", "../run/best.pt", "--mode", "aom")
     assert_one_line_error(result, "pass --data-dir")
+
+
+@pytest.mark.parametrize("model,flags,mean,source", [
+    ("timm:test_resnet", [], [0.5, 0.5, 0.5], "timm:test_resnet's pretrained_cfg"),
+    ("tiny", ["--normalize", "imagenet"], [0.485, 0.456, 0.406], "preset imagenet"),
+    ("tiny", ["--mean", "0.1", "0.2", "0.3", "--std", "0.4", "0.5", "0.6"], [0.1, 0.2, 0.3], "given mean and std"),
+])
+def test_preprocessing_is_the_models_or_given_and_recorded_in_every_export(tmp_path, run_main, model, flags, mean,
+                                                                          source):
+    """Catches a timm model fine-tuned on the folder's statistics instead of its own (silently), --mean/--std or a
+    preset ignored, and an export that does not record the input it expects (was: only inside the checkpoint)."""
+    run = tmp_path / "run"
+    assert run_main("train", "--out", str(run), "--model", model, "--dataset", "synthetic", "--epochs", "1",
+                    "--limit-train", "100", "--batch-size", "50", "--bn-batches", "1", "--crop", "0.4", "0.6",
+                    "--no-channels-last", *flags).returncode == 0
+    assert load_checkpoint(run / "best.pt").dataset["mean"] == pytest.approx(mean)
+    for mode in ("aom", "dom"):
+        out = tmp_path / f"{mode}.onnx"
+        assert run_main("export", str(run / "best.pt"), "--mode", mode, *(["--seed", "0"] if mode == "dom" else []),
+                        "--out", str(out)).returncode == 0
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(out).metadata_props}
+        recorded = json.loads(props["wascompress.preprocessing"])
+        assert recorded["mean"] == pytest.approx(mean) and recorded["source"] == source
+        assert recorded["layout"] == "NCHW" and recorded["input_shape"] == [3, 32, 32]

@@ -7,10 +7,11 @@ draws progress (epochs, steps, with an ETA) unless ``--quiet``, and prints the r
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
-from wascompress.cli.train_cmd import json_object, reporter_for_rank
+from wascompress.cli.train_cmd import add_normalization_options, json_object, reporter_for_rank
 from wascompress.data import DATASETS, image_size
 from wascompress.pipeline import CompressConfig, compress
 from wascompress.pipeline.report import describe
@@ -37,6 +38,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--num-classes", type=int, help="default: from the data set")
     p.add_argument("--model-kwargs", metavar="JSON", type=json_object, help="keyword arguments of the builder")
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier of zoo models")
+    add_normalization_options(p)
     tuning = p.add_argument_group("fine-tuning (defaults: the recipe for a trained model)")
     defaults = CompressConfig(model="x", init_from="x", target_macs=(0.5,))
     for name, kind, text in (("lr", float, "learning rate"), ("batch-size", int, "batch size"),
@@ -60,8 +62,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace) -> CompressConfig:
     values: dict[str, Any] = {name: getattr(args, name) for name in CompressConfig.field_names()}
-    for name in ("target_macs", "crop", "filter", "batch_sizes"):
-        values[name] = tuple(values[name])
+    values["normalize"] = args.normalize or "model"
+    for name in ("target_macs", "crop", "filter", "batch_sizes", "mean", "std"):
+        values[name] = tuple(values[name]) if values[name] is not None else None
     values["image_size"] = image_size(args.image_size) if args.image_size else None
     return CompressConfig(**values)
 
@@ -85,6 +88,8 @@ class StepBar:
 
 def run_compress(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if args.quiet:  # only the final table, and errors
+        logging.getLogger("wascompress").setLevel(logging.WARNING)
     result = compress(config, args.out, overwrite=args.overwrite, reporter=QUIET if args.quiet else reporter_for_rank(0),
                       steps=None if args.quiet else StepBar())
     for row in result.rows:

@@ -145,7 +145,8 @@ def run_export(args: argparse.Namespace) -> int:
     size = "x".join(map(str, report["input_shape"][1:]))
     print(f"{args.out}: {report['mode'].upper()}{seed} {report['format']} at {size}, {cost['macs']:,} MACs "
           f"({report['mac_ratio_vs_dense'] * 100:.1f}% of the unpruned model's {dense['macs']:,}), "
-          f"{cost['params']:,} parameters ({cost['nonzero_params']:,} non-zero), {report['bytes']:,} bytes; "
+          f"{report['graph_cost']['params']:,} parameters in the file ({report['graph_cost']['nonzero_params']:,} "
+          f"non-zero; {cost['params']:,} in PyTorch, BatchNorm not folded), {report['bytes']:,} bytes; "
           f"verified: max diff {report['verification']['max_abs_diff_scaled']:.1e}, top-1 identical")
     quantized = report["quantization"]
     if quantized is not None:

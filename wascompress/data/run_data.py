@@ -19,11 +19,12 @@ from torch import Tensor
 from wascompress.data.datasets import Images, limit, load_dataset, split_validation
 from wascompress.data.geometry import DEFAULT_IMAGE_SIZE
 from wascompress.data.loader import BatchLoader
+from wascompress.data.normalization import with_stats
 from wascompress.errors import ConfigError, DataError
 
 
 # the settings of a run that decide which images its splits hold (recorded in its exports' metadata)
-DATA_SETTINGS = ("dataset", "data_dir", "seed", "image_size", "limit_train", "limit_test", "val_size")
+DATA_SETTINGS = ("dataset", "data_dir", "seed", "image_size", "limit_train", "limit_test", "val_size", "mean", "std")
 
 
 def data_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,6 +62,8 @@ def load_splits(settings: Mapping[str, Any], data_dir: str | None = None,
         if data_dir is None and where is not None:  # the folder the run recorded is gone (or moved)
             raise DataError(f"{err} (the data the run recorded; pass --data-dir to read it from elsewhere)") from None
         raise
+    if settings.get("mean") is not None:  # the run's normalisation, not the data set's own statistics
+        pool, test = (with_stats(d, settings["mean"], settings["std"]) for d in (pool, test))
     pool = limit(pool, settings.get("limit_train"), seed=seed)
     test = limit(test, settings.get("limit_test"), seed=seed)
     val_size = settings.get("val_size")

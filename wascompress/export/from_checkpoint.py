@@ -21,6 +21,7 @@ import torch
 
 from wascompress.checkpoint import Checkpoint, file_sha256, load_checkpoint
 from wascompress.data import geometry
+from wascompress.data.normalization import preprocessing_record, stats_source
 from wascompress.data.run_data import (
     Splits,
     checkpoint_calibration,
@@ -34,6 +35,7 @@ from wascompress.export.budget import check_budget, seed_costs, within_budget
 from wascompress.export.exporter import ExportConfig, check_output, export_model
 from wascompress.export.quantize import QuantizationData
 from wascompress.fileio import atomic_write_text
+from wascompress.models.registry import model_normalization
 from wascompress.was import has_was
 
 log = logging.getLogger(__name__)
@@ -207,7 +209,16 @@ def export_splits(checkpoint: Checkpoint, config: ExportConfig, data_dir: str | 
 def provenance(checkpoint_path: str | Path, checkpoint: Checkpoint) -> dict[str, Any]:
     """What an export records about its source: the checkpoint file, its model and the run's data."""
     return {"source_checkpoint": Path(checkpoint_path).name, "source_sha256": file_sha256(checkpoint_path),
-            "model": checkpoint.model.to_dict(), "data": data_settings(checkpoint.train_config)}
+            "model": checkpoint.model.to_dict(), "data": data_settings(checkpoint.train_config),
+            "preprocessing": checkpoint_preprocessing(checkpoint)}
+
+
+def checkpoint_preprocessing(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The input a checkpoint's exports take: layout, shape, the mean and std it was trained with, their source."""
+    settings, dataset = checkpoint.train_config, checkpoint.dataset or {}
+    mean, std = dataset.get("mean") or settings.get("mean"), dataset.get("std") or settings.get("std")
+    source = stats_source(settings, model_normalization(checkpoint.model_name))
+    return preprocessing_record(checkpoint.input_shape, mean or (0.0,) * 3, std or (1.0,) * 3, source)
 
 
 def write_seed_search(report: dict[str, Any], search: SeedSearch, table: list[dict[str, Any]], out: Path) -> None:

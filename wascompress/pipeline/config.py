@@ -36,6 +36,9 @@ class CompressConfig:
     filter: tuple[float, float] = (0.25, 1.0)  # share of filters kept
     search_seeds: int = 32  # DOM seeds tried per budget
     seed: int = 0
+    normalize: str = "model"  # the model's own mean/std (timm's pretrained_cfg), else the data's; or "data", a preset
+    mean: tuple[float, float, float] | None = None  # given: these instead
+    std: tuple[float, float, float] | None = None
     limit_train: int | None = None
     limit_test: int | None = None
     val_size: int | None = None
@@ -87,4 +90,5 @@ def train_config(config: CompressConfig, model: str, num_classes: int | None) ->
         limit_train=config.limit_train, limit_test=config.limit_test,
         was=WASConfig(crop=config.crop, filter=config.filter, shared=True), bn_batches=config.bn_batches,
         device=config.device, channels_last=config.channels_last, distill=True, target_macs=config.target_macs,
-        search_seeds=config.search_seeds, init_from=resolved["init_from"])
+        search_seeds=config.search_seeds, init_from=resolved["init_from"], normalize=config.normalize,
+        mean=config.mean, std=config.std)

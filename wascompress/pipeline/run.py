@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from wascompress.checkpoint import trained_doms
+from wascompress.data.normalization import preprocessing_record, stats_source
+from wascompress.models.registry import model_normalization
 from wascompress.pipeline.config import CompressConfig
 from wascompress.pipeline.exports import Artifact, artifacts, export_artifact
 from wascompress.pipeline.manifest import Manifest, open_manifest
@@ -78,10 +80,10 @@ def plan(manifest: Manifest, config: CompressConfig) -> tuple[TrainConfig, dict[
     if record is None:
         setup = plan_training(config)
         manifest.start()
-        train_set = setup.splits.train
-        record = manifest.finish("plan", {"train_config": setup.config.to_dict(), "preprocessing": {
-            "input_shape": list(train_set.input_shape), "layout": "NCHW", "mean": list(train_set.mean),
-            "std": list(train_set.std), "source": "statistics of the training images"}})
+        train_set, settings = setup.splits.train, setup.config.to_dict()
+        source = stats_source(settings, model_normalization(setup.config.model))
+        record = manifest.finish("plan", {"train_config": settings, "preprocessing": preprocessing_record(
+            train_set.input_shape, train_set.mean, train_set.std, source)})
     return recorded_config(record["train_config"]), record["preprocessing"]
 
 

@@ -27,13 +27,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from wascompress import __version__
 from wascompress.checkpoint import Checkpoint, ModelSpec, Progress, load_checkpoint, state_sha256, trained_doms
-from wascompress.data import DATA_DIR_ENV, BatchLoader
+from wascompress.data import DATA_DIR_ENV, BatchLoader, normalization
 from wascompress.data.run_data import Splits, calibration_batches, load_splits
 from wascompress.device import flush_denormals, keep_freed_memory
 from wascompress.errors import CheckpointError, ConfigError
 from wascompress.evaluate import Accuracy, mode_accuracy
 from wascompress.fileio import atomic_write_text
 from wascompress.models import create_model
+from wascompress.models.registry import model_normalization
 from wascompress.train.config import INIT_TEACHER, TrainConfig
 from wascompress.train.distributed import DistContext, init_distributed
 from wascompress.train.memory_format import probe_memory_format
@@ -116,7 +117,7 @@ def set_up(config: TrainConfig, ctx: DistContext, checkpoint: Checkpoint | None,
     """The setup stage: the data, the model (``given_model`` or the zoo's), the start weights and the
     final configuration (:func:`settle_paths`, :func:`settle_config`); nothing is written."""
     configure_torch(config, ctx.device)
-    config = settle_paths(config)  # before the data is read
+    config = settle_normalization(settle_paths(config))  # before the data is read
     start = read_start_weights(config, checkpoint)  # a missing weights file before the data is scanned
     splits = load_splits(config.to_dict())
     num_classes = config.num_classes or splits.train.num_classes
@@ -157,6 +158,16 @@ def settle_paths(config: TrainConfig) -> TrainConfig:
     resolved = {name: str(Path(value).resolve()) for name in PATH_SETTINGS
                 if (value := getattr(config, name)) is not None and value != INIT_TEACHER}
     return replace(config, **resolved)
+
+
+def settle_normalization(config: TrainConfig) -> TrainConfig:
+    """``config`` with ``mean`` / ``std`` decided by ``normalize`` when not given: the model's own (timm's
+    pretrained_cfg), a preset's, or None (the training images' statistics), so the run records them."""
+    if config.mean is not None or config.normalize == normalization.DATA:
+        return config
+    stats = (model_normalization(config.model) if config.normalize == normalization.MODEL
+             else normalization.PRESETS[config.normalize])
+    return replace(config, mean=stats[0], std=stats[1]) if stats is not None else config
 
 
 def configure_torch(config: TrainConfig, device: torch.device) -> None:
