@@ -22,6 +22,7 @@ from wascompress.pipeline.report import report_rows, write_report
 from wascompress.profile import ProfileRequest, TimingPlan, profile
 from wascompress.train import TrainConfig, train
 from wascompress.train.reporting import Reporter
+from wascompress.train.trainer import Setup
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,12 @@ def compress(config: CompressConfig, out: str | Path, *, overwrite: bool = False
              steps: StepReporter | None = None) -> CompressResult:
     """Run ``config`` into the folder ``out`` (see the module docstring); ``reporter`` follows the epochs."""
     manifest = open_manifest(Path(out), config.to_dict(), overwrite)
-    train_config, preprocessing = plan(manifest, config)
+    train_config, preprocessing, setup = plan(manifest, config)
     files = artifacts(trained_doms(train_config.dom_budget), config.quantize is not None)
     total, done = len(files) + 3, 1
     tell = steps.step if steps is not None else (lambda name, done, total: None)
     tell("train", done, total)
-    checkpoint = train_step(manifest, train_config, reporter)
+    checkpoint = train_step(manifest, train_config, reporter, setup)
     exports = {}
     for artifact in files:
         done += 1
@@ -73,10 +74,10 @@ def compress(config: CompressConfig, out: str | Path, *, overwrite: bool = False
     return CompressResult(manifest.root, rows, manifest.root / "report.md")
 
 
-def plan(manifest: Manifest, config: CompressConfig) -> tuple[TrainConfig, dict[str, Any]]:
+def plan(manifest: Manifest, config: CompressConfig) -> tuple[TrainConfig, dict[str, Any], Setup | None]:
     """The settled training configuration and the input preprocessing: recorded by an earlier run of this
-    command, else checked and decided now (then the folder is started)."""
-    record = manifest.done("plan")
+    command, else checked and decided now (then the folder is started, and the setup is kept for training)."""
+    record, setup = manifest.done("plan"), None
     if record is None:
         setup = plan_training(config)
         manifest.start()
@@ -84,15 +85,16 @@ def plan(manifest: Manifest, config: CompressConfig) -> tuple[TrainConfig, dict[
         source = stats_source(settings, model_normalization(setup.config.model))
         record = manifest.finish("plan", {"train_config": settings, "preprocessing": preprocessing_record(
             train_set.input_shape, train_set.mean, train_set.std, source)})
-    return recorded_config(record["train_config"]), record["preprocessing"]
+    return recorded_config(record["train_config"]), record["preprocessing"], setup
 
 
-def train_step(manifest: Manifest, config: TrainConfig, reporter: Reporter | None) -> Path:
-    """Train (or resume, or skip when done); the checkpoint the exports read."""
+def train_step(manifest: Manifest, config: TrainConfig, reporter: Reporter | None, setup: Setup | None) -> Path:
+    """Train (from the plan's ``setup`` when it was just made; or resume, or skip when done); the checkpoint
+    the exports read."""
     run = manifest.root / RUN
     if manifest.done("train") is None:
         resume = (run / "last.pt").is_file()
-        results = train(config, run, resume=resume, overwrite=not resume, reporter=reporter)
+        results = train(config, run, resume=resume, overwrite=not resume, reporter=reporter, setup=setup)
         manifest.finish("train", {"files": [f"{RUN}/best.pt"], "budgets": results.get("budgets", []),
                                   "test_acc_aom": results["test_acc_aom"]})
     return run / "best.pt"

@@ -68,18 +68,23 @@ def train(
     overwrite: bool = False,
     reporter: Reporter | None = None,
     model: nn.Module | None = None,
+    setup: Setup | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` into the run folder ``out_dir``; returns the final results (also results.json).
 
     ``model`` replaces the zoo model ``config.model`` names (e.g. a pruned network to fine-tune); its
-    checkpoints then hold weights that only a model of that structure loads.
+    checkpoints then hold weights that only a model of that structure loads. ``setup``: the :func:`set_up`
+    of ``config`` a caller made already to check the run before training (a new run only; its final
+    configuration is the one trained).
     """
     ctx = init_distributed(config.device)
     try:
         run = RunFolder(Path(out_dir))
         run.check(resume, overwrite)
         checkpoint = resume_state(run, config) if resume else None
-        session = TrainingSession(set_up(config, ctx, checkpoint, model), run, ctx, checkpoint)
+        if setup is None or resume:
+            setup = set_up(config, ctx, checkpoint, model)
+        session = TrainingSession(setup, run, ctx, checkpoint)
         session.write_config(resume)
         return session.run(reporter or LogReporter())
     finally:
@@ -264,6 +269,8 @@ class TrainingSession:
         self.core = model
         if checkpoint is not None:
             self._restore(checkpoint)
+        else:  # a new run's random state (dropout) is the seed's, whatever its setup drew (a seed search or not)
+            torch.manual_seed(config.seed)
         self.model = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
                       if ctx.distributed else model)
 
