@@ -94,7 +94,8 @@ def run_compress(args: argparse.Namespace) -> int:
                       steps=None if args.quiet else StepBar())
     for row in result.rows:
         accuracy = "-" if row["test_accuracy"] is None else f"{row['test_accuracy'] * 100:.2f}%"
-        print(f"{row['file']:<24} {describe(row):<40} MACs {row['mac_ratio']:.3f}  p50 b1 {row['p50_ms']['1']:.3f} ms"
+        batch, p50 = next(iter(row["p50_ms"].items()))
+        print(f"{row['file']:<24} {describe(row):<40} MACs {row['mac_ratio']:.3f}  p50 batch {batch} {p50:.3f} ms"
               f"  top-1 {accuracy}")
     print(f"report: {result.report}")
     return 0

@@ -13,7 +13,6 @@ from wascompress.errors import ConfigError
 from wascompress.fileio import atomic_write_bytes, atomic_write_text
 from wascompress.plotting import png_bytes, pyplot
 
-PLOT_BATCH = 1  # the latency the figure plots: one image at a time, as a deployed model answers a request
 
 
 def report_rows(profiled: dict[str, Any], exports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -82,18 +81,20 @@ def fmt3(values: list[float]) -> str:
 
 
 def accuracy_latency_png(rows: list[dict[str, Any]]) -> bytes:
-    """Test accuracy against p50 latency at batch :data:`PLOT_BATCH`, one point per file, the original a star;
-    the points are also in the PNG's ``wascompress.points`` text chunk."""
+    """Test accuracy against p50 latency at the first batch size profiled (1 by default: one image at a time,
+    as a deployed model answers a request), one point per file, the original a star; the points are also in
+    the PNG's ``wascompress.points`` text chunk."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    points = [(r["name"], r["p50_ms"][str(PLOT_BATCH)], (r["test_accuracy"] or 0.0) * 100) for r in rows]
+    batch = next(iter(rows[0]["p50_ms"]))
+    points = [(r["name"], r["p50_ms"][batch], (r["test_accuracy"] or 0.0) * 100) for r in rows]
     for (name, ms, acc), row in zip(points, rows):
         original = row["kind"] == "original"
         ax.scatter([ms], [acc], marker="*" if original else "o", s=160 if original else 50,
                    color="#cc3311" if original else "#0077bb", zorder=3)
         ax.annotate(name + (" (original)" if original else ""), (ms, acc), textcoords="offset points", xytext=(5, 4),
                     fontsize=8)
-    ax.set_xlabel(f"p50 latency, batch {PLOT_BATCH}, ONNX Runtime CPU (ms)")
+    ax.set_xlabel(f"p50 latency, batch {batch}, ONNX Runtime CPU (ms)")
     ax.set_ylabel("test top-1 (%)")
     ax.set_title("accuracy against latency")
     ax.grid(alpha=0.3)
