@@ -13,7 +13,8 @@ FLOORS = {
     "checkpoint": 2, "weights": 2, "evaluate": 2, "robustness": 2,
     "export": 3, "profile": 3, "fit": 3,
     "train": 4,
-    "cli": 5, "__main__": 5, "__init__": 0,
+    "pipeline": 5,
+    "cli": 6, "__main__": 6, "__init__": 6,  # the package's root only lazily offers compress() from pipeline
 }
 
 

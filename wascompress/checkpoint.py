@@ -221,3 +221,13 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def state_sha256(state: dict[str, Tensor]) -> str:
+    """sha256 of a state dict's names and tensor bytes, in order: the weights' identity (a checkpoint file's
+    own sha256 also covers its timings)."""
+    digest = hashlib.sha256()
+    for name, tensor in state.items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()

@@ -20,10 +20,10 @@ def pyplot() -> Any:
     return plt
 
 
-def png_bytes(fig: Any, dpi: int = 100) -> bytes:
-    """The figure as PNG (tight layout), then closed."""
+def png_bytes(fig: Any, dpi: int = 100, metadata: dict[str, str] | None = None) -> bytes:
+    """The figure as PNG (tight layout; ``metadata`` as PNG text chunks), then closed."""
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    fig.savefig(buffer, format="png", dpi=dpi, metadata=metadata)
     pyplot().close(fig)
     return buffer.getvalue()

@@ -92,3 +92,23 @@ def test_a_budget_is_a_fraction_in_0_1(ratio):
 
 def test_check_budget_accepts_fractions():
     assert check_budget(1) == 1.0 and isinstance(check_budget(1), float) and check_budget(0.25) == 0.25
+
+
+@pytest.mark.parametrize("budget,fragment,absent", [
+    (0.05, "no seed can: the smallest draw these WAS settings allow needs", "try more seeds"),
+    (None, "try more seeds (--search-seeds)", "no seed can"),
+])
+def test_a_missed_budget_suggests_more_seeds_only_where_they_can_help(budget, fragment, absent):
+    """Catches "try more seeds" where the crop / filter range itself sets the floor (more seeds cannot help)."""
+    from wascompress.export.budget import closest_under, seed_costs, smallest_draw_ratio
+
+    model = create_model("tiny", num_classes=10)
+    apply_was_(model, WASConfig(crop=(0.4, 1.0), filter=(0.5, 1.0), shared=True))
+    floor = smallest_draw_ratio(model, (3, 32, 32))
+    costs = [c for c in seed_costs(model, range(8), (3, 32, 32)) if c.ratio > floor + 1e-9][:2]  # above the floor
+    assert costs and all(c.ratio >= floor for c in seed_costs(model, range(8), (3, 32, 32)))
+    if budget is None:
+        budget = (floor + min(c.ratio for c in costs)) / 2  # reachable by some draw, not by these two seeds
+    with pytest.raises(ConfigError) as caught:
+        closest_under(costs, budget, floor)
+    assert fragment in str(caught.value) and absent not in str(caught.value)

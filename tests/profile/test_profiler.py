@@ -92,3 +92,29 @@ def test_not_a_model_and_different_input_shapes(exports, tmp_path, run_main):
     export_model(create_model("tiny"), tmp_path / "big.onnx", ExportConfig(mode="aom", input_shape=(3, 48, 48)))
     result = run_main("profile", str(exports / "aom.onnx"), str(tmp_path / "big.onnx"), "--runs", "2")
     assert_one_line_error(result, "different input shapes")
+
+
+@pytest.mark.parametrize("graph,extra,fragment", [
+    (1_000, {}, "matches thop's count"),
+    (1_100, {}, "by +100 (+10.00%): the graph counts every Conv, Gemm and MatMul"),
+    (900, {}, "by -100 (-10.00%): thop also counts"),
+    (900, {"uncounted": ["Foo"]}, "lower bound"),
+])
+def test_a_mac_count_that_differs_from_thop_says_why(graph, extra, fragment):
+    """Catches the bare "DIFFERS from thop" line (no size, no reason) the profiler used to print."""
+    from wascompress.profile.formats import thop_line
+
+    line = thop_line({"name": "m", "macs": graph, "thop_macs": 1_000, "thop_match": graph == 1_000, **extra})
+    assert fragment in line and "DIFFERS" not in line
+
+
+def test_export_and_profile_give_one_parameter_count(tmp_path):
+    """Catches an export report whose parameter count disagrees with the profiler's for the same file without a
+    word (was: PyTorch's count, BatchNorm unfolded, against the file's)."""
+    from wascompress.profile.profiler import describe_model
+
+    model = create_model("tiny", num_classes=10)
+    report = export_model(model, tmp_path / "m.onnx", ExportConfig(mode="aom"))
+    profiled = describe_model(tmp_path / "m.onnx")
+    assert report["graph_cost"]["params"] == profiled["params"] and report["graph_cost"]["macs"] == profiled["macs"]
+    assert report["cost"]["params"] != profiled["params"] and "BatchNorm" in report["graph_cost"]["note"]

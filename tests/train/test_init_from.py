@@ -131,7 +131,8 @@ def test_three_budgets_train_in_one_run_and_export_at_or_under_each(tmp_path, ca
     code = main(["train", "--out", str(run), "--model", "tiny", "--dataset", "synthetic", "--epochs", "1",
                  "--limit-train", "300", "--batch-size", "64", "--bn-batches", "2", "--no-channels-last", *SHARED,
                  "--target-macs", "0.75", "0.5", "0.35", "--search-seeds", "8", "--distill"])
-    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
     config = json.loads((run / "config.json").read_text())
     chosen = config["config"]["dom_budget"]["chosen"]
     assert [c["target"] for c in chosen] == [0.75, 0.5, 0.35] and all(c["ratio"] <= c["target"] for c in chosen)
@@ -143,7 +144,9 @@ def test_three_budgets_train_in_one_run_and_export_at_or_under_each(tmp_path, ca
     results = json.loads((run / "results.json").read_text())
     assert [b["target"] for b in results["budgets"]] == [0.75, 0.5, 0.35]
     assert all(b["test_acc"] == results["test_acc_doms"][str(b["seed"])] for b in results["budgets"])
-    capsys.readouterr()
+    for b in results["budgets"]:  # every budget is printed, not only the first (was: the 0.75 one alone)
+        assert (f"budget {b['target']:g}: DOM seed {b['seed']}, {b['macs']:,} MACs ({b['mac_ratio']:.3f} of the AOM's), "
+                f"test accuracy {b['test_acc'] * 100:.2f}%") in printed.out
     for budget, seed in zip((0.75, 0.5, 0.35), seeds):
         out = tmp_path / f"dom-{budget}.onnx"
         assert main(["export", str(run / "best.pt"), "--target-macs", str(budget), "--out", str(out)]) == 0
@@ -152,6 +155,12 @@ def test_three_budgets_train_in_one_run_and_export_at_or_under_each(tmp_path, ca
         assert report["seed"] == seed and report["mac_ratio_vs_dense"] <= budget
         assert report["verification"]["top1_identical"]  # ONNX Runtime matches the DOM in PyTorch
         assert report["verification"]["max_abs_diff_scaled"] <= report["verification"]["tolerance"]
+        assert json.loads(report["metadata"]["wascompress.budget"])["trained"] is True
+    # a budget the run did not train is served by the largest trained DOM under it, and its report says so
+    # (was: a note on stderr only)
+    assert main(["export", str(run / "best.pt"), "--target-macs", "0.6", "--out", str(tmp_path / "d.onnx")]) == 0
+    budget = json.loads(json.loads((tmp_path / "d.json").read_text())["metadata"]["wascompress.budget"])
+    assert budget["trained"] is False and budget["trained_for"] == 0.5 and "trained no DOM for 0.6" in budget["note"]
 
 
 def test_budget_no_seed_reaches_is_one_line_before_training(tmp_path, run_main):
@@ -181,3 +190,55 @@ def test_bad_compression_input(tmp_path, run_main, args, fragment):
     result = run_main("train", "--out", str(tmp_path / "run"), "--model", "tiny", "--dataset", "synthetic", *args)
     assert_one_line_error(result, fragment)
     assert not (tmp_path / "run").exists()
+
+
+def test_paths_are_recorded_resolved_and_the_weights_checked_before_the_data(tmp_path, trained_tiny, run_main,
+                                                                              monkeypatch):
+    """Catches relative --init-from / --data-dir recorded as given (evaluate and DOM export then fail from any
+    other folder), and a missing --init-from reported only after the image folder was scanned."""
+    from tests.data.folders import write_image_folder
+
+    _, weights = trained_tiny
+    write_image_folder(tmp_path / "photos", classes=2, per_class=6, size=(32, 32))
+    monkeypatch.chdir(tmp_path)
+    result = run_main("train", "--out", "run", "--model", "tiny", "--dataset", "imagefolder", "--data-dir",
+                      "no-such-folder", "--init-from", "missing.pth", "--epochs", "1", "--crop", "0.4", "0.6")
+    assert_one_line_error(result, "weights file not found", absent=[tmp_path / "run"])
+    assert run_main("train", "--out", "run", "--model", "tiny", "--num-classes", "10", "--dataset", "imagefolder",
+                    "--data-dir", "photos", "--init-from", weights.name, "--epochs", "1", "--batch-size", "4",
+                    "--val-size", "2", "--bn-batches", "1", "--crop", "0.4", "0.6").returncode == 0
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert recorded["data_dir"] == str(tmp_path / "photos") and recorded["init_from"] == str(weights)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert run_main("export", "../run/best.pt", "--mode", "dom", "--seed", "0", "--out", "d.onnx").returncode == 0
+    (tmp_path / "photos").rename(tmp_path / "moved")
+    result = run_main("evaluate", "../run/best.pt", "--mode", "aom")
+    assert_one_line_error(result, "pass --data-dir")
+
+
+@pytest.mark.parametrize("model,flags,mean,source", [
+    ("timm:test_resnet", [], [0.5, 0.5, 0.5], "timm:test_resnet's pretrained_cfg"),
+    ("tiny", ["--normalize", "imagenet"], [0.485, 0.456, 0.406], "preset imagenet"),
+    ("tiny", ["--mean", "0.1", "0.2", "0.3", "--std", "0.4", "0.5", "0.6"], [0.1, 0.2, 0.3], "given mean and std"),
+])
+def test_preprocessing_is_the_models_or_given_and_recorded_in_every_export(tmp_path, run_main, model, flags, mean,
+                                                                          source):
+    """Catches a timm model fine-tuned on the folder's statistics instead of its own (silently), --mean/--std or a
+    preset ignored, and an export that does not record the input it expects (was: only inside the checkpoint)."""
+    run = tmp_path / "run"
+    assert run_main("train", "--out", str(run), "--model", model, "--dataset", "synthetic", "--epochs", "1",
+                    "--limit-train", "100", "--batch-size", "50", "--bn-batches", "1", "--crop", "0.4", "0.6",
+                    "--no-channels-last", *flags).returncode == 0
+    assert load_checkpoint(run / "best.pt").dataset["mean"] == pytest.approx(mean)
+    for mode in ("aom", "dom"):
+        out = tmp_path / f"{mode}.onnx"
+        assert run_main("export", str(run / "best.pt"), "--mode", mode, *(["--seed", "0"] if mode == "dom" else []),
+                        "--out", str(out)).returncode == 0
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(out).metadata_props}
+        recorded = json.loads(props["wascompress.preprocessing"])
+        assert recorded["mean"] == pytest.approx(mean) and recorded["source"] == source
+        assert recorded["layout"] == "NCHW" and recorded["input_shape"] == [3, 32, 32]

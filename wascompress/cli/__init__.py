@@ -57,14 +57,16 @@ def one_line(message: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from wascompress.cli import evaluate_cmd, export_cmd, finetune_cmd, fit_cmd, models_cmd, profile_cmd, train_cmd
+    from wascompress.cli import (compress_cmd, evaluate_cmd, export_cmd, finetune_cmd, fit_cmd, models_cmd,
+                                 profile_cmd, train_cmd)
 
     parser = OneLineParser(prog=PROG, description="Weight Augmentation (WAS): train, export, profile.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     commands.required = True
-    for module in (train_cmd, finetune_cmd, fit_cmd, export_cmd, profile_cmd, evaluate_cmd, models_cmd):
+    for module in (compress_cmd, train_cmd, finetune_cmd, fit_cmd, export_cmd, profile_cmd, evaluate_cmd,
+                   models_cmd):
         module.register(commands)
     return parser
 

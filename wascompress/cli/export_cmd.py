@@ -14,6 +14,7 @@ from wascompress.export.exporter import FORMAT_ALIASES, FORMATS, MODES, ExportCo
 from wascompress.export.from_checkpoint import (
     OBJECTIVES,
     SeedSearch,
+    budget_record,
     export_checkpoint,
     trained_dom_for_budget,
     trained_dom_seed,
@@ -131,9 +132,10 @@ def run_export(args: argparse.Namespace) -> int:
               "DOM (omit --seed, or give --target-macs)", file=sys.stderr)
     config = ExportConfig(mode=mode, seed=seed, fitted=fitted, format=args.format, sparse_initializers=args.sparse_initializers,
                           recalibrate_bn=not args.no_recalibrate_bn, quantize=quantize)
+    budget = budget_record(args.target_macs, trained) if args.target_macs is not None else None
     report = export_checkpoint(args.checkpoint, args.out, config, data_dir=args.data_dir, bn_batches=args.bn_batches,
                                search=search, overwrite=args.overwrite, image_size=size,
-                               loaded=checkpoint)
+                               loaded=checkpoint, budget=budget)
     if "seed_search" in report:
         print(f"{'seed':>5} {'val acc':>8} {'drop':>7} {'pruned MACs':>14} {'of AOM':>7}")
         for row in report["seed_search"]["seeds"]:
@@ -149,7 +151,8 @@ def run_export(args: argparse.Namespace) -> int:
     size = "x".join(map(str, report["input_shape"][1:]))
     print(f"{args.out}: {report['mode'].upper()}{seed} {report['format']} at {size}, {cost['macs']:,} MACs "
           f"({report['mac_ratio_vs_dense'] * 100:.1f}% of the unpruned model's {dense['macs']:,}), "
-          f"{cost['params']:,} parameters ({cost['nonzero_params']:,} non-zero), {report['bytes']:,} bytes; "
+          f"{report['graph_cost']['params']:,} parameters in the file ({report['graph_cost']['nonzero_params']:,} "
+          f"non-zero; {cost['params']:,} in PyTorch, BatchNorm not folded), {report['bytes']:,} bytes; "
           f"verified: max diff {report['verification']['max_abs_diff_scaled']:.1e}, top-1 identical")
     quantized = report["quantization"]
     if quantized is not None:

@@ -103,8 +103,7 @@ def run_profile(args: argparse.Namespace) -> int:
     print(formats.to_table(report))
     for model in report["models"]:
         if "thop_match" in model:
-            state = "matches" if model["thop_match"] else "DIFFERS from"
-            print(f"{model['name']}: graph MAC count {state} thop's count of its PyTorch model ({model['thop_macs']:,})")
+            print(formats.thop_line(model))
     if args.json:
         atomic_write_text(args.json, formats.to_json(report))
     if args.markdown:

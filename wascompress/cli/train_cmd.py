@@ -13,9 +13,10 @@ import sys
 from typing import Any
 
 from wascompress.cli import add_option
-from wascompress.data import DATASETS, image_size
+from wascompress.data import DATASETS, image_size, normalization
 from wascompress.errors import ConfigError
 from wascompress.train.config import PROTOCOLS, SCHEDULES, SELECT_MODES, resolve_config
+from wascompress.train.reporting import format_budgets
 from wascompress.train.trainer import QUIET, LogReporter, config_for_resume, format_metrics, train
 from wascompress.was.config import CROP_MODES, POLICIES
 
@@ -76,6 +77,16 @@ def add_data_options(data: argparse._ArgumentGroup) -> None:
     data.add_argument("--val-size", type=int, help="validation images held out of training (default 10 %%)")
     data.add_argument("--limit-train", type=int, metavar="N", help="use only N training images")
     data.add_argument("--limit-test", type=int, metavar="N", help="use only N test images")
+    add_normalization_options(data)
+
+
+def add_normalization_options(data: argparse._ArgumentGroup) -> None:
+    """How pixels are normalised: the model's own statistics, the data's, a preset, or given."""
+    data.add_argument("--normalize", choices=normalization.CHOICES,
+                      help="input mean/std: model (default: timm's pretrained_cfg where the model has one, else the "
+                           "data's), data (the training images' statistics), or a preset")
+    data.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="input mean (0..1 scale), with --std")
+    data.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), help="input std (0..1 scale), with --mean")
 
 
 def add_optimisation_options(opt: argparse._ArgumentGroup) -> None:
@@ -154,7 +165,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "protocol",
             "target_macs", "search_seeds", "was_samples", "distill", "distill_weight",
             "distill_temperature", "was_warmup", "image_size", "workers", "model_kwargs", "init_from", "teacher",
-            "fit_doms", "fit_images")
+            "fit_doms", "fit_images", "normalize", "mean", "std")
     values = {k: getattr(args, k) for k in keys}
     values["dom_seeds"] = args.dom_seed
     if args.image_size is not None:
@@ -229,4 +240,6 @@ def run_train(args: argparse.Namespace) -> int:
                if results["test_acc_dom"] is not None else "")
         print(f"test accuracy (best.pt, epoch {results['best']['epoch']}): AOM {results['test_acc_aom'] * 100:.2f}%"
               f"{dom}; run folder {args.out}")
+        for line in format_budgets(results):  # every budget, not only the first (the one evaluated each epoch)
+            print(line)
     return 0

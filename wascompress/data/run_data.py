@@ -19,11 +19,12 @@ from torch import Tensor
 from wascompress.data.datasets import Images, limit, load_dataset, split_validation
 from wascompress.data.geometry import DEFAULT_IMAGE_SIZE
 from wascompress.data.loader import BatchLoader
-from wascompress.errors import ConfigError
+from wascompress.data.normalization import with_stats
+from wascompress.errors import ConfigError, DataError
 
 
 # the settings of a run that decide which images its splits hold (recorded in its exports' metadata)
-DATA_SETTINGS = ("dataset", "data_dir", "seed", "image_size", "limit_train", "limit_test", "val_size")
+DATA_SETTINGS = ("dataset", "data_dir", "seed", "image_size", "limit_train", "limit_test", "val_size", "mean", "std")
 
 
 def data_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -54,8 +55,15 @@ def load_splits(settings: Mapping[str, Any], data_dir: str | None = None,
     where = str(data_dir) if data_dir is not None else settings.get("data_dir")
     read = {"download": bool(settings.get("download", False)), "seed": seed, "workers": settings.get("workers"),
             "image_size": image_size or settings.get("image_size") or DEFAULT_IMAGE_SIZE}
-    pool = load_dataset(dataset, where, train=True, **read)
-    test = load_dataset(dataset, where, train=False, **read)
+    try:
+        pool = load_dataset(dataset, where, train=True, **read)
+        test = load_dataset(dataset, where, train=False, **read)
+    except DataError as err:
+        if data_dir is None and where is not None:  # the folder the run recorded is gone (or moved)
+            raise DataError(f"{err} (the data the run recorded; pass --data-dir to read it from elsewhere)") from None
+        raise
+    if settings.get("mean") is not None:  # the run's normalisation, not the data set's own statistics
+        pool, test = (with_stats(d, settings["mean"], settings["std"]) for d in (pool, test))
     pool = limit(pool, settings.get("limit_train"), seed=seed)
     test = limit(test, settings.get("limit_test"), seed=seed)
     val_size = settings.get("val_size")

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import onnx
 import torch
 from torch import Tensor, nn
 
@@ -179,12 +180,26 @@ def export_model(
         "cost_before_pruning": before, "cost": after, "mac_ratio_vs_dense": after["macs"] / before["macs"],
         **changes, "verification": verification,
         "precision": config.quantize.dtype if config.quantize is not None else "fp32", "quantization": quantized,
+        "graph_cost": graph_cost(data, config.input_shape),
     }
     atomic_write_bytes(out, data)
     atomic_write_text(report_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
     log.debug("wrote %s (%s MACs, %.1f%% of the unpruned %s model)", out, f"{after['macs']:,}",
               100 * report["mac_ratio_vs_dense"], config.mode.upper())
     return report
+
+
+PARAMS_NOTE = ("params: as `wascompress profile` counts them, the initializers of the file (BatchNorm folded into the "
+               "convs' weights and biases, constants the exporter folded); cost.params counts the PyTorch model's "
+               "parameters (BatchNorm's scale and shift as parameters of their own)")
+
+
+def graph_cost(data: bytes, input_shape: tuple[int, int, int]) -> dict[str, Any]:
+    """MACs and parameters of the written file, counted as the profiler counts them (one count per figure)."""
+    from wascompress.profile.onnx_cost import onnx_cost
+
+    cost = onnx_cost(onnx.load_from_string(data), tuple(input_shape[1:]))
+    return {"macs": cost.macs, "params": cost.params, "nonzero_params": cost.nonzero_params, "note": PARAMS_NOTE}
 
 
 def deployed_model(reference: nn.Module, config: ExportConfig) -> tuple[nn.Module, dict[str, list[dict[str, Any]]]]:

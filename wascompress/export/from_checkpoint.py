@@ -21,6 +21,7 @@ import torch
 
 from wascompress.checkpoint import Checkpoint, file_sha256, load_checkpoint
 from wascompress.data import geometry
+from wascompress.data.normalization import preprocessing_record, stats_source
 from wascompress.data.run_data import (
     Splits,
     checkpoint_calibration,
@@ -34,6 +35,7 @@ from wascompress.export.budget import check_budget, seed_costs, within_budget
 from wascompress.export.exporter import ExportConfig, check_output, export_model
 from wascompress.export.quantize import QuantizationData
 from wascompress.fileio import atomic_write_text
+from wascompress.models.registry import model_normalization
 from wascompress.was import has_was
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,20 @@ def trained_dom_for_budget(checkpoint: Checkpoint, ratio: float, source: str | P
     return max(fitting, key=lambda d: (d["ratio"], -d["seed"]))
 
 
+def budget_record(requested: float, trained: dict[str, Any] | None) -> dict[str, Any]:
+    """What an export for MAC budget ``requested`` records: the trained DOM serving it (``trained``, from
+    :func:`trained_dom_for_budget`) and whether the run trained that budget itself, or that none was trained."""
+    if trained is None:
+        return {"requested": requested, "trained_for": None,
+                "note": "the run trained no DOM for a MAC budget: the seed was searched on the validation split"}
+    exact = abs(trained["target"] - requested) < 1e-9
+    return {"requested": requested, "trained_for": trained["target"], "seed": trained["seed"],
+            "mac_ratio": trained["ratio"], "trained": exact,
+            "note": "the DOM the run trained for this budget" if exact else
+            f"the run trained no DOM for {requested:g}: this is the one trained for {trained['target']:g}, "
+            "the largest at or under it"}
+
+
 def search_seeds(model: torch.nn.Module, splits: Splits, calibration: list[torch.Tensor], search: SeedSearch,
                  input_shape: tuple[int, int, int]) -> tuple[int, list[dict[str, Any]]]:
     """Evaluate every seed; return the chosen seed and the table (one row per seed).
@@ -131,12 +147,16 @@ def export_checkpoint(
     overwrite: bool = False,
     image_size: tuple[int, int] | None = None,
     loaded: Checkpoint | None = None,
+    source: dict[str, Any] | None = None,
+    budget: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Export a checkpoint in AOM or DOM: ``config.seed``, or with ``search`` the seed it picks.
 
     The model is exported, verified and counted at the image size its run trained at, or at ``image_size``
     (H, W) if given, with the checkpoint's channel count; ``config.input_shape`` is not used. ``loaded``:
-    the file's contents when the caller has read it already (``checkpoint_path`` still names the source)."""
+    the file's contents when the caller has read it already (``checkpoint_path`` still names the source);
+    ``source``: what the file's metadata records about its source instead of :func:`provenance`; ``budget``:
+    the MAC budget asked for and what serves it (:func:`budget_record`), recorded in the metadata and report."""
     out = Path(out)
     check_output(out, overwrite)
     if bn_batches is not None and (isinstance(bn_batches, bool) or bn_batches < 1):
@@ -160,8 +180,10 @@ def export_checkpoint(
             checkpoint_calibration_images(checkpoint, splits, config.quantize.calibration_images), splits.val,
             splits.test)
     report = export_model(model, out, config, calibration=calibration,
-                          images=next(_val_images(splits), None) if splits else None, overwrite=overwrite,
-                          metadata=provenance(checkpoint_path, checkpoint), quantization=quantization)
+                          images=first_val_batch(splits) if splits else None, overwrite=overwrite,
+                          metadata={**(source if source is not None else provenance(checkpoint_path, checkpoint)),
+                                    **({"budget": budget} if budget is not None else {})},
+                          quantization=quantization)
     if table is not None:
         write_seed_search(report, search, table, out)
     return report
@@ -187,7 +209,16 @@ def export_splits(checkpoint: Checkpoint, config: ExportConfig, data_dir: str | 
 def provenance(checkpoint_path: str | Path, checkpoint: Checkpoint) -> dict[str, Any]:
     """What an export records about its source: the checkpoint file, its model and the run's data."""
     return {"source_checkpoint": Path(checkpoint_path).name, "source_sha256": file_sha256(checkpoint_path),
-            "model": checkpoint.model.to_dict(), "data": data_settings(checkpoint.train_config)}
+            "model": checkpoint.model.to_dict(), "data": data_settings(checkpoint.train_config),
+            "preprocessing": checkpoint_preprocessing(checkpoint)}
+
+
+def checkpoint_preprocessing(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The input a checkpoint's exports take: layout, shape, the mean and std it was trained with, their source."""
+    settings, dataset = checkpoint.train_config, checkpoint.dataset or {}
+    mean, std = dataset.get("mean") or settings.get("mean"), dataset.get("std") or settings.get("std")
+    source = stats_source(settings, model_normalization(checkpoint.model_name))
+    return preprocessing_record(checkpoint.input_shape, mean or (0.0,) * 3, std or (1.0,) * 3, source)
 
 
 def write_seed_search(report: dict[str, Any], search: SeedSearch, table: list[dict[str, Any]], out: Path) -> None:
@@ -197,8 +228,8 @@ def write_seed_search(report: dict[str, Any], search: SeedSearch, table: list[di
     atomic_write_text(out.with_suffix(".json"), json.dumps(report, indent=2, sort_keys=True) + "\n")
 
 
-def _val_images(splits: Splits):
+def first_val_batch(splits: Splits) -> torch.Tensor | None:
+    """The first 64 validation images (normalised): the real images an export is verified on."""
     from wascompress.data import BatchLoader
 
-    for images, _ in BatchLoader(splits.val, 64, shuffle=False):
-        yield images
+    return next((images for images, _ in BatchLoader(splits.val, 64, shuffle=False)), None)

@@ -113,3 +113,18 @@ def _user_model(spec: str, num_classes: int, width: float, kwargs: dict[str, Any
     if takes_width and "width" not in call:
         call["width"] = width
     return _built(spec, lambda: factory(**call))
+
+
+def model_normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The mean and std a model of another library expects (timm's ``pretrained_cfg``), or None (zoo models,
+    torchvision and user factories carry none without their weights)."""
+    if not name.startswith("timm:"):
+        return None
+    try:
+        from timm.models import get_pretrained_cfg
+    except ImportError:
+        return None
+    cfg = get_pretrained_cfg(name[len("timm:"):])
+    if cfg is None or cfg.mean is None or cfg.std is None:
+        return None
+    return tuple(cfg.mean), tuple(cfg.std)

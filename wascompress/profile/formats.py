@@ -32,6 +32,26 @@ def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def thop_line(model: dict[str, Any]) -> str:
+    """How a file's graph MAC count compares with thop's count of the PyTorch model it was exported from, with
+    the reason when they differ."""
+    head = f"{model['name']}: graph MAC count"
+    if model["thop_match"]:
+        return f"{head} matches thop's count of its PyTorch model ({model['thop_macs']:,})"
+    diff = model["macs"] - model["thop_macs"]
+    if model.get("uncounted"):
+        why = "the graph holds ops whose cost is not counted, so its count is a lower bound"
+    elif model.get("precision") == "int8":
+        why = "the INT8 graph's QDQ ops are counted as the quantized convs they run as"
+    elif diff > 0:
+        why = ("the graph counts every Conv, Gemm and MatMul in the file, including ones the exporter adds "
+               "(one-hot crop convs where a window needs its input cropped); thop counts only the modules it hooks")
+    else:
+        why = "thop also counts PyTorch modules that the export folds away (BatchNorm into the convs, constants)"
+    return (f"{head} differs from thop's count of its PyTorch model ({model['thop_macs']:,}) by {diff:+,} "
+            f"({diff / max(model['thop_macs'], 1):+.2%}): {why}")
+
+
 def uncounted_notes(report: dict[str, Any]) -> list[str]:
     """One line per model with ops whose cost could not be counted (its MACs are then a lower bound)."""
     notes = []

@@ -93,6 +93,8 @@ def describe_model(path: Path, label: str | None = None, image_size: tuple[int, 
         **cost.as_dict(),
     }
     entry["sparsity"] = 1 - cost.nonzero_params / cost.params if cost.params else 0.0
+    if meta.get("wascompress.preprocessing"):
+        entry["preprocessing"] = json.loads(meta["wascompress.preprocessing"])
     export = _export_report(path)
     if export is not None:
         entry["thop_macs"] = export["cost"]["macs"]
@@ -111,6 +113,7 @@ def onnx_accuracy(path: str | Path, data: Any, threads: int = 0, batch_size: int
 def dataset_accuracy(path: Path, entry: dict[str, Any], request: ProfileRequest) -> float:
     """Top-1 of the model on the requested test split, its images at the model's input size."""
     from wascompress.data import limit, load_dataset
+    from wascompress.data.normalization import with_stats
 
     shape = entry["input_shape"][1:]
     if len(shape) != 3 or shape[0] != 3:
@@ -118,6 +121,8 @@ def dataset_accuracy(path: Path, entry: dict[str, Any], request: ProfileRequest)
                           "RGB images (N, 3, H, W)")
     data = limit(load_dataset(request.dataset, request.data_dir, train=False, image_size=tuple(shape[1:])),
                  request.limit_test)
+    if entry.get("preprocessing"):  # the normalisation the file records it was trained with
+        data = with_stats(data, entry["preprocessing"]["mean"], entry["preprocessing"]["std"])
     return onnx_accuracy(path, data, request.plan.threads)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from wascompress.data import geometry
+from wascompress.data import geometry, normalization
 from wascompress.errors import ConfigError
 from wascompress.was import WASConfig
 
@@ -79,6 +79,10 @@ class TrainConfig:
     dom_budget: dict | None = None  # how target_macs chose dom_seeds (recorded by the trainer)
     fit_doms: bool = False  # fit each DOM seed's kept taps to the start weights before training (wascompress.fit)
     fit_images: int = 1024  # training images the fit solves on
+    # --- input normalisation (data/normalization.py): the model's own statistics where it has them
+    normalize: str = "model"  # "model" (timm's pretrained_cfg, else the data's), "data", or a preset name
+    mean: tuple[float, float, float] | None = None  # given, or settled by the trainer; None: the data's
+    std: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
         def positive_int(name: str, allow_none: bool = False, minimum: int = 1) -> None:
@@ -121,6 +125,17 @@ class TrainConfig:
                 raise ConfigError("--dom-align needs WAS settings (--crop, --translate, --filter or --rotate)")
             object.__setattr__(self, "was", None)
         self._check_sub_network_training(positive_int)
+        self._check_normalization()
+
+    def _check_normalization(self) -> None:
+        if self.normalize not in normalization.CHOICES:
+            raise ConfigError(f"normalize must be one of {', '.join(normalization.CHOICES)}, got {self.normalize!r}")
+        if (self.mean is None) != (self.std is None):
+            raise ConfigError("give --mean and --std together")
+        if self.mean is not None:
+            mean, std = normalization.check_stats(self.mean, self.std)
+            object.__setattr__(self, "mean", mean)
+            object.__setattr__(self, "std", std)
 
     @property
     def sandwich(self) -> bool:
@@ -207,6 +222,8 @@ class TrainConfig:
         data["was"] = self.was.to_dict() if self.was is not None else None
         data["dom_seeds"] = list(self.dom_seeds)
         data["image_size"] = list(self.image_size)
+        for key in ("mean", "std"):
+            data[key] = list(data[key]) if data[key] is not None else None
         if self.target_macs is not None:
             data["target_macs"] = list(self.target_macs)
         return data

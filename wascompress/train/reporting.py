@@ -44,3 +44,13 @@ def format_metrics(m: dict[str, Any]) -> str:
     return (f"epoch {m['epoch']:>3}/{m['epochs']}  loss {m['train_loss']:.4f}  train {m['train_acc'] * 100:5.2f}%"
             f"  val AOM {m['val_acc_aom'] * 100:5.2f}%{dom}  lr {m['lr']:.4g}  {m['images_per_s']:.0f} img/s"
             f"  {m.get('step_time_s', 0):.3f} s/step ({m.get('step', 'plain')}, {m.get('passes_per_step', 1)} passes)")
+
+
+def format_budgets(results: dict[str, Any]) -> list[str]:
+    """One line per MAC budget of a run's results: its DOM seed, pruned MACs and test accuracy."""
+    lines = []
+    for b in results.get("budgets") or []:
+        accuracy = "-" if b["test_acc"] is None else f"{b['test_acc'] * 100:.2f}%"
+        lines.append(f"budget {b['target']:g}: DOM seed {b['seed']}, {b['macs']:,} MACs ({b['mac_ratio']:.3f} of the "
+                     f"AOM's), test accuracy {accuracy}")
+    return lines

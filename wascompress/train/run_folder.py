@@ -14,6 +14,7 @@ from wascompress.train.config import TrainConfig
 RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "results.json")
 # Settings a resumed run may change; anything else must match the checkpoint.
 RESUMABLE_CHANGES = ("epochs", "device", "save_every", "amp", "channels_last", "workers")
+PATH_SETTINGS = ("data_dir", "init_from", "teacher")  # recorded as absolute paths
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ def config_for_resume(run_dir: str | Path, overrides: dict[str, Any]) -> TrainCo
             continue
         if key == "was":
             value = TrainConfig.from_dict({**data, "was": value}).to_dict()["was"]
+        if key in PATH_SETTINGS and value != "init":  # recorded resolved (settle_paths)
+            value = str(Path(value).resolve())
         if key not in RESUMABLE_CHANGES and data.get(key) != value:
             raise ConfigError(f"cannot resume: the run was trained with {key}={data.get(key)!r}, not {value!r}")
         data[key] = value

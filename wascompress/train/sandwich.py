@@ -24,10 +24,13 @@ log = logging.getLogger("wascompress.train.trainer")
 def choose_dom_seeds(config: TrainConfig, model: nn.Module, input_shape: tuple[int, int, int]) -> TrainConfig:
     """``config`` with one DOM seed per MAC budget of ``target_macs``: the seed whose pruned graph lands
     at or just under it (a budget no seed reaches is one clear line, before any training)."""
-    from wascompress.export.budget import closest_under, seed_costs
+    from wascompress.export.budget import closest_under, seed_costs, smallest_draw_ratio
 
     costs = seed_costs(model, range(config.search_seeds), input_shape)
-    picks = [closest_under(costs, target) for target in config.target_macs or ()]  # all checked, then told
+    cheapest = min(c.ratio for c in costs)
+    floor = (smallest_draw_ratio(model, input_shape)  # only when a budget is missed: is it the seeds or the ranges?
+             if any(target < cheapest for target in config.target_macs or ()) else None)
+    picks = [closest_under(costs, target, floor) for target in config.target_macs or ()]  # all checked, then told
     chosen = []
     for target, pick in zip(config.target_macs or (), picks):
         log.info("DOM seed %d for budget %g: pruned graph at %.3f of the AOM's MACs (%s MACs; %d seeds tried)",

@@ -26,19 +26,20 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from wascompress import __version__
-from wascompress.checkpoint import Checkpoint, ModelSpec, Progress, load_checkpoint, trained_doms
-from wascompress.data import DATA_DIR_ENV, BatchLoader
+from wascompress.checkpoint import Checkpoint, ModelSpec, Progress, load_checkpoint, state_sha256, trained_doms
+from wascompress.data import DATA_DIR_ENV, BatchLoader, normalization
 from wascompress.data.run_data import Splits, calibration_batches, load_splits
 from wascompress.device import flush_denormals, keep_freed_memory
 from wascompress.errors import CheckpointError, ConfigError
 from wascompress.evaluate import Accuracy, mode_accuracy
 from wascompress.fileio import atomic_write_text
 from wascompress.models import create_model
+from wascompress.models.registry import model_normalization
 from wascompress.train.config import INIT_TEACHER, TrainConfig
 from wascompress.train.distributed import DistContext, init_distributed
 from wascompress.train.memory_format import probe_memory_format
 from wascompress.train.reporting import QUIET, LogReporter, QuietReporter, Reporter, format_metrics  # noqa: F401
-from wascompress.train.run_folder import RUN_FILES, RESUMABLE_CHANGES, RunFolder, config_for_resume  # noqa: F401
+from wascompress.train.run_folder import PATH_SETTINGS, RUN_FILES, RESUMABLE_CHANGES, RunFolder, config_for_resume  # noqa: F401
 from wascompress.train.sandwich import choose_dom_seeds, describe_step, frozen_teacher, sandwich_for
 from wascompress.train.step import sandwich_step, training_step
 from wascompress.fit import fit_dom_, fit_summary
@@ -69,18 +70,23 @@ def train(
     overwrite: bool = False,
     reporter: Reporter | None = None,
     model: nn.Module | None = None,
+    setup: Setup | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` into the run folder ``out_dir``; returns the final results (also results.json).
 
     ``model`` replaces the zoo model ``config.model`` names (e.g. a pruned network to fine-tune); its
-    checkpoints then hold weights that only a model of that structure loads.
+    checkpoints then hold weights that only a model of that structure loads. ``setup``: the :func:`set_up`
+    of ``config`` a caller made already to check the run before training (a new run only; its final
+    configuration is the one trained).
     """
     ctx = init_distributed(config.device)
     try:
         run = RunFolder(Path(out_dir))
         run.check(resume, overwrite)
         checkpoint = resume_state(run, config) if resume else None
-        session = TrainingSession(set_up(config, ctx, checkpoint, model), run, ctx, checkpoint)
+        if setup is None or resume:
+            setup = set_up(config, ctx, checkpoint, model)
+        session = TrainingSession(setup, run, ctx, checkpoint)
         session.write_config(resume)
         return session.run(reporter or LogReporter())
     finally:
@@ -116,15 +122,15 @@ class Setup:
 def set_up(config: TrainConfig, ctx: DistContext, checkpoint: Checkpoint | None,
            given_model: nn.Module | None = None) -> Setup:
     """The setup stage: the data, the model (``given_model`` or the zoo's), the start weights and the
-    final configuration (:func:`settle_data_dir`, :func:`settle_config`); nothing is written."""
+    final configuration (:func:`settle_paths`, :func:`settle_config`); nothing is written."""
     configure_torch(config, ctx.device)
-    config = settle_data_dir(config)  # before the data is read
+    config = settle_normalization(settle_paths(config))  # before the data is read
+    start = read_start_weights(config, checkpoint)  # a missing weights file before the data is scanned
     splits = load_splits(config.to_dict())
     num_classes = config.num_classes or splits.train.num_classes
     if int(splits.train.labels.max()) >= num_classes:
         raise ConfigError(f"num-classes {num_classes} is too small for the data set's labels")
     model = build_training_model(config, num_classes, given_model)
-    start = read_start_weights(config, checkpoint)
     if start is not None and checkpoint is None:
         load_weights_(model, start, config.model)
     calibration = calibration_batches(splits.train, config.bn_batches, config.batch_size, seed=config.seed)
@@ -175,12 +181,25 @@ def fit_doms_(config: TrainConfig, model: nn.Module, splits: Splits) -> TrainCon
     return replace(config, dom_budget={**(config.dom_budget or {}), "fits": records})
 
 
-def settle_data_dir(config: TrainConfig) -> TrainConfig:
-    """``config`` with ``data_dir`` $WASCOMPRESS_DATA_DIR when not given, so the run records where its data
-    really was (export and evaluation read it back)."""
+def settle_paths(config: TrainConfig) -> TrainConfig:
+    """``config`` with ``data_dir`` ($WASCOMPRESS_DATA_DIR when not given), ``init_from`` and a teacher file
+    resolved to absolute paths, so the run records where its files really were: export and evaluation read
+    them back from any folder."""
     if config.data_dir is None and config.dataset != "synthetic" and os.environ.get(DATA_DIR_ENV):
-        return replace(config, data_dir=os.environ[DATA_DIR_ENV])
-    return config
+        config = replace(config, data_dir=os.environ[DATA_DIR_ENV])
+    resolved = {name: str(Path(value).resolve()) for name in PATH_SETTINGS
+                if (value := getattr(config, name)) is not None and value != INIT_TEACHER}
+    return replace(config, **resolved)
+
+
+def settle_normalization(config: TrainConfig) -> TrainConfig:
+    """``config`` with ``mean`` / ``std`` decided by ``normalize`` when not given: the model's own (timm's
+    pretrained_cfg), a preset's, or None (the training images' statistics), so the run records them."""
+    if config.mean is not None or config.normalize == normalization.DATA:
+        return config
+    stats = (model_normalization(config.model) if config.normalize == normalization.MODEL
+             else normalization.PRESETS[config.normalize])
+    return replace(config, mean=stats[0], std=stats[1]) if stats is not None else config
 
 
 def configure_torch(config: TrainConfig, device: torch.device) -> None:
@@ -277,6 +296,8 @@ class TrainingSession:
         self.core = model
         if checkpoint is not None:
             self._restore(checkpoint)
+        else:  # a new run's random state (dropout) is the seed's, whatever its setup drew (a seed search or not)
+            torch.manual_seed(config.seed)
         self.model = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
                       if ctx.distributed else model)
 
@@ -487,13 +508,7 @@ def _reduced(ctx: DistContext, accuracy: Accuracy) -> Accuracy:
 
 def weights_fingerprint(model: nn.Module) -> str:
     """sha256 of the model's Plain Weights and buffers, in state-dict order."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, tensor in plain_state_dict(model).items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    return state_sha256(plain_state_dict(model))
 
 
 def _gather_fingerprints(ctx: DistContext, model: nn.Module) -> list[str]:
