@@ -44,6 +44,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     for name, kind, text in (("lr", float, "learning rate"), ("batch-size", int, "batch size"),
                              ("search-seeds", int, "DOM seeds tried per budget"), ("seed", int, "seed of the run"),
                              ("bn-batches", int, "BatchNorm re-estimation batches"),
+                             ("fit-images", int, "training images each DOM's fit solves on"),
                              ("latency-runs", int, "timed runs per file and batch size")):
         tuning.add_argument(f"--{name}", type=kind, default=getattr(defaults, name.replace("-", "_")),
                             help=f"{text} (default %(default)s)")
@@ -52,6 +53,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                             default=getattr(defaults, name), help=f"{text} (default %(default)s)")
     for name in ("limit-train", "limit-test", "val-size", "workers"):
         tuning.add_argument(f"--{name}", type=int, metavar="N")
+    tuning.add_argument("--no-fit", dest="fit", action="store_false",
+                        help="train the drawn DOMs as they are (default: each DOM's kept taps first fitted, layer "
+                             "by layer, to what the trained model computes)")
     tuning.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32], help="latency batch sizes")
     tuning.add_argument("--device", default="auto")
     tuning.add_argument("--channels-last", action="store_true",

@@ -35,6 +35,8 @@ class CompressConfig:
     crop: tuple[float, float] = (0.4, 1.0)  # kernel window area range (zero crop)
     filter: tuple[float, float] = (0.25, 1.0)  # share of filters kept
     search_seeds: int = 32  # DOM seeds tried per budget
+    fit: bool = True  # fit every DOM's kept taps to the trained model before fine-tuning (wascompress.fit)
+    fit_images: int = 1024  # training images the fit solves on
     seed: int = 0
     normalize: str = "model"  # the model's own mean/std (timm's pretrained_cfg), else the data's; or "data", a preset
     mean: tuple[float, float, float] | None = None  # given: these instead
@@ -60,7 +62,7 @@ class CompressConfig:
             raise ConfigError("give --model NAME --init-from FILE, or --init-from a wascompress checkpoint")
         if self.quantize not in (None, "int8"):
             raise ConfigError(f"--quantize {self.quantize} is not supported; choose int8")
-        for name in ("epochs", "batch_size", "search_seeds", "bn_batches", "latency_runs"):
+        for name in ("epochs", "batch_size", "search_seeds", "bn_batches", "latency_runs", "fit_images"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
@@ -90,5 +92,6 @@ def train_config(config: CompressConfig, model: str, num_classes: int | None) ->
         limit_train=config.limit_train, limit_test=config.limit_test,
         was=WASConfig(crop=config.crop, filter=config.filter, shared=True), bn_batches=config.bn_batches,
         device=config.device, channels_last=config.channels_last, distill=True, target_macs=config.target_macs,
-        search_seeds=config.search_seeds, init_from=resolved["init_from"], normalize=config.normalize,
+        search_seeds=config.search_seeds, init_from=resolved["init_from"], fit_doms=config.fit,
+        fit_images=config.fit_images, normalize=config.normalize,
         mean=config.mean, std=config.std)

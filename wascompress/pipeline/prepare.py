@@ -2,8 +2,8 @@
 
 :func:`plan_training` reads everything the run needs (the start weights first, then the data, the model
 the weights must fit, every budget's DOM seed) and returns the settled training configuration; nothing is
-written. :func:`prepare_doms` is the one place where DOMs are prepared from the trained network before
-fine-tuning (today: the seeds chosen for the budgets, unchanged)."""
+written; the trainer's set-up fits every budget's DOM to the trained network there (``--no-fit``: not).
+:func:`prepare_doms` reports the DOMs prepared before fine-tuning."""
 
 from __future__ import annotations
 
@@ -54,13 +54,16 @@ def plan_training(config: CompressConfig) -> Setup:
 def prepare_doms(setup: Setup) -> Setup:
     """The DOMs the run fine-tunes, prepared on the trained start network.
 
-    ``setup.config.dom_budget`` names each budget's DOM seed; ``setup.model`` holds the start weights and
-    ``setup.calibration`` the calibration batches. This is where DOM weights fitted to the trained network
-    (issue 35: least squares on calibration data, before fine-tuning) plug in: such a step returns the setup
-    with its fitted weights and records what it did in ``setup.config``. Today the drawn DOMs are trained
-    as they are."""
+    ``setup.config.dom_budget`` names each budget's DOM seed; with ``fit`` (the default) the trainer's set-up
+    has already fitted each DOM's kept taps to the start network (``TrainConfig.fit_doms``; the fits are
+    recorded in ``dom_budget["fits"]``), so this only reports them; a future per-layer plan plugs in here."""
+    fits = (setup.config.dom_budget or {}).get("fits", {})
     for chosen in (setup.config.dom_budget or {}).get("chosen", []):
-        log.info("budget %g: DOM seed %d at %.3f of the AOM's MACs", chosen["target"], chosen["seed"], chosen["ratio"])
+        fit = fits.get(str(chosen["seed"]))
+        fitted = (f", fitted: mean layer error {fit['mean_error_plain']:.3f} -> {fit['mean_error_fitted']:.3f}"
+                  if fit else "")
+        log.info("budget %g: DOM seed %d at %.3f of the AOM's MACs%s", chosen["target"], chosen["seed"],
+                 chosen["ratio"], fitted)
     return setup
 
 
