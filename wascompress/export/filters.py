@@ -111,13 +111,37 @@ def _try_remove(model: nn.Module, name: str, filters: list[int], probe: Tensor, 
             return None, f"consumer {type(module).__name__} is not a conv or linear layer"
         if isinstance(module, nn.Conv2d) and (module.groups > 1 or module.padding_mode != "zeros"):
             return None, "consumer is a grouped or non-zero-padded conv"
+    compensations = _compensations(trial, consumers, probe)
+    if isinstance(compensations, str):
+        return None, compensations
+    removed_out = {dep.target.module: sorted(_index(i) for i in idxs) for dep, idxs in group
+                   if graph.is_out_channel_pruning_fn(dep.handler) and isinstance(dep.target.module, nn.Conv2d)}
+    group.prune()
+    for wrapper in [m for m in trial.modules() if isinstance(m, CompensatedConv2d) and m.conv in removed_out]:
+        keep = [c for c in range(wrapper.offset.shape[1]) if c not in set(removed_out[wrapper.conv])]
+        wrapper.offset = wrapper.offset[:, keep].contiguous()  # an earlier compensation of a now-pruned conv
+    _fold_compensations_(trial, compensations)
+    try:
+        with torch.no_grad():
+            output = trial(probe)
+    except RuntimeError as err:  # a structure torch-pruning could not keep consistent
+        return None, f"pruned model does not run ({str(err).splitlines()[0]})"
+    error = float((output - reference).abs().max())
+    if error > tolerance:
+        return None, f"output changed by {error:.2e}"
+    return trial, f"removed {len(filters)} zero filters (max output change {error:.1e})"
+
+
+def _compensations(trial: nn.Module, consumers: list[tuple[nn.Module, list[int]]],
+                   probe: Tensor) -> list[tuple[nn.Module, Tensor]] | str:
+    """What each consumer of the removed (constant) channels received from them: its output's share, to
+    fold back in once they are gone; a reason instead where a removed channel is not constant."""
     inputs = _capture_inputs(trial, [m for m, _ in consumers], probe)
-    names = {m: n for n, m in trial.named_modules()}
     compensations = []
     for module, idxs in consumers:
         removed = inputs[module][:, idxs]
         if not (removed == removed[:1]).all():
-            return None, "removed channels are not constant where they are consumed"
+            return "removed channels are not constant where they are consumed"
         kept_only = torch.zeros_like(inputs[module][:1])
         kept_only[:, idxs] = removed[:1]
         with torch.no_grad():
@@ -127,12 +151,12 @@ def _try_remove(model: nn.Module, name: str, filters: list[int], probe: Tensor, 
                 contribution = F.conv2d(kept_only, module.weight, None, module.stride, module.padding,
                                         module.dilation, module.groups)[0]
         compensations.append((module, contribution))
-    removed_out = {dep.target.module: sorted(_index(i) for i in idxs) for dep, idxs in group
-                   if graph.is_out_channel_pruning_fn(dep.handler) and isinstance(dep.target.module, nn.Conv2d)}
-    group.prune()
-    for wrapper in [m for m in trial.modules() if isinstance(m, CompensatedConv2d) and m.conv in removed_out]:
-        keep = [c for c in range(wrapper.offset.shape[1]) if c not in set(removed_out[wrapper.conv])]
-        wrapper.offset = wrapper.offset[:, keep].contiguous()  # an earlier compensation of a now-pruned conv
+    return compensations
+
+
+def _fold_compensations_(trial: nn.Module, compensations: list[tuple[nn.Module, Tensor]]) -> None:
+    """Fold each consumer's lost share into its bias (uniform over the map) or a constant map beside it."""
+    names = {m: n for n, m in trial.named_modules()}
     for module, contribution in compensations:
         uniform = contribution if contribution.dim() == 1 else contribution.flatten(1)
         if contribution.dim() == 1 or (uniform == uniform[:, :1]).all():
@@ -144,15 +168,6 @@ def _try_remove(model: nn.Module, name: str, filters: list[int], probe: Tensor, 
                     module.bias.add_(bias)
         else:
             trial.set_submodule(names[module], CompensatedConv2d(module, contribution))
-    try:
-        with torch.no_grad():
-            output = trial(probe)
-    except RuntimeError as err:  # a structure torch-pruning could not keep consistent
-        return None, f"pruned model does not run ({str(err).splitlines()[0]})"
-    error = float((output - reference).abs().max())
-    if error > tolerance:
-        return None, f"output changed by {error:.2e}"
-    return trial, f"removed {len(filters)} zero filters (max output change {error:.1e})"
 
 
 def aligned_removal(out_channels: int, zero: list[int], align: int) -> list[int]:
