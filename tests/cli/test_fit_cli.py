@@ -75,3 +75,17 @@ def test_fit_never_overwrites_without_asking(tmp_path, run_main, plain_run):
     result = run_main("fit", str(plain_run), *SHARED, "--dom-seed", "1", "--fit-images", "64", "--out", str(out))
     assert_one_line_error(result, "exists; pass --overwrite")
     assert out.read_bytes() == b"mine"
+
+
+def test_fit_without_its_training_data_names_data_dir(tmp_path, run_main, plain_run):
+    """Catches a fit that solves on other images than the run's, or fails with a traceback, when the run's
+    data is gone."""
+    from dataclasses import replace
+
+    loaded = load_checkpoint(plain_run)
+    moved = replace(loaded, train_config={**loaded.train_config, "dataset": "cifar10",
+                                          "data_dir": str(tmp_path / "gone")})
+    moved.save(tmp_path / "moved.pt")
+    out = tmp_path / "fitted.pt"
+    result = run_main("fit", str(tmp_path / "moved.pt"), *SHARED, "--dom-seed", "1", "--out", str(out))
+    assert_one_line_error(result, "pass --data-dir", absent=[out])
