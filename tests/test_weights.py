@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import pytest
 import torch
 
+from wascompress.checkpoint import Checkpoint, ModelSpec
 from wascompress.errors import CheckpointError
 from wascompress.models import create_model
 from wascompress.was import WASConfig, apply_was_
-from wascompress.weights import load_weights_, mismatch, read_weights
+from wascompress.weights import WeightsFile, load_weights_, mismatch, read_weights
 
 
 def tiny(seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     return create_model("tiny", num_classes=10).eval()
+
+
+def assert_records_the_file(weights: WeightsFile, path: Path) -> None:
+    """What a run records of its start weights names ``path`` and its sha256, computed here with hashlib over
+    the file's bytes (not with the package's own ``file_sha256``). Catches a digest of anything else: the
+    path, a part of the file, another file."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert weights.sha256 == digest
+    assert weights.source() == {"path": str(path.resolve()), "sha256": digest, "kind": weights.kind}
 
 
 @pytest.mark.parametrize("wrap", ["plain", "state_dict", "model", "ddp"])
@@ -24,7 +37,8 @@ def test_state_dict_files_load_into_a_model_with_was(tmp_path, wrap):
              "ddp": {f"module.{k}": v for k, v in state.items()}}[wrap]
     torch.save(saved, tmp_path / "w.pth")
     weights = read_weights(tmp_path / "w.pth")
-    assert weights.kind == "state_dict" and len(weights.sha256) == 64
+    assert weights.kind == "state_dict"
+    assert_records_the_file(weights, tmp_path / "w.pth")
     target = tiny(2)
     apply_was_(target, WASConfig(crop=(0.4, 0.6)))
     load_weights_(target, weights)
@@ -40,6 +54,19 @@ def test_safetensors_file(tmp_path):
     safetensors.torch.save_file(state, str(tmp_path / "w.safetensors"))
     weights = read_weights(tmp_path / "w.safetensors")
     assert weights.kind == "safetensors"
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(load_weights_(tiny(2), weights).eval()(x), source(x))
+
+
+def test_a_wascompress_checkpoint_is_read_as_its_plain_weights(tmp_path):
+    """A checkpoint of a run with WAS gives its PW under the plain names, which load bit for bit. Catches a
+    checkpoint read as a plain dict (its wrapper keys are no tensor dict) or its weights left out."""
+    source = tiny(1)
+    Checkpoint(model=ModelSpec("tiny", 10), state_dict=source.state_dict(),
+               was=WASConfig(crop=(0.4, 0.6)).to_dict()).save(tmp_path / "run.pt")
+    weights = read_weights(tmp_path / "run.pt")
+    assert weights.kind == "wascompress-checkpoint"
+    assert_records_the_file(weights, tmp_path / "run.pt")
     x = torch.randn(2, 3, 32, 32)
     assert torch.equal(load_weights_(tiny(2), weights).eval()(x), source(x))
 
