@@ -131,6 +131,8 @@ SHARED = ["--crop", "0.2", "1.0", "--was-shared"]  # tiny's seeds 0-7 then span 
 
 
 def test_three_budgets_train_in_one_run_and_export_at_or_under_each(tmp_path, capsys):
+    """Three budgets train three DOMs; export --target-macs gives each, and for a budget between them the
+    largest trained DOM under it. Catches that fallback removed or choosing the smallest DOM."""
     from wascompress.cli import main
 
     run = tmp_path / "run"
@@ -158,6 +160,11 @@ def test_three_budgets_train_in_one_run_and_export_at_or_under_each(tmp_path, ca
         assert report["seed"] == seed and report["mac_ratio_vs_dense"] <= budget
         assert report["verification"]["top1_identical"]  # ONNX Runtime matches the DOM in PyTorch
         assert report["verification"]["max_abs_diff_scaled"] <= report["verification"]["tolerance"]
+    # a budget it did not train for: the largest trained DOM at or under it (0.5's, not 0.35's)
+    out = tmp_path / "dom-0.6.onnx"
+    assert main(["export", str(run / "best.pt"), "--target-macs", "0.6", "--out", str(out)]) == 0
+    assert f"DOM seed {seeds[1]}, trained for budget 0.5" in capsys.readouterr().err
+    assert json.loads(out.with_suffix(".json").read_text())["seed"] == seeds[1]
 
 
 def test_budget_no_seed_reaches_is_one_line_before_training(tmp_path, run_main):
