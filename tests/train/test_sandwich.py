@@ -5,6 +5,7 @@ step the trainer builds from it trains on the loss the documentation gives."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,13 +14,17 @@ from torch import nn
 
 from tests.export.runs import one_torch_thread  # noqa: F401  (autouse: tiny models run faster on one thread)
 from tests.train.start_weights import WEIGHT_KINDS, save_weights, trained_tiny_model
+from wascompress.checkpoint import Checkpoint, ModelSpec
+from wascompress.errors import CheckpointError
+from wascompress.export.budget import seed_costs
+from wascompress.models import create_model
 from wascompress.train.config import TrainConfig
 from wascompress.train.distributed import init_distributed
 from wascompress.train.run_folder import RunFolder
-from wascompress.train.sandwich import frozen_teacher
+from wascompress.train.sandwich import choose_dom_seeds, describe_step, frozen_teacher, sandwich_for
 from wascompress.train.step import sandwich_step
 from wascompress.train.trainer import TrainingSession, set_up
-from wascompress.was import WASConfig, use_dom_, use_pw_, was_layers
+from wascompress.was import WASConfig, apply_was_, dom_draws, use_dom_, use_pw_, was_layers
 from wascompress.weights import read_weights
 
 DOM_SEED = 3
@@ -107,3 +112,85 @@ def test_the_trainers_step_learns_from_the_frozen_teacher_as_documented(tmp_path
         torch.testing.assert_close(p.grad, expected[name], rtol=1e-9, atol=1e-12, msg=name)
     assert all(torch.equal(v, teacher_state[k]) for k, v in sandwich.teacher.state_dict().items())
 
+
+
+def test_a_checkpoint_teacher_brings_its_architecture_and_a_state_dict_must_fit(tmp_path):
+    """``--teacher FILE``: a wascompress checkpoint is rebuilt as its own model (here a narrower tiny than the
+    one trained), a state_dict is loaded into the trained model's architecture and class count, and one that
+    does not fit is one line naming the model. Catches (found by mutmut) a checkpoint loaded into the trained
+    architecture, the class count dropped, and the model's name left out of the error."""
+    torch.manual_seed(3)
+    narrow = create_model("tiny", num_classes=10, width=0.5).eval()
+    Checkpoint(model=ModelSpec("tiny", 10, width=0.5), state_dict=narrow.state_dict()).save(tmp_path / "narrow.pt")
+    five = create_model("tiny", num_classes=5).eval()
+    torch.save(five.state_dict(), tmp_path / "five.pt")
+    torch.save(create_model("vgg16", num_classes=10, width=0.25).state_dict(), tmp_path / "vgg.pt")
+    images, _ = images_and_labels()
+    for path, classes, expected in ((tmp_path / "narrow.pt", 10, narrow), (tmp_path / "five.pt", 5, five)):
+        teacher = frozen_teacher(TrainConfig(**BASE, teacher=str(path)), None, classes, torch.device("cpu"))
+        with torch.no_grad():
+            assert torch.equal(teacher(images), expected(images)), path.name
+    with pytest.raises(CheckpointError, match="vgg.pt does not fit tiny: "):
+        frozen_teacher(TrainConfig(**BASE, teacher=str(tmp_path / "vgg.pt")), None, 10, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("settings,passes,distill,in_place", [
+    ({}, 2, False, False),  # AOM + the DOM, on the labels
+    ({"distill": True}, 2, True, True),
+    ({"train_pw": False}, 1, False, False),  # fine-tuning a frozen DOM: no AOM pass
+    ({"was_samples": 2}, 4, False, False),
+])
+def test_sandwich_for_builds_the_passes_and_distillation_the_config_asks_for(settings, passes, distill, in_place):
+    """Catches (found by mutmut) distillation switched on without --distill or a teacher, and train_pw
+    ignored."""
+    config = TrainConfig(**BASE, **settings)
+    torch.manual_seed(0)
+    model = create_model("tiny", num_classes=10)
+    apply_was_(model, config.was)
+    sandwich = sandwich_for(config, model)
+    assert sandwich is not None and sandwich.passes == passes and sandwich.teacher is None
+    assert (sandwich.distill is not None, sandwich.in_place) == (distill, in_place)
+    assert sandwich.train_pw == config.train_pw and sandwich.fixed == (dom_draws(model, DOM_SEED),)
+    assert sandwich_for(TrainConfig(**{**BASE, "dom_seeds": ()}), model) is None  # the paper's step
+
+
+@pytest.mark.parametrize("settings,described", [
+    ({"was": None, "dom_seeds": ()}, "plain"),
+    ({"dom_seeds": ()}, f"one random SW ({BASE['was'].describe()})"),
+    ({}, "AOM on the labels + DOM seed 3"),
+    ({"train_pw": False, "was_samples": 1, "was_warmup": 1, "epochs": 2},
+     "DOM seed 3 + 1 random SW; PW alone for the first 1 epochs"),
+    ({"distill": True, "distill_weight": 0.7, "distill_temperature": 2.0},
+     "AOM on the labels + DOM seed 3, distilled from the AOM forward (weight 0.7, T 2)"),
+    ({"teacher": "t.pt"}, "AOM on the labels + DOM seed 3, distilled from frozen t.pt (weight 0.5, T 1)"),
+])
+def test_describe_step_names_every_pass_and_teacher(settings, described):
+    """The one line config.json records as the run's step. Catches a pass, a teacher or a setting left out
+    of it or misnamed (mutmut's mutants of describe_step, untested by this file before)."""
+    config = TrainConfig(**{**BASE, **settings})
+    teacher = nn.Identity() if config.teacher is not None else None
+    model = create_model("tiny", num_classes=10)
+    if config.was is not None:
+        apply_was_(model, config.was)
+    assert describe_step(config, sandwich_for(config, model, teacher)) == described
+
+
+def test_choose_dom_seeds_takes_the_most_macs_within_each_budget():
+    """One seed per budget, the one with the most MACs at or under it among ``search_seeds``, recorded with
+    every seed tried; two budgets that pick the same seed train it once. Catches (mutmut's mutants of
+    choose_dom_seeds, untested by this file before) the cheapest seed taken, budgets out of order, seeds
+    repeated and the record left out."""
+    config = TrainConfig(**{**BASE, "dom_seeds": (), "was": WASConfig(crop=(0.2, 1.0), shared=True)},
+                         target_macs=(0.9, 0.75, 0.5), search_seeds=8)
+    torch.manual_seed(0)
+    model = create_model("tiny", num_classes=10)
+    apply_was_(model, config.was)
+    costs = seed_costs(model, range(8), (3, 32, 32))
+    chosen = choose_dom_seeds(config, model, (3, 32, 32))
+    expected = [max((c for c in costs if c.ratio <= target), key=lambda c: (c.ratio, -c.seed))
+                for target in (0.9, 0.75, 0.5)]
+    assert chosen.dom_budget == {"chosen": [{"target": t, **c.as_dict()} for t, c in zip((0.9, 0.75, 0.5), expected)],
+                                 "tried": [c.as_dict() for c in costs]}
+    assert chosen.dom_seeds == tuple(dict.fromkeys(c.seed for c in expected))
+    same = choose_dom_seeds(replace(config, target_macs=(0.9, 0.95)), model, (3, 32, 32))
+    assert len(same.dom_seeds) == len({c["seed"] for c in same.dom_budget["chosen"]})
