@@ -9,8 +9,12 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from wascompress.checkpoint import Checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,6 +59,26 @@ def kill_midway(args: list[str], wait_for: Path, settle: float) -> None:
     time.sleep(settle)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def assert_resumed_where_killed(resumed: subprocess.CompletedProcess, run: Path, killed_at: Checkpoint,
+                                reference: Path) -> None:
+    """``resumed`` (the :func:`run_cli` of ``--resume`` into ``run``) continued from ``killed_at``, the
+    checkpoint :func:`kill_midway` left in ``run``: it says so, naming that checkpoint's epoch and step, and ran
+    only the steps left (``steps_run`` per epoch in metrics.jsonl, against the uninterrupted run in
+    ``reference``). Catches a resume that restarts from epoch 1 (deterministic training then still ends with
+    the uninterrupted weights) and one that skips or repeats steps."""
+    import json
+
+    def steps(folder: Path) -> list[int]:
+        return [json.loads(line)["steps_run"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+    epoch, step = killed_at.progress.epoch, killed_at.progress.step  # epochs done, steps into the next one
+    assert f"resuming {run} at epoch {epoch + 1}, step {step}" in resumed.stderr, resumed.stderr[-2000:]
+    full, ran = steps(reference), steps(run)
+    assert epoch < len(full) and 0 <= step < full[epoch]
+    # the epochs before the kill were run by the killed process; the one it stopped in, from its step on
+    assert ran == full[:epoch] + [full[epoch] - step] + full[epoch + 1:], (ran, full, epoch, step)
 
 
 @pytest.fixture

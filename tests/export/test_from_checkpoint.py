@@ -9,11 +9,11 @@ import onnx
 import pytest
 
 from tests.export.runs import WAS_RUN, trained_run
-from wascompress.checkpoint import Checkpoint, file_sha256, load_checkpoint
+from wascompress.checkpoint import Checkpoint, ModelSpec, file_sha256, load_checkpoint
 from wascompress.errors import ConfigError
 from wascompress.evaluate import calibration_batches, mode_accuracy
 from wascompress.export.exporter import ExportConfig
-from wascompress.export.from_checkpoint import SeedSearch, export_checkpoint
+from wascompress.export.from_checkpoint import SeedSearch, export_checkpoint, trained_dom_for_budget
 from wascompress.data.run_data import load_splits
 
 EXPORT_BN_BATCHES = WAS_RUN.bn_batches  # export_checkpoint (and the CLI) default to the trainer's count
@@ -132,6 +132,25 @@ def test_target_macs_exports_the_most_accurate_seed_within_the_budget(tmp_path, 
         export_checkpoint(run / "best.pt", tmp_path / "none.onnx", ExportConfig(mode="dom", seed=0),
                           search=SeedSearch(8, target_macs=0.05))
     assert not (tmp_path / "none.onnx").exists()
+
+
+BUDGETS_TRAINED = {"chosen": [{"target": 0.75, "seed": 4, "macs": 70, "ratio": 0.70},
+                              {"target": 0.5, "seed": 9, "macs": 40, "ratio": 0.40},
+                              {"target": 0.45, "seed": 7, "macs": 44, "ratio": 0.44},
+                              {"target": 0.35, "seed": 2, "macs": 33, "ratio": 0.33}]}
+
+
+@pytest.mark.parametrize("ratio,seed", [(0.5, 9), (0.45, 7), (0.6, 7), (0.8, 4), (1.0, 4), (0.4, 9), (0.39, 2),
+                                        (0.33, 2)])
+def test_target_macs_exports_the_largest_trained_dom_at_or_under_it(ratio, seed):
+    """``export --target-macs R`` of a run trained for other budgets gives the largest trained DOM at or
+    under R (its own budget's when trained for R, even where another fits with more MACs). Catches the
+    fallback removed (only exact budgets), the smallest fitting DOM chosen, and a DOM over R."""
+    checkpoint = Checkpoint(model=ModelSpec("tiny", 10), state_dict={}, train_config={"dom_budget": BUDGETS_TRAINED})
+    assert trained_dom_for_budget(checkpoint, ratio)["seed"] == seed
+    with pytest.raises(ConfigError, match="trained no DOM at or under 0.3 of the AOM's MACs"):
+        trained_dom_for_budget(checkpoint, 0.3)
+    assert trained_dom_for_budget(Checkpoint(model=ModelSpec("tiny", 10), state_dict={}), 0.5) is None
 
 
 @pytest.mark.parametrize("bad", [dict(count=3, target_macs=0.0), dict(count=3, target_macs=1.5), dict(count=0), dict(count=True), dict(count=2.0), dict(count=3, objective="speed"),

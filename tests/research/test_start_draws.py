@@ -28,27 +28,41 @@ def two_conv_net() -> nn.Module:
     return model
 
 
+def window_mass(mass: torch.Tensor, window: CropWindow) -> float:
+    return float(mass[window.top:window.top + window.height, window.left:window.left + window.width].sum())
+
+
 def test_magnitude_draws_pick_the_heaviest_window_and_filters_at_the_same_size():
+    """Each layer's windows go where its PW carries the most L1 mass (a different corner per layer, neither
+    the first nor the last position tried, and the best of every position) and its kept filters are its
+    heaviest, at the seed's sizes and counts. Catches every window put in one fixed place (bottom-right, or
+    the first position), the lightest window chosen, a layer's draws left as the seed's, and the lightest
+    filters kept."""
     model = two_conv_net()
-    weight = model[3].parametrizations.weight.original
+    heavy = {"0": ((0, 0), [2, 5]), "3": ((0, 2), [1, 6])}  # per layer: the heavy tap, the heavy filters
     with torch.no_grad():
-        weight.mul_(0.01)
-        weight[:, :, 1:, 1:] *= 100  # the bottom-right 2x2 window carries the mass
-        weight[[1, 6]] *= 10  # ... and filters 1 and 6 the most
+        for name, ((row, col), filters) in heavy.items():
+            weight = model.get_submodule(name).parametrizations.weight.original
+            weight.mul_(0.01)
+            weight[:, :, row, col] *= 100  # every window holding this tap carries the mass
+            weight[filters] *= 10
     draws = dom_draws(model, 3)
     placed = start_draws.magnitude_draws(model, draws)
-    for name in was_layers(model):
+    assert placed.keys() == draws.keys() == heavy.keys()
+    for name, ((row, col), filters) in heavy.items():
+        mass = model.get_submodule(name).parametrizations.weight.original.detach().abs().sum(dim=(0, 1))
         assert [type(d) for d in placed[name]] == [type(d) for d in draws[name]]
-        for old, new in zip(draws[name], placed[name]):
-            if isinstance(old, CropWindow):
-                assert (new.height, new.width) == (old.height, old.width)
-            if isinstance(old, FilterKeep):
-                assert len(new.kept) == len(old.kept) == 4
-    windows = [d for d in placed["3"] if isinstance(d, CropWindow)]
-    assert windows and all((w.top, w.left) == (3 - w.height, 3 - w.width) for w in windows)
-    kept = next(d for d in placed["3"] if isinstance(d, FilterKeep)).kept
-    assert {1, 6} <= set(kept)
-    assert placed != draws
+        windows = [(old, new) for old, new in zip(draws[name], placed[name]) if isinstance(old, CropWindow)]
+        assert windows, name
+        for old, new in windows:
+            assert (new.height, new.width, new.resize) == (old.height, old.width, False)
+            assert new.top <= row < new.top + new.height and new.left <= col < new.left + new.width, (name, new)
+            best = max(window_mass(mass, CropWindow(t, left, old.height, old.width, False))
+                       for t in range(3 - old.height + 1) for left in range(3 - old.width + 1))  # 3x3 kernels
+            assert window_mass(mass, new) == best, (name, new)
+        (old_keep, new_keep), = [(o, n) for o, n in zip(draws[name], placed[name]) if isinstance(o, FilterKeep)]
+        assert len(new_keep.kept) == len(old_keep.kept) == 4 and set(filters) <= set(new_keep.kept), name
+        assert placed[name] != draws[name], name
 
 
 def test_start_accuracy_matches_the_packages_evaluation_of_that_mode():

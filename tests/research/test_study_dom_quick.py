@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -65,12 +66,16 @@ def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
     # a second invocation finds every unit done: it trains nothing and prints the same summary
     again = subprocess.run([*command, "--summary"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.strip().splitlines()[-5:] == lines[-5:]
-    # from trained: every row starts from torch-pruning's dense run and trains F (or 2F) epochs
-    from wascompress.checkpoint import file_sha256
-
-    start = file_sha256(runs / "tiny" / "torch-pruning" / "seed0" / "dense" / "best.pt")
+    # from trained: every row starts from torch-pruning's dense run and trains F (or 2F) epochs; its sha256 is
+    # taken here over the file's bytes and read back from each unit's JSON and its run's own config.json
+    # (catches a unit or run that records another file's digest, or none)
+    start_path = runs / "tiny" / "torch-pruning" / "seed0" / "dense" / "best.pt"
+    start = hashlib.sha256(start_path.read_bytes()).hexdigest()
     for row in ("pretrained-pair", "pretrained-teacher", "pretrained-multi", "torch-pruning-multi"):
         assert units[f"{row}-seed0"]["start_sha256"] == start and units[f"{row}-seed0"]["finetune_epochs"] == 1, row
+    for row in ("pretrained-pair", "pretrained-teacher", "pretrained-multi"):
+        recorded = json.loads((runs / "tiny" / row / "seed0" / "run" / "config.json").read_text())["config"]
+        assert (recorded["init_from"], recorded["init_sha256"]) == (str(start_path.resolve()), start), row
     sys.path.insert(0, str(REPO / "research" / "dom_study"))
     import rows_pretrained
     import study_runs
@@ -78,7 +83,8 @@ def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
     study = study_runs.Study(study_runs.SCALES["quick"], runs, runs / "results", str(cifar_dir))
     for row, epochs, lr in (("pretrained-multi-2F", 2, 0.05), ("pretrained-pair-lr0.1", 1, 0.005)):  # run when named
         config, _ = rows_pretrained.recipe_config(study, "tiny", 0, row)
-        assert (config.epochs, config.lr, config.init_sha256) == (epochs, pytest.approx(lr), None), row
+        assert (config.epochs, config.lr) == (epochs, pytest.approx(lr)), row
+        assert config.init_from == str(start_path.resolve()), row
     assert units["pretrained-teacher-seed0"]["distill"] == "frozen start"
     multi, pruned = units["pretrained-multi-seed0"], units["torch-pruning-multi-seed0"]
     assert [b["target"] for b in multi["budgets"]] == [0.75, 0.5, 0.35]

@@ -3,12 +3,14 @@ MAC budgets from one run (one deployed DOM each), and their exports."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 import torch
 
-from tests.conftest import assert_one_line_error, kill_midway, run_cli
+from tests.conftest import assert_one_line_error, assert_resumed_where_killed, kill_midway, run_cli
+from tests.train.start_weights import WEIGHT_KINDS, save_weights, trained_tiny_model
 from wascompress.checkpoint import load_checkpoint
 from wascompress.models import create_model
 from wascompress.train.config import TrainConfig
@@ -16,7 +18,6 @@ from wascompress.train.distributed import init_distributed
 from wascompress.train.run_folder import RunFolder
 from wascompress.train.trainer import TrainingSession, set_up, train
 from wascompress.was import WASConfig, plain_state_dict, use_pw_
-from wascompress.weights import read_weights
 
 CROP = WASConfig(crop=(0.4, 0.6))
 TINY = dict(model="tiny", dataset="synthetic", lr=0.05, batch_size=64, bn_batches=2, channels_last=False)
@@ -24,19 +25,19 @@ TINY = dict(model="tiny", dataset="synthetic", lr=0.05, batch_size=64, bn_batche
 
 @pytest.fixture
 def trained_tiny(tmp_path):
-    """A "trained" tiny model's state_dict file (random weights, BatchNorm statistics moved off their defaults)."""
-    torch.manual_seed(11)
-    model = create_model("tiny", num_classes=10).train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.randn(16, 3, 32, 32) * 2 + 0.5)
-    path = tmp_path / "trained.pth"
-    torch.save(model.state_dict(), path)
-    return model.eval(), path
+    """A "trained" tiny model and its state_dict file."""
+    model = trained_tiny_model(11)
+    return model, save_weights(model, tmp_path / "trained.pth", "state_dict")
 
 
-def test_init_from_starts_pw_at_the_source_model_bit_for_bit(tmp_path, trained_tiny):
-    source, path = trained_tiny
+@pytest.mark.parametrize("kind", WEIGHT_KINDS)
+def test_init_from_starts_pw_at_the_source_model_bit_for_bit(tmp_path, kind):
+    """PW start at the file's weights, from a state_dict and from a wascompress checkpoint, and the run records
+    the file's sha256 (hashlib over its bytes) in config.json. Catches a load skipped for either kind (the
+    model's random start weights then answer differently) and a wrong or missing recorded sha256."""
+    source = trained_tiny_model(11)
+    path = save_weights(source, tmp_path / "trained.pt", kind)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     config = TrainConfig(**TINY, epochs=1, limit_train=200, was=CROP, dom_seeds=(3,), init_from=str(path))
     ctx = init_distributed("cpu")
     setup = set_up(config, ctx, None)  # the configuration settles before the session: it never changes it
@@ -45,12 +46,12 @@ def test_init_from_starts_pw_at_the_source_model_bit_for_bit(tmp_path, trained_t
     use_pw_(session.core)
     x = torch.randn(8, 3, 32, 32)
     assert torch.equal(session.core.eval()(x), source(x))  # the AOM is the source model
-    assert session.config.init_sha256 == read_weights(path).sha256
+    assert session.config.init_sha256 == digest
     assert not (tmp_path / "run").exists()  # setting up writes nothing
     ctx.close()
     train(config, tmp_path / "run")
     stored = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
-    assert stored["init_from"] == str(path) and stored["init_sha256"] == read_weights(path).sha256
+    assert stored["init_from"] == str(path) and stored["init_sha256"] == digest
 
 
 @pytest.mark.parametrize("case,fragment", [
@@ -102,6 +103,10 @@ RESUME_ARGS = ["train", "--model", "tiny", "--dataset", "synthetic", "--epochs",
 
 
 def test_sigkill_then_resume_is_bit_identical_with_init_from_and_teacher(tmp_path, trained_tiny):
+    """From trained weights with a frozen teacher: the resumed run continues at the killed checkpoint's epoch
+    and step, runs only the steps left and ends with the uninterrupted weights. Catches a resume that
+    restarts from epoch 1 (deterministic, so the weights alone would still match) and one that would reload
+    the start weights over the checkpoint's."""
     _, path = trained_tiny
     args = [*RESUME_ARGS, "--init-from", str(path)]
     reference = run_cli(*args, "--out", str(tmp_path / "ref"))
@@ -112,6 +117,7 @@ def test_sigkill_then_resume_is_bit_identical_with_init_from_and_teacher(tmp_pat
     assert (killed_at.progress.epoch, killed_at.progress.step) < (2, 0), "the run finished before it was killed"
     resumed = run_cli(*args, "--out", str(run), "--resume")
     assert resumed.returncode == 0, resumed.stderr
+    assert_resumed_where_killed(resumed, run, killed_at, tmp_path / "ref")
     a, b = load_checkpoint(tmp_path / "ref" / "last.pt"), load_checkpoint(run / "last.pt")
     assert a.state_dict.keys() == b.state_dict.keys()
     assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
@@ -125,6 +131,8 @@ SHARED = ["--crop", "0.2", "1.0", "--was-shared"]  # tiny's seeds 0-7 then span 
 
 
 def test_three_budgets_train_in_one_run_and_export_at_or_under_each(tmp_path, capsys):
+    """Three budgets train three DOMs; export --target-macs gives each, and for a budget between them the
+    largest trained DOM under it. Catches that fallback removed or choosing the smallest DOM."""
     from wascompress.cli import main
 
     run = tmp_path / "run"
@@ -156,11 +164,13 @@ def test_three_budgets_train_in_one_run_and_export_at_or_under_each(tmp_path, ca
         assert report["verification"]["top1_identical"]  # ONNX Runtime matches the DOM in PyTorch
         assert report["verification"]["max_abs_diff_scaled"] <= report["verification"]["tolerance"]
         assert json.loads(report["metadata"]["wascompress.budget"])["trained"] is True
-    # a budget the run did not train is served by the largest trained DOM under it, and its report says so
-    # (was: a note on stderr only)
+    # a budget the run did not train is served by the largest trained DOM at or under it (0.5's, not 0.35's),
+    # and its report says so (was: a note on stderr only)
     assert main(["export", str(run / "best.pt"), "--target-macs", "0.6", "--out", str(tmp_path / "d.onnx")]) == 0
-    budget = json.loads(json.loads((tmp_path / "d.json").read_text())["metadata"]["wascompress.budget"])
+    report = json.loads((tmp_path / "d.json").read_text())
+    budget = json.loads(report["metadata"]["wascompress.budget"])
     assert budget["trained"] is False and budget["trained_for"] == 0.5 and "trained no DOM for 0.6" in budget["note"]
+    assert report["seed"] == seeds[1]
 
 
 def test_budget_no_seed_reaches_is_one_line_before_training(tmp_path, run_main):

@@ -254,7 +254,9 @@ def test_a_frozen_teacher_runs_once_per_batch_without_gradient():
                   Sandwich(fixed=(dom,), random_samples=1, distill=distill, teacher=teacher, in_place=False))
     assert calls == [False]  # once, for the three passes, under no_grad
     assert all(p.grad is None for p in teacher_model.parameters())
-    assert all(torch.equal(v, before[k]) for k, v in teacher_model.state_dict().items())  # eval: BN untouched
+    # the step does not train the teacher it is given (this test put it in eval mode itself; that the trainer's
+    # teacher is in eval mode is tests/train/test_sandwich.py's to check)
+    assert all(torch.equal(v, before[k]) for k, v in teacher_model.state_dict().items())
     with torch.no_grad():
         target = teacher_model(images)
     from_teacher = lambda logits, y: distill.loss(logits, y, target)  # noqa: E731

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.conftest import assert_one_line_error, kill_midway, run_cli
+from tests.conftest import assert_one_line_error, assert_resumed_where_killed, kill_midway, run_cli
 from wascompress.checkpoint import load_checkpoint
 from wascompress.data import load_dataset
 from wascompress.errors import ConfigError
@@ -94,6 +94,9 @@ def state_of(path):
 
 
 def test_sigkill_then_resume_is_bit_identical_with_sandwich_options(tmp_path):
+    """With sandwich steps, distillation and a warm-up epoch: the resumed run continues at the killed
+    checkpoint's epoch and step, runs only the steps left and ends with the uninterrupted weights. Catches
+    a resume that restarts from epoch 1 (deterministic, so the weights alone would still match)."""
     reference = run_cli(*SANDWICH_ARGS, "--out", str(tmp_path / "ref"))
     assert reference.returncode == 0, reference.stderr
     metrics = [json.loads(line) for line in (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()]
@@ -106,6 +109,7 @@ def test_sigkill_then_resume_is_bit_identical_with_sandwich_options(tmp_path):
     assert (killed_at.progress.epoch, killed_at.progress.step) < (3, 0), "the run finished before it was killed"
     resumed = run_cli(*SANDWICH_ARGS, "--out", str(run), "--resume")
     assert resumed.returncode == 0, resumed.stderr
+    assert_resumed_where_killed(resumed, run, killed_at, tmp_path / "ref")
     a, b = state_of(tmp_path / "ref" / "last.pt"), state_of(run / "last.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     stored = json.loads((run / "config.json").read_text())

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import REPO, assert_one_line_error, run_cli
+from tests.conftest import REPO, assert_one_line_error, assert_resumed_where_killed, kill_midway, run_cli
 from wascompress.checkpoint import load_checkpoint
 from wascompress.data import load_dataset, split_validation
 from wascompress.evaluate import count_correct
@@ -106,21 +104,19 @@ FIXED_FORMAT = ["--no-channels-last"]  # left to the timing probe, two runs coul
 
 
 def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path):
+    """Resumed after a SIGKILL, the run says it continues at the killed checkpoint's epoch and step, runs only
+    the steps left and ends with the uninterrupted run's weights, momentum and random states. Catches a
+    resume that restarts from epoch 1 (``resume_state`` returning None: training is deterministic, so the
+    weights alone would still match) and one that loses any of that state."""
     reference = run_cli(*TRAIN_ARGS, *FIXED_FORMAT, "--out", str(tmp_path / "ref"))
     assert reference.returncode == 0, reference.stderr
     run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "wascompress", *TRAIN_ARGS, *FIXED_FORMAT, "--out", str(run)],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (run / "last.pt").exists():
-        time.sleep(0.05)
-    time.sleep(0.3)  # let it get further into training
-    killed_at = load_checkpoint(run / "last.pt")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_midway([*TRAIN_ARGS, *FIXED_FORMAT, "--out", str(run)], run / "last.pt", 0.3)
+    killed_at = load_checkpoint(run / "last.pt")  # what the kill left, and the resume reads
     assert (killed_at.progress.epoch, killed_at.progress.step) < (3, 0), "the run finished before it was killed"
     resumed = run_cli(*TRAIN_ARGS, *FIXED_FORMAT, "--out", str(run), "--resume")
     assert resumed.returncode == 0, resumed.stderr
+    assert_resumed_where_killed(resumed, run, killed_at, tmp_path / "ref")
     assert_same_state(state_of(tmp_path / "ref" / "last.pt"), state_of(run / "last.pt"))
     assert (tmp_path / "ref" / "metrics.jsonl").read_text().count("\n") == (run / "metrics.jsonl").read_text().count("\n")
 

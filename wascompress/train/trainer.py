@@ -430,6 +430,7 @@ class TrainingSession:
             **({"val_acc_doms": {str(k): v for k, v in val_doms.items()}} if len(val_doms) > 1 else {}),
             "epoch_time_s": elapsed, "images_per_s": totals[3] / max(elapsed, 1e-9) * 1.0,
             "step_time_s": elapsed / max(epoch_totals.steps_run, 1),
+            "steps_run": epoch_totals.steps_run,  # by this process: fewer in an epoch resumed mid-way
             "step": "plain" if config.was is None or warmup else ("sandwich" if sandwich is not None else "was"),
             "passes_per_step": 1 if sandwich is None or warmup else sandwich.passes,
         }
