@@ -81,6 +81,30 @@ def assert_resumed_where_killed(resumed: subprocess.CompletedProcess, run: Path,
     assert ran == full[:epoch] + [full[epoch] - step] + full[epoch + 1:], (ran, full, epoch, step)
 
 
+def assert_resume_after_kill_is_bit_identical(args: list[str], tmp_path: Path) -> Checkpoint:
+    """Run ``wascompress ARGS`` (a training command without ``--out``) uninterrupted into ``tmp_path/ref``,
+    then killed at no point of its choosing into ``tmp_path/killed`` and resumed there: the resume continued
+    where it was killed (:func:`assert_resumed_where_killed`) and ends with the uninterrupted run's weights,
+    bit for bit. Returns the resumed run's last checkpoint."""
+    import torch
+
+    from wascompress.checkpoint import load_checkpoint
+
+    reference = run_cli(*args, "--out", str(tmp_path / "ref"))
+    assert reference.returncode == 0, reference.stderr
+    run = tmp_path / "killed"
+    kill_midway([*args, "--out", str(run)], run / "last.pt", 0.3)
+    killed_at = load_checkpoint(run / "last.pt")
+    assert (killed_at.progress.epoch, killed_at.progress.step) < (2, 0), "the run finished before it was killed"
+    resumed = run_cli(*args, "--out", str(run), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_resumed_where_killed(resumed, run, killed_at, tmp_path / "ref")
+    a, b = load_checkpoint(tmp_path / "ref" / "last.pt"), load_checkpoint(run / "last.pt")
+    assert a.state_dict.keys() == b.state_dict.keys()
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+    return b
+
+
 @pytest.fixture
 def run_main(capsys):
     """``wascompress ARGS`` in this process, as :func:`run_cli` reports it (exit code, stdout, stderr) without

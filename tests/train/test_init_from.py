@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from tests.conftest import assert_one_line_error, assert_resumed_where_killed, kill_midway, run_cli
+from tests.conftest import assert_one_line_error, assert_resume_after_kill_is_bit_identical, run_cli
 from tests.train.start_weights import WEIGHT_KINDS, save_weights, trained_tiny_model
 from wascompress.checkpoint import load_checkpoint
 from wascompress.models import create_model
@@ -109,18 +109,8 @@ def test_sigkill_then_resume_is_bit_identical_with_init_from_and_teacher(tmp_pat
     the start weights over the checkpoint's."""
     _, path = trained_tiny
     args = [*RESUME_ARGS, "--init-from", str(path)]
-    reference = run_cli(*args, "--out", str(tmp_path / "ref"))
-    assert reference.returncode == 0, reference.stderr
+    assert_resume_after_kill_is_bit_identical(args, tmp_path)
     run = tmp_path / "killed"
-    kill_midway([*args, "--out", str(run)], run / "last.pt", 0.3)
-    killed_at = load_checkpoint(run / "last.pt")
-    assert (killed_at.progress.epoch, killed_at.progress.step) < (2, 0), "the run finished before it was killed"
-    resumed = run_cli(*args, "--out", str(run), "--resume")
-    assert resumed.returncode == 0, resumed.stderr
-    assert_resumed_where_killed(resumed, run, killed_at, tmp_path / "ref")
-    a, b = load_checkpoint(tmp_path / "ref" / "last.pt"), load_checkpoint(run / "last.pt")
-    assert a.state_dict.keys() == b.state_dict.keys()
-    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
     # the start file changed under a run that needs it for its teacher: refused, in one line
     torch.save(create_model("tiny", num_classes=10).state_dict(), path)
     changed = run_cli(*args, "--out", str(run), "--resume", "--epochs", "3")
