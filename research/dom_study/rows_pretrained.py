@@ -44,6 +44,7 @@ from wascompress.train.finetune import FINETUNE_LR_FACTOR
 
 BUDGETS = (0.75, 0.5, 0.35)  # the multi-budget rows' (``was = "multi"`` in rows.toml)
 ROWS = tuple(row for row in ROW_SETTINGS if row in PRETRAINED_ROWS)
+FITTED_MULTI = "pretrained-multi-fitted"
 HEADLINE_ROWS = tuple(row for row in ROWS if ROW_SETTINGS[row].get("headline"))  # judged at F epochs, as torch-pruning
 
 
@@ -158,19 +159,23 @@ def summary(units: list[dict[str, Any]], table: list[dict[str, Any]]) -> dict[st
             "gap_points": paired_points(base, best),
             "minus_torch_pruning_points": paired_points(best, pruning) if pruning else None,
             "multi_minus_torch_pruning": budget_differences(units, model),
+            "fitted_multi_minus_torch_pruning": budget_differences(units, model, FITTED_MULTI),
         }
     per = facts["models"].values()
     gaps = [m["gap_points"] for m in per if m["gap_points"] is not None]
     margins = [m["minus_torch_pruning_points"] for m in per if m["minus_torch_pruning_points"] is not None]
     facts["pretrained_best_dom_gap_points"] = max(gaps) if gaps else None
     facts["pretrained_dom_minus_torch_pruning_points"] = min(margins) if margins else None
+    fitted = [v for m in per for v in m["fitted_multi_minus_torch_pruning"].values()]
+    facts["pretrained_fitted_multi_minus_torch_pruning_points"] = min(fitted) if fitted else None  # worst budget
     return facts
 
 
-def budget_differences(units: list[dict[str, Any]], model: str) -> dict[str, float]:
-    """pretrained-multi's DOM minus torch-pruning-multi's net, budget by budget, in points (mean over the
-    seeds both have)."""
-    mine = {u["seed"]: u for u in units if u["model"] == model and u["row"] == "pretrained-multi"}
+def budget_differences(units: list[dict[str, Any]], model: str, row: str = "pretrained-multi") -> dict[str, float]:
+    """A multi-budget row's DOM (``pretrained-multi``'s, or its fitted twin's: both train the same seeds, so
+    torch-pruning-multi's nets have their MACs) minus torch-pruning-multi's net, budget by budget, in points
+    (mean over the seeds both have)."""
+    mine = {u["seed"]: u for u in units if u["model"] == model and u["row"] == row}
     theirs = {u["seed"]: u for u in units if u["model"] == model and u["row"] == "torch-pruning-multi"}
     out: dict[str, list[float]] = {}
     for seed in sorted(set(mine) & set(theirs)):
@@ -190,14 +195,17 @@ def print_details(units: list[dict[str, Any]], table: list[dict[str, Any]]) -> N
     """The from-trained rows' line per model in the study's summary."""
     facts = summary(units, table)
     for model, m in facts["models"].items():
-        budgets = ", ".join(f"{k}: {v:+.2f}" for k, v in m["multi_minus_torch_pruning"].items()) or "n/a"
+        budgets, fitted = (", ".join(f"{k}: {v:+.2f}" for k, v in m[key].items()) or "n/a"
+                           for key in ("multi_minus_torch_pruning", "fitted_multi_minus_torch_pruning"))
         print(f"from trained, {model}: best {m['best_row']} {m['best_top1']:.2f}%, {show(m['gap_points'])} points "
               f"under the baseline, {show(m['minus_torch_pruning_points'])} above torch-pruning; multi-budget "
-              f"minus torch-pruning at its MACs: {budgets}")
+              f"minus torch-pruning at its MACs: {budgets}; fitted: {fitted}")
 
 
 def print_headline(units: list[dict[str, Any]], table: list[dict[str, Any]]) -> None:
     """The study summary's last two lines: the from-trained goal's figures."""
     facts = summary(units, table)
     print(f"pretrained_best_dom_gap_points: {show(facts['pretrained_best_dom_gap_points'])}")
+    print(f"pretrained_fitted_multi_minus_torch_pruning_points: "
+          f"{show(facts['pretrained_fitted_multi_minus_torch_pruning_points'])}")
     print(f"pretrained_dom_minus_torch_pruning_points: {show(facts['pretrained_dom_minus_torch_pruning_points'])}")

@@ -43,6 +43,7 @@ UNITS = [
     unit("tiny", "torch-pruning-multi", 0, {0.75: 0.78, 0.5: 0.75, 0.35: 0.71}),
     unit("tiny", "torch-pruning-multi", 1, {0.75: 0.81, 0.5: 0.78}),  # 0.35 not pruned for seed 1
     unit("vgg16", "torch-pruning-multi", 0, {0.75: 0.10, 0.5: 0.10}),  # another model's
+    unit("tiny", "pretrained-multi-fitted", 0, {0.75: 0.77, 0.5: 0.80, 0.35: 0.73}),
 ]
 
 
@@ -74,4 +75,15 @@ def test_summary_judges_the_best_headline_row_against_the_baseline_and_torch_pru
     assert facts["pretrained_dom_minus_torch_pruning_points"] == pytest.approx(4.5)
     empty = rows_pretrained.summary([], [row("tiny", "baseline", {0: 0.8})])
     assert empty == {"models": {}, "pretrained_best_dom_gap_points": None,
-                     "pretrained_dom_minus_torch_pruning_points": None}
+                     "pretrained_dom_minus_torch_pruning_points": None,
+                     "pretrained_fitted_multi_minus_torch_pruning_points": None}
+
+
+def test_the_fitted_multi_row_is_judged_budget_by_budget_at_its_worst():
+    """The fitted multi-budget row against torch-pruning-multi, per budget, and the goal's figure: its worst
+    budget over models. Catches the fitted row's units mixed with the unfitted row's, and the best budget
+    reported instead of the worst."""
+    assert rows_pretrained.budget_differences(UNITS, "tiny", "pretrained-multi-fitted") == pytest.approx(
+        {"0.75": -1.0, "0.5": 5.0, "0.35": 2.0})
+    facts = rows_pretrained.summary(UNITS, TABLE)
+    assert facts["pretrained_fitted_multi_minus_torch_pruning_points"] == pytest.approx(-1.0)
