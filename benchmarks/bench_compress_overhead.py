@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, today, write_json  # noqa: E402
 
+from wascompress.checkpoint import load_checkpoint  # noqa: E402
 from wascompress.export import ExportConfig, export_checkpoint  # noqa: E402
 from wascompress.models import create_model  # noqa: E402
 from wascompress.pipeline import CompressConfig, compress  # noqa: E402
@@ -45,9 +46,11 @@ def by_hand(config: CompressConfig, root: Path) -> None:
     export_original(settings, root / "original.onnx", {})
     export_checkpoint(best, root / "aom.onnx", ExportConfig(mode="aom"))
     files = [root / "original.onnx", root / "aom.onnx"]
+    fitted = load_checkpoint(best)
     for budget in results["budgets"]:
         files.append(root / f"dom-{budget['target']:g}.onnx")
-        export_checkpoint(best, files[-1], ExportConfig(mode="dom", seed=budget["seed"]))
+        export_checkpoint(best, files[-1], ExportConfig(mode="dom", seed=budget["seed"],
+                                                        fitted=fitted.fitted_key(budget["seed"])))
     profile(ProfileRequest(models=tuple(files), plan=TimingPlan(runs=config.latency_runs), dataset=config.dataset,
                            limit_test=config.limit_test))
 

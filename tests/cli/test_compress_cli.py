@@ -51,6 +51,16 @@ def test_every_file_is_there_and_verified(compressed):
     assert (out / "report.md").read_text().count(".onnx` |") == len(FILES)
 
 
+def test_the_dom_files_are_the_fitted_doms_the_run_trained(compressed):
+    """Catches a compress that fits and trains each budget's DOM with its correction but exports the seed's
+    own draws (another network than the one it trained and reported)."""
+    out, _ = compressed
+    fits = json.loads((out / "run" / "config.json").read_text())["config"]["dom_budget"]["fits"]
+    for name in FILES[2:]:
+        report = json.loads((out / f"{name}.json").read_text())
+        assert str(report["seed"]) in fits and report["fitted"] == f"seed{report['seed']}"
+
+
 def test_the_original_row_is_the_start_weights_as_they_came(compressed, tmp_path):
     """Catches an "original" file exported from the trained weights (or with WAS) instead of the start file."""
     import onnxruntime as ort

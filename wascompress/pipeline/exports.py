@@ -52,7 +52,8 @@ def export_artifact(artifact: Artifact, root: Path, config: TrainConfig, checkpo
     if artifact.kind == ORIGINAL:
         return export_original(config, out, preprocessing)
     loaded = load_checkpoint(checkpoint)
-    export = ExportConfig(mode=artifact.kind, seed=artifact.seed,
+    fitted = loaded.fitted_key(artifact.seed) if artifact.seed is not None else None  # the DOM the run trained
+    export = ExportConfig(mode=artifact.kind, seed=artifact.seed, fitted=fitted,
                           quantize=QuantizeConfig() if artifact.int8 else None)
     return export_checkpoint(checkpoint, out, export, overwrite=True, loaded=loaded,
                              source=trained_source(checkpoint, loaded, root, preprocessing))
