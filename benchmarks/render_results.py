@@ -303,6 +303,45 @@ def int8_crop_stem(r: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def fit_time(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Fitting a DOM to the trained network (`bench_fit.py`)",
+        "",
+        "Wall time of `wascompress.fit.fit_dom_` (defaults: every kept filter's taps, ridge 1e-4, 256 output "
+        "positions per image and layer, BatchNorm re-estimated after each layer) on the 0.5-budget kind of DOM "
+        "(zero-crop (0.4, 0.6): a 2x2 window in every 3x3 WAS conv); random weights and images (the time depends "
+        "on shapes only). Goal (issue 35): <= 2 minutes for resnet18 width 0.25, <= 10 minutes for a timm resnet "
+        "at 224 px.",
+        "",
+        *header(r),
+        "| model | image size | images | WAS layers | seconds (median) | runs | mean layer error, plain -> fitted |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in r["rows"]:
+        runs = ", ".join(f"{t:.1f}" for t in row["seconds"])
+        lines.append(f"| {row['model']} (width {row['width']:g}) | {row['image_size']} | {row['images']:,} | "
+                     f"{row['layers']} | **{row['seconds_median']:.1f}** | {runs} | "
+                     f"{row['mean_error_plain']:.3f} -> {row['mean_error_fitted']:.3f} |")
+    return lines + [""]
+
+
+def compress_overhead(r: dict[str, Any]) -> list[str]:
+    runs = ", ".join(f"{a:.1f} / {b:.1f}" for a, b in zip(r["times_s"]["compress"], r["times_s"]["by_hand"]))
+    return [
+        "## What `compress` adds over the steps it runs (`bench_compress_overhead.py`)",
+        "",
+        "A tiny zoo model compressed to two budgets by `wascompress.compress` and by the same steps called one by "
+        "one (train, export of the original, the AOM and each DOM, profile), runs alternating. Goal: within 5 %.",
+        "",
+        *header(r),
+        "| compress (median) | by hand (median) | overhead | runs (compress / by hand, s) |",
+        "| --- | --- | --- | --- |",
+        f"| {r['median_s']['compress']:.1f} s | {r['median_s']['by_hand']:.1f} s | "
+        f"**{r['compress_overhead_pct']:+.1f} %** | {runs} |",
+        "",
+    ]
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "was_overhead": was_overhead,
     "train_throughput": train_throughput,
@@ -311,6 +350,8 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "profiler_overhead": profiler_overhead,
     "int8": int8,
     "int8_crop_stem": int8_crop_stem,
+    "fit": fit_time,
+    "compress_overhead": compress_overhead,
 }
 
 
