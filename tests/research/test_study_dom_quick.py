@@ -13,7 +13,8 @@ from tests.conftest import REPO
 
 ROWS = {"baseline", "sandwich", "scratch", "torch-pruning", "sandwich-ft", "paper-crop", "paper-ct",
         "torch-pruning-walltime", "sandwich-pair", "thin",
-        "pretrained-pair", "pretrained-teacher", "pretrained-multi", "torch-pruning-multi"}  # rows_pretrained.py
+        "pretrained-pair", "pretrained-teacher", "pretrained-multi", "torch-pruning-multi",
+        "pretrained-pair-fitted", "pretrained-multi-fitted"}  # rows_pretrained.py
 EXTRA_ROWS = {"sandwich-pair-aligned", "scratch-aligned", "sandwich-pair-mixed", "scratch-mixed",
               "torch-pruning-mixed"}  # run when named
 
@@ -25,9 +26,10 @@ def test_quick_study_writes_every_unit_and_the_summary(tmp_path, cifar_dir):
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
-    assert [line.split(":")[0] for line in lines[-5:]] == [
+    assert [line.split(":")[0] for line in lines[-6:]] == [
         "min_baseline_top1", "best_dom_gap_points", "dom_minus_torch_pruning_points",
-        "pretrained_best_dom_gap_points", "pretrained_dom_minus_torch_pruning_points"]
+        "pretrained_best_dom_gap_points", "pretrained_fitted_multi_minus_torch_pruning_points",
+        "pretrained_dom_minus_torch_pruning_points"]
     units = {p.stem: json.loads(p.read_text()) for p in (runs / "results" / "tiny").glob("*.json")}
     assert {name.rsplit("-seed", 1)[0] for name in units} == ROWS
     extra = subprocess.run([*command, "--rows", *sorted(EXTRA_ROWS)], cwd=REPO, capture_output=True, text=True,
