@@ -33,11 +33,13 @@ SOLVERS = ("taps", "shared")
 @dataclass(frozen=True)
 class FitSettings:
     """How a DOM is fitted: ``solver`` "taps" (each kept filter's taps) or "shared" (one matrix per layer),
-    the relative ridge ``λ``, output positions sampled per image and layer (None: all), batch size."""
+    the relative ridge ``λ``, output positions sampled per image and layer (None: all), the first
+    ``bn_images`` of the images re-estimating BatchNorm before each layer, batch size."""
 
     solver: str = "taps"
     ridge: float = 1e-4
     positions: int | None = 256
+    bn_images: int = 256
     batch_size: int = 128
 
     def __post_init__(self) -> None:
@@ -45,6 +47,8 @@ class FitSettings:
             raise ConfigError(f"fit solver must be one of {SOLVERS}, got {self.solver!r}")
         if not self.ridge > 0:
             raise ConfigError(f"fit ridge must be > 0, got {self.ridge!r}")
+        if isinstance(self.bn_images, bool) or not isinstance(self.bn_images, int) or self.bn_images < 1:
+            raise ConfigError(f"fit bn_images must be a positive integer, got {self.bn_images!r}")
         if self.positions is not None and self.positions < 1:
             raise ConfigError(f"fit positions must be a positive integer or None, got {self.positions!r}")
 
@@ -177,18 +181,46 @@ def fit_dom_(model: nn.Module, draws: Draws, key: str, images: Tensor,
     saved_bn = _bn_state(model)
     reference = copy.deepcopy(model).eval()
     use_pw_(reference)
-    batches = list(images.split(settings.batch_size))
+    batches = list(images[:settings.bn_images].split(settings.batch_size))
     fits = []
     with torch.no_grad():
         add_corrections_(model, key, draws)
         set_draws_(model, with_correction(draws, key))
-        recalibrate_bn_(model, batches)
         for index, name in enumerate(layers):
+            recalibrate_until_(model, model.get_submodule(name), batches)  # the layers before it, as fitted
             fits.append(fit_layer_(name, model, reference, images, key, settings, index))
-            recalibrate_bn_(model, batches)
         set_draws_(model, saved_draws)
         _load_bn_state(model, saved_bn)
     return fits
+
+
+def recalibrate_until_(model: nn.Module, conv: nn.Module, batches: list[Tensor]) -> None:
+    """Re-estimate the BatchNorm statistics a forward meets before it reaches ``conv`` (exact averages over
+    ``batches``, as :func:`recalibrate_bn_`); the forward stops there, so those after it are left reset (the
+    fit restores every statistic at its end)."""
+    handle = conv.register_forward_pre_hook(_stop)
+    try:
+        recalibrate_bn_(_StoppingModel(model), batches)
+    finally:
+        handle.remove()
+
+
+def _stop(_module: nn.Module, _args: tuple[Tensor, ...]) -> None:
+    raise _Captured
+
+
+class _StoppingModel(nn.Module):
+    """``model`` whose forward ends quietly where a hook raised :class:`_Captured`."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.inner = model
+
+    def forward(self, x: Tensor) -> Tensor | None:
+        try:
+            return self.inner(x)
+        except _Captured:
+            return None
 
 
 def fit_summary(fits: list[LayerFit]) -> dict[str, Any]:
