@@ -3,8 +3,9 @@
 
 Each model gets the 0.5-budget kind of DOM (zero-crop (0.4, 0.6): a 2x2 window in every 3x3 conv) of DOM
 seed 0 fitted by ``wascompress.fit.fit_dom_`` with its defaults (the kept taps of each filter, ridge 1e-4,
-256 output positions per image and layer), BatchNorm re-estimated after each layer. The weights are random
-with BatchNorm statistics of their own and the images random: the time depends on shapes only. The
+256 output positions per image and layer, BatchNorm re-estimated up to each layer on 256 of the images). The
+weights are random with BatchNorm statistics of their own and the images random: the time depends on shapes
+only. The
 figure is the fit's wall time, median of ``--repeats`` fits, with the layer errors it reached as a sanity
 check (the fitted error must be under the plain window's).
 

@@ -14,10 +14,22 @@ from typing import Callable
 import torch
 
 
+def cpu_model() -> str:
+    """The processor's name and its widest vector extensions (figures differ between the machines here)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    vector = [f for f in ("avx512_vnni", "avx512f", "avx2") if f in flags][:1]
+    return f"{name}{' (' + vector[0] + ')' if vector else ''}"
+
+
 def machine() -> str:
     """One line naming the machine, for RESULTS.md."""
     return (
-        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), Python {platform.python_version()}"
     )
 

@@ -308,7 +308,7 @@ def fit_time(r: dict[str, Any]) -> list[str]:
         "## Fitting a DOM to the trained network (`bench_fit.py`)",
         "",
         "Wall time of `wascompress.fit.fit_dom_` (defaults: every kept filter's taps, ridge 1e-4, 256 output "
-        "positions per image and layer, BatchNorm re-estimated after each layer) on the 0.5-budget kind of DOM "
+        "positions per image and layer, BatchNorm re-estimated up to each layer on 256 of the images) on the 0.5-budget kind of DOM "
         "(zero-crop (0.4, 0.6): a 2x2 window in every 3x3 WAS conv); random weights and images (the time depends "
         "on shapes only). Goal (issue 35): <= 2 minutes for resnet18 width 0.25, <= 10 minutes for a timm resnet "
         "at 224 px.",
