@@ -101,7 +101,7 @@ def test_sigkill_then_resume_is_bit_identical_with_fitted_doms(tmp_path, start_f
     """Catches a resume that rebuilds the model without the corrections (the checkpoint would not load, or
     the optimizer would skip them) or refits them over the trained ones."""
     args = ["train", "--model", "tiny", "--dataset", "synthetic", "--epochs", "2", "--batch-size", "32", "--lr",
-            "0.05", "--crop", "0.4", "0.6", "--bn-batches", "2", "--limit-train", "800", "--save-every", "4",
+            "0.05", "--crop", "0.4", "0.6", "--bn-batches", "2", "--limit-train", "480", "--save-every", "4",
             "--dom-seed", "2", "--no-channels-last", "--init-from", str(start_file), "--fit-doms",
             "--fit-images", "128"]
     resumed = assert_resume_after_kill_is_bit_identical(args, tmp_path)
