@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, today, write_json  # noqa: E402
 
-from wascompress.fit import fit_dom_  # noqa: E402
+from wascompress.fit import fit_dom_, fit_summary  # noqa: E402
 from wascompress.models import create_model  # noqa: E402
 from wascompress.was import WASConfig, apply_was_, dom_draws  # noqa: E402
 from wascompress.was.fitted import seed_key  # noqa: E402
@@ -54,8 +54,8 @@ def time_fit(name: str, width: float, size: int, images: int, repeats: int) -> d
         start = time.perf_counter()
         fits = fit_dom_(model, dom_draws(model, 0), seed_key(0), data)
         times.append(time.perf_counter() - start)
-    plain = statistics.mean(f.error_plain for f in fits)
-    fitted = statistics.mean(f.error_fitted for f in fits)
+    summary = fit_summary(fits)
+    plain, fitted = summary["mean_error_plain"], summary["mean_error_fitted"]
     print(f"{name} width {width:g} at {size} px, {images} images, {len(fits)} layers: {statistics.median(times):.1f} s "
           f"(runs {', '.join(f'{t:.1f}' for t in times)}); mean layer error {plain:.3f} -> {fitted:.3f}", flush=True)
     return {"model": name, "width": width, "image_size": size, "images": images, "layers": len(fits),

@@ -39,11 +39,9 @@ def run_fit(args: argparse.Namespace) -> int:
     report = fit_checkpoint(args.checkpoint, args.out, request, data_dir=args.data_dir, overwrite=args.overwrite)
     for dom in report["doms"]:
         fit = report["fits"][str(dom["seed"])]
-        layers = fit["layers"]
-        plain = sum(layer["error_plain"] for layer in layers) / len(layers)
-        fitted = sum(layer["error_fitted"] for layer in layers) / len(layers)
         budget = f"budget {dom['target']:g} ({dom['ratio']:.3f} of the AOM's MACs), " if "target" in dom else ""
-        print(f"DOM seed {dom['seed']}: {budget}mean relative layer error {plain:.3f} -> {fitted:.3f} on "
+        print(f"DOM seed {dom['seed']}: {budget}mean relative layer error {fit['mean_error_plain']:.3f} -> "
+              f"{fit['mean_error_fitted']:.3f} on "
               f"{fit['images']} training images, {fit['stored_numbers']:,} numbers stored beside PW, "
               f"{fit['seconds']:.1f} s")
     print(f"wrote {report['out']}")

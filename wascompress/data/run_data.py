@@ -99,7 +99,11 @@ def checkpoint_calibration_images(checkpoint: RunRecord, splits: Splits, count: 
     """The first ``count`` (or all, if fewer) training images in the order the trainer of ``checkpoint``
     drew its BatchNorm calibration batches: the same source, so its BatchNorm batches are a prefix."""
     settings = checkpoint.train_config
-    batch_size = int(settings.get("batch_size", 128))
-    batches = calibration_batches(splits.train, math.ceil(count / batch_size), batch_size,
-                                  seed=int(settings.get("seed", 0)))
+    return calibration_images(splits.train, count, int(settings.get("batch_size", 128)),
+                              seed=int(settings.get("seed", 0)))
+
+
+def calibration_images(train: Images, count: int, batch_size: int, seed: int = 0) -> Tensor:
+    """The first ``count`` (or all, if fewer) images of :func:`calibration_batches` of that batch size and seed."""
+    batches = calibration_batches(train, math.ceil(count / batch_size), batch_size, seed=seed)
     return torch.cat(batches)[:count] if batches else torch.empty(0)

@@ -19,9 +19,8 @@ from wascompress.checkpoint import Checkpoint, load_checkpoint
 from wascompress.data.run_data import checkpoint_calibration_images, checkpoint_splits
 from wascompress.errors import CheckpointError, ConfigError, DataError
 from wascompress.export.budget import check_budget, closest_under, seed_costs
-from wascompress.fit.layerwise import FitSettings, fit_dom_, fit_summary
-from wascompress.was import WASConfig, apply_was_, check_seed, dom_draws, has_was, plain_state_dict, was_config
-from wascompress.was.fitted import correction_size, seed_key
+from wascompress.fit.layerwise import FitSettings, fit_seeds_
+from wascompress.was import WASConfig, apply_was_, check_seed, has_was, plain_state_dict, was_config
 
 
 @dataclass(frozen=True)
@@ -92,12 +91,8 @@ def fit_checkpoint(source: str | Path, out: str | Path, request: FitRequest, *, 
         images = checkpoint_calibration_images(loaded, checkpoint_splits(loaded, data_dir), request.images)
     except DataError as err:
         raise DataError(f"{err} (the fit solves on the run's training images: pass --data-dir)") from None
-    fits = {}
-    for dom in doms:
-        layers = fit_dom_(model, dom_draws(model, dom["seed"]), seed_key(dom["seed"]), images, request.settings)
-        fits[str(dom["seed"])] = {**fit_summary(layers), "images": len(images), "solver": request.settings.solver,
-                                  "stored_numbers": correction_size(model, seed_key(dom["seed"]))}
     seeds = [d["seed"] for d in doms]
+    fits = fit_seeds_(model, seeds, images, request.settings)
     budget = {"chosen": [d for d in doms if "target" in d], "fits": fits}
     config = {**loaded.train_config, "dom_seeds": seeds, "eval_seed": seeds[0], "fit_doms": True,
               "dom_budget": budget if budget["chosen"] else {"fits": fits}}

@@ -10,9 +10,10 @@ Deterministic: the same model, draws, images and settings give the same correcti
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -20,12 +21,14 @@ from torch import Tensor, nn
 
 from wascompress.errors import ConfigError
 from wascompress.fit.solvers import SharedMatrixFit, TapsFit
-from wascompress.was import recalibrate_bn_, set_draws_, use_pw_, was_layers
+from wascompress.was import dom_draws, recalibrate_bn_, set_draws_, use_pw_, was_layers
 from wascompress.was.batchnorm import batchnorm_layers
-from wascompress.was.fitted import add_corrections_
+from wascompress.was.fitted import add_corrections_, correction_size, seed_key
 from wascompress.was.shadow import Draws, with_correction
 from wascompress.was.transforms import FusedDraws
 from wascompress.was.window_conv import pad_or_crop, supports_window, window_pads
+
+log = logging.getLogger(__name__)
 
 SOLVERS = ("taps", "shared")
 
@@ -77,12 +80,10 @@ def conv_inputs(model: nn.Module, conv: nn.Module, images: Tensor, batch_size: i
         raise _Captured
 
     handle = conv.register_forward_pre_hook(hook)
+    stopping = _StoppingModel(model)
     try:
         for start in range(0, len(images), batch_size):
-            try:
-                model(images[start:start + batch_size])
-            except _Captured:
-                pass
+            stopping(images[start:start + batch_size])
             yield held.pop()
     finally:
         handle.remove()
@@ -224,8 +225,26 @@ class _StoppingModel(nn.Module):
 
 
 def fit_summary(fits: list[LayerFit]) -> dict[str, Any]:
-    """A fit's record: per layer, and the total time."""
-    return {"layers": [asdict(f) for f in fits], "seconds": sum(f.seconds for f in fits)}
+    """A fit's record: per layer, the mean relative layer errors before and after, and the total time."""
+    return {"layers": [asdict(f) for f in fits], "seconds": sum(f.seconds for f in fits),
+            "mean_error_plain": sum(f.error_plain for f in fits) / len(fits),
+            "mean_error_fitted": sum(f.error_fitted for f in fits) / len(fits)}
+
+
+def fit_seeds_(model: nn.Module, seeds: Iterable[int], images: Tensor,
+               settings: FitSettings = FitSettings()) -> dict[str, dict[str, Any]]:
+    """Fit the DOM of every seed (its correction stored under :func:`seed_key`); each seed's record
+    (:func:`fit_summary`, the images, the solver and the numbers it stores beside PW), by seed."""
+    records = {}
+    for seed in seeds:
+        key = seed_key(seed)
+        summary = fit_summary(fit_dom_(model, dom_draws(model, seed), key, images, settings))
+        records[str(seed)] = {**summary, "images": len(images), "solver": settings.solver,
+                              "stored_numbers": correction_size(model, key)}
+        log.info("DOM seed %d fitted on %d images in %.1f s: mean relative layer error %.3f -> %.3f, %s numbers "
+                 "stored beside PW", seed, len(images), summary["seconds"], summary["mean_error_plain"],
+                 summary["mean_error_fitted"], f"{correction_size(model, key):,}")
+    return records
 
 
 def _bn_state(model: nn.Module) -> list[tuple[Tensor, ...]]:

@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from wascompress import __version__
 from wascompress.checkpoint import Checkpoint, ModelSpec, Progress, load_checkpoint, state_sha256, trained_doms
 from wascompress.data import DATA_DIR_ENV, BatchLoader, normalization
-from wascompress.data.run_data import Splits, calibration_batches, load_splits
+from wascompress.data.run_data import Splits, calibration_batches, calibration_images, load_splits
 from wascompress.device import flush_denormals, keep_freed_memory
 from wascompress.errors import CheckpointError, ConfigError
 from wascompress.evaluate import Accuracy, mode_accuracy
@@ -42,9 +42,9 @@ from wascompress.train.reporting import QUIET, LogReporter, QuietReporter, Repor
 from wascompress.train.run_folder import PATH_SETTINGS, RUN_FILES, RESUMABLE_CHANGES, RunFolder, config_for_resume  # noqa: F401
 from wascompress.train.sandwich import choose_dom_seeds, describe_step, frozen_teacher, sandwich_for
 from wascompress.train.step import sandwich_step, training_step
-from wascompress.fit import fit_dom_, fit_summary
-from wascompress.was import apply_was_, dom_draws, load_plain_state_dict, plain_state_dict, use_pw_
-from wascompress.was.fitted import add_slots_for_state_, correction_size, seed_key
+from wascompress.fit import fit_seeds_
+from wascompress.was import apply_was_, load_plain_state_dict, plain_state_dict, use_pw_
+from wascompress.was.fitted import add_slots_for_state_, seed_key
 from wascompress.weights import WeightsFile, load_weights_, read_weights
 
 log = logging.getLogger(__name__)
@@ -164,20 +164,8 @@ def fit_doms_(config: TrainConfig, model: nn.Module, splits: Splits) -> TrainCon
     """Fit every DOM seed of ``config`` to ``model``'s start weights (:func:`wascompress.fit.fit_dom_`) on
     ``config.fit_images`` training images (the calibration batches' source and order); ``config`` with
     each fit's record in its ``dom_budget``."""
-    batches = calibration_batches(splits.train, math.ceil(config.fit_images / config.batch_size), config.batch_size,
-                                  seed=config.seed)
-    images = torch.cat(batches)[:config.fit_images]
-    records = {}
-    for seed in config.dom_seeds:
-        fits = fit_dom_(model, dom_draws(model, seed), seed_key(seed), images)
-        summary = fit_summary(fits)
-        plain = sum(f.error_plain for f in fits) / len(fits)
-        fitted = sum(f.error_fitted for f in fits) / len(fits)
-        log.info("DOM seed %d fitted to the start weights on %d images in %.1f s: mean relative layer error "
-                 "%.3f -> %.3f, %s numbers stored beside PW", seed, len(images), summary["seconds"], plain, fitted,
-                 f"{correction_size(model, seed_key(seed)):,}")
-        records[str(seed)] = {"seconds": summary["seconds"], "mean_error_plain": plain, "mean_error_fitted": fitted,
-                              "stored_numbers": correction_size(model, seed_key(seed))}
+    images = calibration_images(splits.train, config.fit_images, config.batch_size, seed=config.seed)
+    records = fit_seeds_(model, config.dom_seeds, images)
     return replace(config, dom_budget={**(config.dom_budget or {}), "fits": records})
 
 
