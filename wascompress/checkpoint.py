@@ -24,7 +24,7 @@ from wascompress.errors import CheckpointError
 from wascompress.fileio import atomic_torch_save
 from wascompress.models import create_model
 from wascompress.was import WASConfig, apply_was_, load_plain_state_dict
-from wascompress.was.fitted import add_slots_for_state_, seed_key, without_corrections
+from wascompress.was.fitted import add_slots_for_state_, trained_correction, without_corrections
 
 FORMAT = "wascompress-checkpoint"
 VERSION = 1  # bump when a field changes meaning; a reader refuses other versions in one line
@@ -160,8 +160,7 @@ class Checkpoint:
     def fitted_key(self, seed: int) -> str | None:
         """The key of the fitted correction the run trained DOM seed ``seed`` with (``--fit-doms``), or None:
         that DOM runs the seed's own draws."""
-        fitted = self.train_config.get("fit_doms") and seed in self.dom_seeds
-        return seed_key(seed) if fitted else None
+        return trained_correction(seed, bool(self.train_config.get("fit_doms")), self.dom_seeds)
 
     def trained_doms(self) -> list[dict[str, Any]]:
         """The DOMs the run trained for MAC budgets (see :func:`trained_doms`)."""

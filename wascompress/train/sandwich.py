@@ -15,7 +15,7 @@ from wascompress.models import create_model
 from wascompress.train.config import INIT_TEACHER, TrainConfig
 from wascompress.train.step import Distillation, Sandwich
 from wascompress.was import dom_draws, strip_was_
-from wascompress.was.fitted import seed_key
+from wascompress.was.fitted import trained_correction
 from wascompress.weights import WeightsFile, load_weights_, read_weights
 
 log = logging.getLogger("wascompress.train.trainer")
@@ -66,7 +66,8 @@ def sandwich_for(config: TrainConfig, model: nn.Module, teacher: nn.Module | Non
         return None
     distill = (Distillation(config.distill_weight, config.distill_temperature)
                if config.distill or teacher is not None else None)
-    fixed = tuple(dom_draws(model, s, seed_key(s) if config.fit_doms else None) for s in config.dom_seeds)
+    seeds = config.dom_seeds
+    fixed = tuple(dom_draws(model, s, trained_correction(s, config.fit_doms, seeds)) for s in seeds)
     return Sandwich(fixed=fixed, random_samples=config.was_samples,
                     train_pw=config.train_pw, distill=distill, teacher=teacher, in_place=config.distill)
 

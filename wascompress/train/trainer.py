@@ -35,6 +35,7 @@ from wascompress.evaluate import Accuracy, mode_accuracy
 from wascompress.fileio import atomic_write_text
 from wascompress.models import create_model
 from wascompress.models.registry import model_normalization
+from wascompress.fit import fit_seeds_
 from wascompress.train.config import INIT_TEACHER, TrainConfig
 from wascompress.train.distributed import DistContext, init_distributed
 from wascompress.train.memory_format import probe_memory_format
@@ -42,9 +43,8 @@ from wascompress.train.reporting import QUIET, LogReporter, QuietReporter, Repor
 from wascompress.train.run_folder import PATH_SETTINGS, RUN_FILES, RESUMABLE_CHANGES, RunFolder, config_for_resume  # noqa: F401
 from wascompress.train.sandwich import choose_dom_seeds, describe_step, frozen_teacher, sandwich_for
 from wascompress.train.step import sandwich_step, training_step
-from wascompress.fit import fit_seeds_
 from wascompress.was import apply_was_, load_plain_state_dict, plain_state_dict, use_pw_
-from wascompress.was.fitted import add_slots_for_state_, seed_key
+from wascompress.was.fitted import add_slots_for_state_, trained_correction
 from wascompress.weights import WeightsFile, load_weights_, read_weights
 
 log = logging.getLogger(__name__)
@@ -401,7 +401,7 @@ class TrainingSession:
         doms = {}
         if self.config.was is not None:
             for seed in self.dom_seeds():
-                fitted = seed_key(seed) if self.config.fit_doms and seed in self.config.dom_seeds else None
+                fitted = trained_correction(seed, self.config.fit_doms, self.config.dom_seeds)
                 doms[seed] = _reduced(ctx, mode_accuracy(self.core, images, mode="dom", seed=seed, fitted=fitted,
                                                          **common)).top1
         return _reduced(ctx, mode_accuracy(self.core, images, mode="aom", **common)).top1, doms

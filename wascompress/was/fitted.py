@@ -27,6 +27,12 @@ def seed_key(seed: int) -> str:
     return f"seed{int(seed)}"
 
 
+def trained_correction(seed: int, fit_doms: bool, trained_seeds: tuple[int, ...]) -> str | None:
+    """The correction a run's DOM seed ``seed`` runs with: its :func:`seed_key` when the run fitted its DOMs
+    (``fit_doms``) and trained that seed, else None (the seed's own draws)."""
+    return seed_key(seed) if fit_doms and seed in trained_seeds else None
+
+
 def window_shape(draws: tuple, kernel: tuple[int, int], name: str) -> tuple[int, int]:
     """(height, width) of the PW taps a layer's draws keep; a draw that keeps no window (rotation, a
     resizing crop, no taps) cannot be fitted: one-line :class:`ConfigError`."""
