@@ -77,6 +77,8 @@ def recipe_config(study: Study, model: str, seed: int, row: str) -> tuple[TrainC
                                target_macs=BUDGETS if multi else (BUDGET,),
                                search_seeds=study.scale.budget_seeds, distill=teacher is None,
                                teacher=teacher, select_mode="dom", fit_doms=settings.get("fit", False))
+    if "random_samples" in settings:  # base_config settled was_samples before the DOMs were named
+        config = replace(config, was_samples=settings["random_samples"])
     low = settings.get("low_lr", False)
     return (replace(config, lr=config.lr * FINETUNE_LR_FACTOR) if low else config), start
 
@@ -118,28 +120,37 @@ def multi_dom_macs(study: Study, model: str, seed: int) -> dict[float, int]:
     return {b["target"]: b["macs"] for b in unit["budgets"]}
 
 
-def pruning_unit(study: Study, model: str, seed: int) -> dict[str, Any]:
-    """torch-pruning from the same dense run to each budget DOM's MACs, each fine-tuned F epochs."""
+def pruning_unit(study: Study, model: str, seed: int, row: str = "torch-pruning-multi") -> dict[str, Any]:
+    """torch-pruning from the same dense run to each budget DOM's MACs, each fine-tuned F epochs (the row's
+    ``f_multiple`` of F), at a tenth of the study's learning rate or the row's ``lr_factor``, channel counts
+    rounded freely or to the row's ``round_to`` (a budget that rounding cannot reach is recorded as such)."""
+    settings = ROW_SETTINGS[row]
     start = start_weights(study, model, seed)
-    tune = study.scale.finetune_epochs(model)
+    tune = study.scale.finetune_epochs(model) * settings.get("f_multiple", 1)
     checkpoint = load_checkpoint(start)
     splits = checkpoint_splits(checkpoint, study.data_dir)
-    folder = study.folder(model, "torch-pruning-multi", seed)
+    folder = study.folder(model, row, seed)
     budgets = []
     for target, macs in sorted(multi_dom_macs(study, model, seed).items(), reverse=True):
         run = folder / f"finetune-{target:g}"
         facts = prune_and_tune(study, model, seed, checkpoint, macs, tune, run, folder / f"pruned-{target:g}.onnx",
-                               splits.test)
-        budgets.append({"target": target, **facts, **training_time(run)})
-    headline = next(b for b in budgets if b["target"] == BUDGET)
+                               splits.test, round_to=settings.get("round_to"),
+                               lr_factor=settings.get("lr_factor", FINETUNE_LR_FACTOR))
+        budgets.append({"target": target, **facts, **(training_time(run) if facts.get("reached", True) else {})})
+    reached = [b for b in budgets if b.get("reached", True)]
+    headline = next((b for b in reached if b["target"] == BUDGET), reached[-1] if reached else None)
+    if headline is None:
+        raise SystemExit(f"error: {model} {row}: no budget reachable")
     return {**{k: headline[k] for k in ("onnx", "macs", "params", "test_top1", "structure")},
             "epochs": str(tune), "finetune_epochs": tune, "budgets": budgets, **start_facts(start),
-            "train_wall_s": sum(b["train_wall_s"] for b in budgets),
-            "train_quiet_s": sum(b["train_quiet_s"] for b in budgets)}
+            "train_wall_s": sum(b["train_wall_s"] for b in reached),
+            "train_quiet_s": sum(b["train_quiet_s"] for b in reached)}
 
 
 def run_row(study: Study, model: str, seed: int, row: str) -> dict[str, Any]:
-    return pruning_unit(study, model, seed) if row == "torch-pruning-multi" else recipe_unit(study, model, seed, row)
+    if ROW_SETTINGS[row]["kind"] == "torch-pruning-multi":
+        return pruning_unit(study, model, seed, row)
+    return recipe_unit(study, model, seed, row)
 
 
 def summary(units: list[dict[str, Any]], table: list[dict[str, Any]]) -> dict[str, Any]:
@@ -171,19 +182,27 @@ def summary(units: list[dict[str, Any]], table: list[dict[str, Any]]) -> dict[st
     return facts
 
 
+COMPETITOR_ROWS = ("torch-pruning-multi", "torch-pruning-multi-lr1")  # free rounding, F epochs, the two rates
+
+
 def budget_differences(units: list[dict[str, Any]], model: str, row: str = "pretrained-multi") -> dict[str, float]:
-    """A multi-budget row's DOM (``pretrained-multi``'s, or its fitted twin's: both train the same seeds, so
-    torch-pruning-multi's nets have their MACs) minus torch-pruning-multi's net, budget by budget, in points
-    (mean over the seeds both have)."""
+    """A multi-budget row's DOM (``pretrained-multi``'s, or a fitted twin's: they train the same seeds, so
+    torch-pruning-multi's nets have their MACs) minus torch-pruning's net at its better learning rate
+    (:data:`COMPETITOR_ROWS`), budget by budget, in points (mean over the seeds both have)."""
     mine = {u["seed"]: u for u in units if u["model"] == model and u["row"] == row}
-    theirs = {u["seed"]: u for u in units if u["model"] == model and u["row"] == "torch-pruning-multi"}
+    theirs: dict[int, dict[float, float]] = {}
+    for unit in units:
+        if unit["model"] == model and unit["row"] in COMPETITOR_ROWS:
+            best = theirs.setdefault(unit["seed"], {})
+            for b in unit["budgets"]:
+                if "test_top1" in b:
+                    best[b["target"]] = max(best.get(b["target"], 0.0), b["test_top1"])
     out: dict[str, list[float]] = {}
     for seed in sorted(set(mine) & set(theirs)):
-        pruned = {b["target"]: b for b in theirs[seed]["budgets"]}
         for budget in mine[seed]["budgets"]:
-            if budget["target"] in pruned:
+            if budget["target"] in theirs[seed]:
                 out.setdefault(f"{budget['target']:g}", []).append(
-                    (budget["test_top1"] - pruned[budget["target"]]["test_top1"]) * 100)
+                    (budget["test_top1"] - theirs[seed][budget["target"]]) * 100)
     return {k: sum(v) / len(v) for k, v in out.items()}
 
 

@@ -96,21 +96,36 @@ def torch_pruning_unit(study: Study, model: str, seed: int, row: str, epochs: tu
 
 
 def prune_and_tune(study: Study, model: str, seed: int, dense: Checkpoint, target_macs: int, tune: int,
-                   run: Path, onnx: Path, test: Any) -> dict[str, Any]:
+                   run: Path, onnx: Path, test: Any, round_to: int | None = None,
+                   lr_factor: float = 0.1) -> dict[str, Any]:
     """torch-pruning's competitor: the ``dense`` checkpoint's net channel-pruned to at most ``target_macs``
-    (:func:`prune_to_macs`), fine-tuned ``tune`` epochs at a tenth of the study's learning rate in ``run``,
-    exported to ``onnx``; its facts (test top-1 of the ONNX file on ``test``)."""
+    (:func:`prune_to_macs`; with ``round_to``, channel counts in that step only: the largest such net under the
+    target), fine-tuned ``tune`` epochs at ``lr_factor`` of the study's learning rate in ``run``, exported to
+    ``onnx``; its facts (test top-1 of the ONNX file on ``test``, and of the pruned net before fine-tuning)."""
     net = create_model(model, num_classes=dense.model.num_classes, width=study.scale.width)
     net.load_state_dict(dense.state_dict)
-    small, ratio, round_to = prune_to_macs(net, target_macs)
+    if round_to is None:
+        small, ratio, round_to = prune_to_macs(net, target_macs)
+    else:
+        small, ratio = pruned_under(net, target_macs, round_to)
+        if count_macs(small) > target_macs:
+            return {"target_macs": target_macs, "round_to": round_to, "reached": False}
+    onnx.parent.mkdir(parents=True, exist_ok=True)
+    start_top1 = onnx_start_top1(small, onnx.with_name(onnx.stem + "-start.onnx"), test)
     fine = study.base_config(model, seed, tune, None)
-    results = run_training(replace(fine, lr=fine.lr * 0.1), run, model=small)
+    results = run_training(replace(fine, lr=fine.lr * lr_factor), run, model=small)
     trained = copy.deepcopy(small).eval()
     trained.load_state_dict(load_checkpoint(run / "best.pt").state_dict)
     report = export_model(trained, onnx, ExportConfig(mode="aom"), overwrite=True)
     return {**onnx_facts(report, onnx, test), "structure": conv_channels(trained), "target_macs": target_macs,
-            "pruning_ratio": ratio, "round_to": round_to, "prune_rule": PRUNE_RULE,
-            "trainer_test_top1": results["test_acc_aom"]}
+            "pruning_ratio": ratio, "round_to": round_to, "prune_rule": PRUNE_RULE, "lr_factor": lr_factor,
+            "start_test_top1": start_top1, "trainer_test_top1": results["test_acc_aom"]}
+
+
+def onnx_start_top1(small: torch.nn.Module, onnx: Path, test: Any) -> float:
+    """Test top-1 of the pruned net before any fine-tuning (BatchNorm statistics as pruned), through ONNX."""
+    report = export_model(copy.deepcopy(small).eval(), onnx, ExportConfig(mode="aom"), overwrite=True)
+    return onnx_facts(report, onnx, test)["test_top1"]
 
 
 def walltime_epochs(study: Study, model: str, seed: int) -> dict[str, Any] | None:

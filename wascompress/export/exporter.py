@@ -41,7 +41,9 @@ from wascompress.export.quantize import QuantizationData, QuantizeConfig, quanti
 from wascompress.export.shrink import shrink_kernels_
 from wascompress.fileio import atomic_write_bytes, atomic_write_text, check_output_file
 from wascompress.models.cost import count_macs, count_parameters, layer_costs
-from wascompress.was import check_seed, freeze_dom_, has_was, recalibrate_bn_, strip_was_, use_dom_, was_config
+from wascompress.was import check_seed, dom_draws, has_was, recalibrate_bn_, set_draws_, strip_was_, was_config
+from wascompress.was.planned import DomPlan
+from wascompress.was.shadow import freeze_draws_
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class ExportConfig:
     mode: str = "aom"  # "aom": PW; "dom": the SW of ``seed``
     seed: int | None = None  # DOM seed
     fitted: str | None = None  # the DOM's fitted correction (wascompress.fit), by key; None: the seed's own draws
+    plan: DomPlan | None = None  # a planned DOM (wascompress.plan): its cuts instead of a seed's draws
     format: str | None = None  # "dense" or "pruned"; None: pruned for DOM, dense for AOM
     sparse_initializers: bool = False  # store initializers as COO sparse_initializer (smaller file only)
     recalibrate_bn: bool = True  # re-estimate BatchNorm for the DOM SW (needs calibration batches)
@@ -72,10 +75,13 @@ class ExportConfig:
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.mode == "dom":
-            if self.seed is None:
-                raise ConfigError("--mode dom needs --seed N")
-            check_seed(self.seed)
-        elif self.seed is not None or self.fitted is not None:
+            if self.plan is not None and self.seed is not None:
+                raise ConfigError("a DOM is a seed's draws or a plan, not both")
+            if self.plan is None:
+                if self.seed is None:
+                    raise ConfigError("--mode dom needs --seed N")
+                check_seed(self.seed)
+        elif self.seed is not None or self.fitted is not None or self.plan is not None:
             raise ConfigError("--seed applies to --mode dom only")
         fmt = FORMAT_ALIASES.get(self.format, self.format) or ("pruned" if self.mode == "dom" else "dense")
         if fmt not in FORMATS:
@@ -92,13 +98,15 @@ def mode_model(model: nn.Module, config: ExportConfig, calibration: list[Tensor]
         return strip_was_(model) if has_was(model) else model
     if not has_was(model):
         raise ConfigError("--mode dom needs a model trained with WAS (this one has no WAS settings)")
-    use_dom_(model, config.seed, config.fitted)
+    draws = (config.plan.draws(model, config.fitted) if config.plan is not None
+             else dom_draws(model, config.seed, config.fitted))
+    set_draws_(model, draws)
     if config.recalibrate_bn:
         if not calibration:
             raise ConfigError("DOM export re-estimates BatchNorm and needs training data: pass --data-dir, "
                               "or --no-recalibrate-bn to keep the stored statistics")
         recalibrate_bn_(model, calibration)
-    return freeze_dom_(model, config.seed, config.fitted).eval()
+    return freeze_draws_(model, draws).eval()
 
 
 def verification_inputs(input_shape: tuple[int, int, int], images: Tensor | None) -> list[Tensor]:
@@ -172,7 +180,7 @@ def export_model(
     report = {
         "file": out.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "opset": OPSET,
         "mode": config.mode, "seed": config.seed, "fitted": config.fitted, "format": config.format,
-        "was": props["wascompress.was"],
+        "plan": config.plan.to_dict() if config.plan is not None else None, "was": props["wascompress.was"],
         "input_shape": list(config.input_shape),  # one image's (C, H, W)
         "bn": props["wascompress.bn"], "metadata": {k: metadata_value(v) for k, v in props.items()},
         "sparse_initializers": {"enabled": config.sparse_initializers, "initializers": sparse_names,
@@ -217,6 +225,7 @@ def onnx_properties(model: nn.Module, config: ExportConfig, cost: dict[str, Any]
     (``cost`` of the deployed graph), BatchNorm statistics, and the caller's ``metadata``."""
     props = {"wascompress.mode": config.mode, "wascompress.seed": "" if config.seed is None else str(config.seed),
              "wascompress.fitted": config.fitted or "", "wascompress.format": config.format,
+             "wascompress.plan": "" if config.plan is None else f"{config.plan.target_macs:g}",
              "wascompress.was": was_config(model).to_dict() if has_was(model) else None,
              "wascompress.macs": str(cost["macs"]), "wascompress.effective_macs": str(cost["effective_macs"]),
              "wascompress.bn": bn}

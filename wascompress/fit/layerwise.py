@@ -13,7 +13,7 @@ import copy
 import logging
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Collection, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -169,17 +169,18 @@ def fit_layer_(name: str, dom: nn.Module, reference: nn.Module, images: Tensor, 
 
 
 def fit_dom_(model: nn.Module, draws: Draws, key: str, images: Tensor,
-             settings: FitSettings = FitSettings()) -> list[LayerFit]:
+             settings: FitSettings = FitSettings(), only: Collection[str] | None = None) -> list[LayerFit]:
     """Fit DOM ``draws`` of ``model`` (WAS attached, its PW the trained network) to the trained network on
-    ``images``, storing the corrections under ``key``; returns each layer's fit. The model's BatchNorm
-    statistics and current draws are left as they were (the DOM's own are re-estimated at export)."""
+    ``images``, storing the corrections under ``key``; returns each layer's fit (``only``: just these layers
+    are fitted, the others keep a zero correction). The model's BatchNorm statistics and current draws are
+    left as they were (the DOM's own are re-estimated at export)."""
     layers = was_layers(model)
     for name in layers:
         conv = model.get_submodule(name)
         if not supports_window(conv):
             raise ConfigError(f"layer {name}: only convs with explicit zero padding can be fitted")
     saved_draws = {name: layer.draws for name, layer in layers.items()}
-    saved_bn = _bn_state(model)
+    saved_bn = bn_state(model)
     reference = copy.deepcopy(model).eval()
     use_pw_(reference)
     batches = list(images[:settings.bn_images].split(settings.batch_size))
@@ -188,10 +189,12 @@ def fit_dom_(model: nn.Module, draws: Draws, key: str, images: Tensor,
         add_corrections_(model, key, draws)
         set_draws_(model, with_correction(draws, key))
         for index, name in enumerate(layers):
+            if only is not None and name not in only:
+                continue
             recalibrate_until_(model, model.get_submodule(name), batches)  # the layers before it, as fitted
             fits.append(fit_layer_(name, model, reference, images, key, settings, index))
         set_draws_(model, saved_draws)
-        _load_bn_state(model, saved_bn)
+        load_bn_state(model, saved_bn)
     return fits
 
 
@@ -247,12 +250,12 @@ def fit_seeds_(model: nn.Module, seeds: Iterable[int], images: Tensor,
     return records
 
 
-def _bn_state(model: nn.Module) -> list[tuple[Tensor, ...]]:
+def bn_state(model: nn.Module) -> list[tuple[Tensor, ...]]:
     return [(bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone())
             for bn in batchnorm_layers(model)]
 
 
-def _load_bn_state(model: nn.Module, state: list[tuple[Tensor, ...]]) -> None:
+def load_bn_state(model: nn.Module, state: list[tuple[Tensor, ...]]) -> None:
     for bn, (mean, var, tracked) in zip(batchnorm_layers(model), state):
         bn.running_mean.copy_(mean)
         bn.running_var.copy_(var)

@@ -331,6 +331,13 @@ def freeze_dom_(model: nn.Module, seed: int, fitted: str | None = None) -> nn.Mo
     return model
 
 
+def freeze_draws_(model: nn.Module, draws: Draws) -> nn.Module:
+    """Remove WAS in place, leaving a plain model whose conv weights are the SW ``draws`` make (a plan's)."""
+    set_draws_(model, draws)
+    _remove_all(model)
+    return model
+
+
 _ORIGINAL = ".parametrizations.weight.original"
 
 

@@ -1,0 +1,88 @@
+"""Planning the DOMs of a trained checkpoint (``wascompress plan``): its PW with every conv made cuttable
+(:data:`~wascompress.was.planned.PLAN_WAS`), options scored on the run's own images (fitted on training
+images, judged on validation images), one plan per budget from the same scores."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from wascompress.checkpoint import Checkpoint, load_checkpoint
+from wascompress.data.run_data import calibration_images, checkpoint_calibration_images, checkpoint_splits
+from wascompress.errors import CheckpointError, ConfigError, DataError
+from wascompress.export.budget import check_budget
+from wascompress.plan.search import Option, PlanSettings, Scorer, plan_for_budget, score_options
+from wascompress.plan.search import channel_options, window_options
+from wascompress.plan.structure import Structure, model_structure
+from wascompress.was import apply_was_, was_layers
+from wascompress.was.planned import PLAN_WAS, DomPlan
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """Budgets (fractions of the dense MACs), training images the options are fitted on, validation
+    images they are judged on, and the search's settings."""
+
+    target_macs: tuple[float, ...]
+    fit_images: int = 256
+    score_images: int = 512
+    settings: PlanSettings = PlanSettings()
+
+    def __post_init__(self) -> None:
+        if not self.target_macs:
+            raise ConfigError("give at least one budget (--target-macs R)")
+        for budget in self.target_macs:
+            check_budget(budget)
+        for name in ("fit_images", "score_images"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
+
+
+def plannable_model(loaded: Checkpoint, source: str) -> nn.Module:
+    """The checkpoint's trained network (PW, AOM statistics) with :data:`PLAN_WAS` on every conv."""
+    if loaded.model.custom_structure:
+        raise CheckpointError(f"{source} holds a custom structure; plan its DOMs where it was built")
+    model = loaded.build_model(with_was=False)  # a checkpoint trained with WAS: its PW, the trained network
+    apply_was_(model, PLAN_WAS)
+    return model.eval()
+
+
+def plan_images(loaded: Checkpoint, request: PlanRequest, data_dir: str | None) -> tuple[Any, Any]:
+    """The training images the options are fitted on and the validation images they are judged on."""
+    try:
+        splits = checkpoint_splits(loaded, data_dir)
+    except DataError as err:
+        raise DataError(f"{err} (planning fits and judges cuts on the run's images: pass --data-dir)") from None
+    if len(splits.val) == 0:
+        raise DataError("the run has no validation images to judge cuts on (it was trained with --val-size 0)")
+    fit = checkpoint_calibration_images(loaded, splits, request.fit_images)
+    held_out = calibration_images(splits.val, request.score_images, 128, seed=1)
+    return fit, held_out
+
+
+def scored_options(model: nn.Module, structure: Structure, fit: Any, held_out: Any,
+                   settings: PlanSettings) -> list[Option]:
+    layers = list(was_layers(model))
+    options = (window_options(structure, model, layers) if settings.windows else []) + (
+        channel_options(structure, settings) if settings.channels else [])
+    return score_options(Scorer(model, fit, held_out, settings), structure, options)
+
+
+def plan_checkpoint(source: str | Path, request: PlanRequest, *, data_dir: str | None = None
+                    ) -> tuple[list[DomPlan], dict[str, Any]]:
+    """One plan per budget of ``request`` for the model in ``source``; and what the search did (options
+    scored, seconds)."""
+    began = time.perf_counter()
+    loaded = load_checkpoint(source)
+    model = plannable_model(loaded, str(source))
+    structure = model_structure(loaded.build_model(with_was=False), loaded.input_shape)
+    fit, held_out = plan_images(loaded, request, data_dir)
+    scored = scored_options(model, structure, fit, held_out, request.settings)
+    plans = [plan_for_budget(model, structure, scored, target) for target in request.target_macs]
+    return plans, {"options": len(scored), "seconds": time.perf_counter() - began,
+                   "fit_images": len(fit), "score_images": len(held_out)}
