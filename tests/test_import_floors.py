@@ -11,7 +11,7 @@ FLOORS = {
     "errors": 0, "fileio": 0, "device": 0, "plotting": 0, "onnx_session": 0,
     "was": 1, "models": 1, "data": 1,
     "checkpoint": 2, "weights": 2, "evaluate": 2, "robustness": 2,
-    "export": 3, "profile": 3, "fit": 3,
+    "export": 3, "profile": 3, "fit": 3, "plan": 4,
     "train": 4,
     "pipeline": 5,
     "cli": 6, "__main__": 6, "__init__": 6,  # the package's root only lazily offers compress() from pipeline

@@ -162,6 +162,11 @@ class Checkpoint:
         that DOM runs the seed's own draws."""
         return trained_correction(seed, bool(self.train_config.get("fit_doms")), self.dom_seeds)
 
+    def planned_doms(self) -> list[dict[str, Any]]:
+        """The planned DOMs the checkpoint holds (``wascompress fit --plan``): per budget its ``target``,
+        correction ``key``, predicted MAC ``ratio`` and ``plan`` (a DomPlan's dict); [] when none."""
+        return list(self.train_config.get("dom_plans") or [])
+
     def trained_doms(self) -> list[dict[str, Any]]:
         """The DOMs the run trained for MAC budgets (see :func:`trained_doms`)."""
         return trained_doms(self.train_config.get("dom_budget"))

@@ -61,7 +61,7 @@ def test_fit_writes_the_aom_and_every_budgets_fitted_dom_and_export_writes_it(tm
 @pytest.mark.parametrize("args,fragment", [
     (["--target-macs", "0.5"], "was trained without WAS: give the WAS settings"),
     ([*SHARED, "--target-macs", "0.05", "--search-seeds", "4"], "no DOM seed of the 4 tried reaches 0.05"),
-    ([*SHARED, "--target-macs", "0.5", "--dom-seed", "1"], "give --target-macs or --dom-seed, not both"),
+    ([*SHARED, "--target-macs", "0.5", "--dom-seed", "1"], "give one of --target-macs, --dom-seed and --plan"),
     ([*SHARED], "trained no DOM seed: give --target-macs R or --dom-seed N"),
 ])
 def test_bad_fit_input_is_one_line_and_writes_nothing(tmp_path, run_main, plain_run, args, fragment):

@@ -57,7 +57,7 @@ def one_line(message: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from wascompress.cli import (compress_cmd, evaluate_cmd, export_cmd, finetune_cmd, fit_cmd, models_cmd,
+    from wascompress.cli import (compress_cmd, evaluate_cmd, export_cmd, finetune_cmd, fit_cmd, models_cmd, plan_cmd,
                                  profile_cmd, train_cmd)
 
     parser = OneLineParser(prog=PROG, description="Weight Augmentation (WAS): train, export, profile.")
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     commands.required = True
-    for module in (compress_cmd, train_cmd, finetune_cmd, fit_cmd, export_cmd, profile_cmd, evaluate_cmd,
+    for module in (compress_cmd, train_cmd, finetune_cmd, plan_cmd, fit_cmd, export_cmd, profile_cmd, evaluate_cmd,
                    models_cmd):
         module.register(commands)
     return parser

@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from wascompress.checkpoint import load_checkpoint
+from typing import Any
+
+from wascompress.checkpoint import Checkpoint, load_checkpoint
 from wascompress.cli.image_size import add_image_size_option, checkpoint_image_size, requested_size
 from wascompress.errors import ConfigError
 from wascompress.cli import add_option
@@ -16,6 +18,8 @@ from wascompress.export.from_checkpoint import (
     SeedSearch,
     budget_record,
     export_checkpoint,
+    planned_budget_record,
+    planned_dom_for_budget,
     trained_dom_for_budget,
     trained_dom_seed,
 )
@@ -27,6 +31,7 @@ from wascompress.export.quantize import (
     QUANTIZE_TYPES,
     QuantizeConfig,
 )
+from wascompress.was.planned import DomPlan
 
 
 def non_negative_int(text: str) -> int:
@@ -109,8 +114,11 @@ def run_export(args: argparse.Namespace) -> int:
     search = SeedSearch(count, args.objective, args.max_drop, args.target_macs) if count is not None else None
     check_output(Path(args.out), args.overwrite)
     checkpoint = load_checkpoint(args.checkpoint)
-    trained = (trained_dom_for_budget(checkpoint, args.target_macs, args.checkpoint)
-               if args.target_macs is not None and args.search_seeds is None else None)
+    by_budget = args.target_macs is not None and args.search_seeds is None
+    planned = planned_dom_for_budget(checkpoint, args.target_macs, args.checkpoint) if by_budget else None
+    if planned is not None:
+        return export_planned(args, checkpoint, planned, quantize, size)
+    trained = trained_dom_for_budget(checkpoint, args.target_macs, args.checkpoint) if by_budget else None
     if trained is not None:  # the run trained a DOM for this budget: export it, no search
         print(f"wascompress export: DOM seed {trained['seed']}, trained for budget {trained['target']:g} "
               f"({trained['ratio']:.3f} of the AOM's MACs)", file=sys.stderr)
@@ -146,10 +154,35 @@ def run_export(args: argparse.Namespace) -> int:
                 continue
             print(f"{row['seed']:>5} {row['val_acc'] * 100:7.2f}% {row['drop_points']:6.2f}p "
                   f"{row['pruned_macs']:>14,} {row['mac_ratio']:7.3f}{mark}")
+    print_report(args.out, report)
+    return 0
+
+
+def export_planned(args: argparse.Namespace, checkpoint: Checkpoint, planned: dict[str, Any],
+                   quantize: QuantizeConfig | None, size: tuple[int, int] | None) -> int:
+    """Export the planned, fitted DOM a checkpoint holds for ``--target-macs`` (``wascompress fit --plan``)."""
+    if args.seed is not None:
+        print("wascompress export: note: --seed is ignored: the checkpoint holds a planned DOM for the budget",
+              file=sys.stderr)
+    print(f"wascompress export: planned DOM {planned['key']}, fitted for budget {planned['target']:g} "
+          f"({planned['ratio']:.3f} of the MACs predicted)", file=sys.stderr)
+    config = ExportConfig(mode="dom", plan=DomPlan.from_dict(planned["plan"], args.checkpoint), fitted=planned["key"],
+                          format=args.format, sparse_initializers=args.sparse_initializers,
+                          recalibrate_bn=not args.no_recalibrate_bn, quantize=quantize)
+    report = export_checkpoint(args.checkpoint, args.out, config, data_dir=args.data_dir, bn_batches=args.bn_batches,
+                               overwrite=args.overwrite, image_size=size, loaded=checkpoint,
+                               budget=planned_budget_record(args.target_macs, planned))
+    print_report(args.out, report)
+    return 0
+
+
+def print_report(out: str, report: dict[str, Any]) -> None:
+    """The export's summary lines: what was written, its cost, its verification (and INT8's)."""
     cost, dense = report["cost"], report["cost_before_pruning"]
     seed = f" seed {report['seed']}" if report["seed"] is not None else ""
+    seed = f" {report['fitted']} (planned)" if report.get("plan") else seed
     size = "x".join(map(str, report["input_shape"][1:]))
-    print(f"{args.out}: {report['mode'].upper()}{seed} {report['format']} at {size}, {cost['macs']:,} MACs "
+    print(f"{out}: {report['mode'].upper()}{seed} {report['format']} at {size}, {cost['macs']:,} MACs "
           f"({report['mac_ratio_vs_dense'] * 100:.1f}% of the unpruned model's {dense['macs']:,}), "
           f"{report['graph_cost']['params']:,} parameters in the file ({report['graph_cost']['nonzero_params']:,} "
           f"non-zero; {cost['params']:,} in PyTorch, BatchNorm not folded), {report['bytes']:,} bytes; "
@@ -158,7 +191,6 @@ def run_export(args: argparse.Namespace) -> int:
     if quantized is not None:
         test = (f"; test top-1 FP32 {quantized['fp32_test_top1'] * 100:.2f}%, INT8 {quantized['int8_test_top1'] * 100:.2f}%"
                 if "fp32_test_top1" in quantized else "")
-        print(f"{args.out}: INT8 ({quantized['calibration']} calibration on {quantized['calibration_images']} training "
+        print(f"{out}: INT8 ({quantized['calibration']} calibration on {quantized['calibration_images']} training "
               f"images): top-1 agrees with FP32 on {quantized['agreement'] * 100:.2f}% of "
               f"{quantized['validation']['images']} validation images (>= {quantized['min_agreement'] * 100:g}%){test}")
-    return 0

@@ -8,6 +8,7 @@ from wascompress.cli.train_cmd import add_was_options, was_settings
 from wascompress.fit import FitRequest, FitSettings, fit_checkpoint
 from wascompress.fit.layerwise import SOLVERS
 from wascompress.was import WASConfig
+from wascompress.was.planned import read_plans
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -20,6 +21,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--target-macs", type=float, nargs="+", metavar="R",
                    help="one DOM per budget: the seed whose pruned graph lands at or just under R x the AOM's MACs")
     p.add_argument("--dom-seed", type=int, nargs="+", metavar="N", help="fit these DOM seeds (default: the run's)")
+    p.add_argument("--plan", metavar="PLANS.json", help="fit the planned DOMs of this file (wascompress plan --out)")
     p.add_argument("--search-seeds", type=int, default=32, metavar="K", help="seeds tried for --target-macs")
     p.add_argument("--fit-images", type=int, default=1024, metavar="N", help="training images to solve on")
     p.add_argument("--solver", choices=SOLVERS, default="taps",
@@ -34,13 +36,15 @@ def run_fit(args: argparse.Namespace) -> int:
     given = was_settings(args)
     request = FitRequest(target_macs=tuple(args.target_macs) if args.target_macs else None,
                          dom_seeds=tuple(args.dom_seed) if args.dom_seed else None,
+                         plans=tuple(read_plans(args.plan)) if args.plan else None,
                          was=WASConfig.from_dict(given) if given else None, images=args.fit_images,
                          search_seeds=args.search_seeds, settings=FitSettings(solver=args.solver))
     report = fit_checkpoint(args.checkpoint, args.out, request, data_dir=args.data_dir, overwrite=args.overwrite)
     for dom in report["doms"]:
-        fit = report["fits"][str(dom["seed"])]
+        fit = report["fits"][dom["key"] if "key" in dom else str(dom["seed"])]
         budget = f"budget {dom['target']:g} ({dom['ratio']:.3f} of the AOM's MACs), " if "target" in dom else ""
-        print(f"DOM seed {dom['seed']}: {budget}mean relative layer error {fit['mean_error_plain']:.3f} -> "
+        name = f"planned DOM {dom['key']}" if "key" in dom else f"DOM seed {dom['seed']}"
+        print(f"{name}: {budget}mean relative layer error {fit['mean_error_plain']:.3f} -> "
               f"{fit['mean_error_fitted']:.3f} on "
               f"{fit['images']} training images, {fit['stored_numbers']:,} numbers stored beside PW, "
               f"{fit['seconds']:.1f} s")

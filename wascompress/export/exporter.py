@@ -89,6 +89,8 @@ class ExportConfig:
         if isinstance(self.channel_align, bool) or not isinstance(self.channel_align, int) or self.channel_align < 1:
             raise ConfigError(f"channel_align must be a positive integer, got {self.channel_align!r}")
         object.__setattr__(self, "format", fmt)
+        if self.plan is not None:  # a plan's kept channels come in its step: the export removes the rest
+            object.__setattr__(self, "channel_align", self.plan.channel_step)
 
 
 def mode_model(model: nn.Module, config: ExportConfig, calibration: list[Tensor] | None) -> nn.Module:

@@ -70,6 +70,13 @@ def trained_dom_seed(checkpoint: Checkpoint) -> int | None:
     return seeds[0] if seeds else None
 
 
+def serving_budget(doms: list[dict[str, Any]], ratio: float) -> tuple[list[dict[str, Any]], bool]:
+    """Of the DOMs held for MAC budgets, those serving ``ratio``: the one for that budget, else every one at or
+    under it; and whether the first was found."""
+    exact = [d for d in doms if abs(d["target"] - ratio) < 1e-9]
+    return exact or [d for d in doms if d["ratio"] <= ratio + 1e-12], bool(exact)
+
+
 def trained_dom_for_budget(checkpoint: Checkpoint, ratio: float, source: str | Path = "the checkpoint"
                            ) -> dict[str, Any] | None:
     """The DOM a run trained for a MAC budget (``--target-macs``) that fits ``ratio``: the one trained
@@ -79,13 +86,36 @@ def trained_dom_for_budget(checkpoint: Checkpoint, ratio: float, source: str | P
     trained = checkpoint.trained_doms()
     if not trained:
         return None
-    exact = [d for d in trained if abs(d["target"] - ratio) < 1e-9]
-    fitting = exact or [d for d in trained if d["ratio"] <= ratio + 1e-12]
+    fitting, _ = serving_budget(trained, ratio)
     if not fitting:
         listed = ", ".join(f"{d['target']:g} (seed {d['seed']}, {d['ratio']:.3f})" for d in trained)
         raise ConfigError(f"{source} trained no DOM at or under {ratio:g} of the AOM's MACs (its budgets: "
                           f"{listed}); pass --search-seeds K to search untrained seeds")
     return max(fitting, key=lambda d: (d["ratio"], -d["seed"]))
+
+
+def planned_dom_for_budget(checkpoint: Checkpoint, ratio: float, source: str | Path = "the checkpoint"
+                           ) -> dict[str, Any] | None:
+    """The planned DOM a checkpoint holds for a MAC budget (``wascompress fit --plan``) that fits ``ratio``:
+    the one planned for it, else the largest planned at or under it; None when it holds no plan; a one-line
+    error when it does but none fits."""
+    check_budget(ratio)
+    planned = checkpoint.planned_doms()
+    if not planned:
+        return None
+    fitting, exact = serving_budget(planned, ratio)
+    if not fitting:
+        listed = ", ".join(f"{d['target']:g} ({d['ratio']:.3f})" for d in planned)
+        raise ConfigError(f"{source} holds no planned DOM at or under {ratio:g} of the MACs (its budgets: {listed})")
+    return {**max(fitting, key=lambda d: d["ratio"]), "exact": exact}
+
+
+def planned_budget_record(requested: float, planned: dict[str, Any]) -> dict[str, Any]:
+    """What an export of a planned DOM for MAC budget ``requested`` records."""
+    return {"requested": requested, "trained_for": planned["target"], "plan": planned["key"],
+            "mac_ratio": planned["ratio"], "trained": planned["exact"],
+            "note": "the DOM planned and fitted for this budget" if planned["exact"] else
+            f"no DOM was planned for {requested:g}: this is the one planned for {planned['target']:g}"}
 
 
 def budget_record(requested: float, trained: dict[str, Any] | None) -> dict[str, Any]:

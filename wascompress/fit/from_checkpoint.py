@@ -13,14 +13,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from wascompress.checkpoint import Checkpoint, load_checkpoint
 from wascompress.data.run_data import checkpoint_calibration_images, checkpoint_splits
 from wascompress.errors import CheckpointError, ConfigError, DataError
 from wascompress.export.budget import check_budget, closest_under, seed_costs
-from wascompress.fit.layerwise import FitSettings, fit_seeds_
+from wascompress.fit.layerwise import FitSettings, fit_dom_, fit_seeds_, fit_summary
 from wascompress.was import WASConfig, apply_was_, check_seed, has_was, plain_state_dict, was_config
+from wascompress.was.fitted import correction_size
+from wascompress.was.planned import PLAN_WAS, DomPlan, plan_key
 
 
 @dataclass(frozen=True)
@@ -30,14 +32,17 @@ class FitRequest:
 
     target_macs: tuple[float, ...] | None = None
     dom_seeds: tuple[int, ...] | None = None
+    plans: tuple[DomPlan, ...] | None = None
     was: WASConfig | None = None
     images: int = 1024
     search_seeds: int = 32
     settings: FitSettings = FitSettings()
 
     def __post_init__(self) -> None:
-        if self.target_macs is not None and self.dom_seeds is not None:
-            raise ConfigError("give --target-macs or --dom-seed, not both")
+        if sum(x is not None for x in (self.target_macs, self.dom_seeds, self.plans)) > 1:
+            raise ConfigError("give one of --target-macs, --dom-seed and --plan")
+        if self.plans is not None and self.was is not None:
+            raise ConfigError("a planned DOM cuts any conv: give no WAS settings with --plan")
         for budget in self.target_macs or ():
             check_budget(budget)
         for seed in self.dom_seeds or ():
@@ -46,6 +51,16 @@ class FitRequest:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
+
+
+def plannable_model(loaded: Checkpoint, source: str) -> nn.Module:
+    """The checkpoint's trained network (PW, AOM statistics) with :data:`PLAN_WAS` on every conv, so that a
+    plan can cut any of them (a checkpoint trained with WAS: its PW; its own DOMs are left out)."""
+    if loaded.model.custom_structure:
+        raise CheckpointError(f"{source} holds a custom structure; plan its DOMs where it was built")
+    model = loaded.build_model(with_was=False)
+    apply_was_(model, PLAN_WAS)
+    return model.eval()
 
 
 def model_with_was(loaded: Checkpoint, was: WASConfig | None, source: str) -> nn.Module:
@@ -85,19 +100,42 @@ def fit_checkpoint(source: str | Path, out: str | Path, request: FitRequest, *, 
     loaded = load_checkpoint(source)
     if loaded.model.custom_structure:
         raise CheckpointError(f"{source} holds a custom structure; fit its DOMs where it was built")
-    model = model_with_was(loaded, request.was, str(source))
-    doms = choose_doms(loaded, model, request, str(source))
+    model = (plannable_model(loaded, str(source)) if request.plans is not None
+             else model_with_was(loaded, request.was, str(source)))
+    doms = [] if request.plans is not None else choose_doms(loaded, model, request, str(source))
+    for plan in request.plans or ():
+        plan.draws(model)  # a plan made for another model: one line, before any data is read
     try:
         images = checkpoint_calibration_images(loaded, checkpoint_splits(loaded, data_dir), request.images)
     except DataError as err:
         raise DataError(f"{err} (the fit solves on the run's training images: pass --data-dir)") from None
-    seeds = [d["seed"] for d in doms]
-    fits = fit_seeds_(model, seeds, images, request.settings)
-    budget = {"chosen": [d for d in doms if "target" in d], "fits": fits}
-    config = {**loaded.train_config, "dom_seeds": seeds, "eval_seed": seeds[0], "fit_doms": True,
-              "dom_budget": budget if budget["chosen"] else {"fits": fits}}
+    if request.plans is not None:
+        fits, config = fit_plans_(model, loaded, request.plans, images, request.settings)
+        doms = config["dom_plans"]
+    else:
+        seeds = [d["seed"] for d in doms]
+        fits = fit_seeds_(model, seeds, images, request.settings)
+        budget = {"chosen": [d for d in doms if "target" in d], "fits": fits}
+        config = {**loaded.train_config, "dom_seeds": seeds, "eval_seed": seeds[0], "fit_doms": True,
+                  "dom_budget": budget if budget["chosen"] else {"fits": fits}}
     fitted = replace(loaded, state_dict=plain_state_dict(model), train_config=config,
                      was=was_config(model).to_dict(), bn_stats="aom", optimizer=None, scheduler=None, rng=None)
     fitted.save(out)
     return {"source": str(source), "out": str(out), "doms": doms, "fits": fits}
+
+
+def fit_plans_(model: nn.Module, loaded: Checkpoint, plans: tuple[DomPlan, ...], images: Tensor,
+               settings: FitSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit every plan's DOM (its correction under :func:`plan_key` of its budget); the fits by key and the
+    training configuration that records the plans (``dom_plans``: target, key, plan), no seeds."""
+    fits = {}
+    for plan in plans:
+        key = plan_key(plan.target_macs)
+        fits[key] = {**fit_summary(fit_dom_(model, plan.draws(model), key, images, settings)), "images": len(images),
+                     "solver": settings.solver, "stored_numbers": correction_size(model, key)}
+    recorded = [{"target": p.target_macs, "key": plan_key(p.target_macs), "ratio": p.facts.get("predicted_mac_ratio"),
+                 "plan": p.to_dict()} for p in plans]
+    config = {**loaded.train_config, "dom_seeds": [], "eval_seed": None, "fit_doms": True,
+              "dom_budget": {"fits": fits}, "dom_plans": recorded}
+    return fits, config
 

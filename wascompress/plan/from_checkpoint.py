@@ -9,17 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
 from wascompress.checkpoint import Checkpoint, load_checkpoint
 from wascompress.data.run_data import calibration_images, checkpoint_calibration_images, checkpoint_splits
-from wascompress.errors import CheckpointError, ConfigError, DataError
+from wascompress.errors import ConfigError, DataError
 from wascompress.export.budget import check_budget
-from wascompress.plan.search import Option, PlanSettings, Scorer, plan_for_budget, score_options
-from wascompress.plan.search import channel_options, window_options
-from wascompress.plan.structure import Structure, model_structure
-from wascompress.was import apply_was_, was_layers
-from wascompress.was.planned import PLAN_WAS, DomPlan
+from wascompress.fit.from_checkpoint import plannable_model
+from wascompress.plan.search import PlanSettings, check_reachable, cut_options, plan_for_budget, scored_options
+from wascompress.plan.structure import model_structure
+from wascompress.was.planned import DomPlan
 
 
 @dataclass(frozen=True)
@@ -43,15 +40,6 @@ class PlanRequest:
                 raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
 
 
-def plannable_model(loaded: Checkpoint, source: str) -> nn.Module:
-    """The checkpoint's trained network (PW, AOM statistics) with :data:`PLAN_WAS` on every conv."""
-    if loaded.model.custom_structure:
-        raise CheckpointError(f"{source} holds a custom structure; plan its DOMs where it was built")
-    model = loaded.build_model(with_was=False)  # a checkpoint trained with WAS: its PW, the trained network
-    apply_was_(model, PLAN_WAS)
-    return model.eval()
-
-
 def plan_images(loaded: Checkpoint, request: PlanRequest, data_dir: str | None) -> tuple[Any, Any]:
     """The training images the options are fitted on and the validation images they are judged on."""
     try:
@@ -65,14 +53,6 @@ def plan_images(loaded: Checkpoint, request: PlanRequest, data_dir: str | None) 
     return fit, held_out
 
 
-def scored_options(model: nn.Module, structure: Structure, fit: Any, held_out: Any,
-                   settings: PlanSettings) -> list[Option]:
-    layers = list(was_layers(model))
-    options = (window_options(structure, model, layers) if settings.windows else []) + (
-        channel_options(structure, settings) if settings.channels else [])
-    return score_options(Scorer(model, fit, held_out, settings), structure, options)
-
-
 def plan_checkpoint(source: str | Path, request: PlanRequest, *, data_dir: str | None = None
                     ) -> tuple[list[DomPlan], dict[str, Any]]:
     """One plan per budget of ``request`` for the model in ``source``; and what the search did (options
@@ -81,8 +61,10 @@ def plan_checkpoint(source: str | Path, request: PlanRequest, *, data_dir: str |
     loaded = load_checkpoint(source)
     model = plannable_model(loaded, str(source))
     structure = model_structure(loaded.build_model(with_was=False), loaded.input_shape)
+    for target in request.target_macs:  # before any data is read or option scored
+        check_reachable(structure, cut_options(model, structure, request.settings), target)
     fit, held_out = plan_images(loaded, request, data_dir)
     scored = scored_options(model, structure, fit, held_out, request.settings)
-    plans = [plan_for_budget(model, structure, scored, target) for target in request.target_macs]
+    plans = [plan_for_budget(model, structure, scored, target, request.settings) for target in request.target_macs]
     return plans, {"options": len(scored), "seconds": time.perf_counter() - began,
                    "fit_images": len(fit), "score_images": len(held_out)}

@@ -20,6 +20,7 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -115,7 +116,8 @@ def option_cuts(option: Option, structure: Structure) -> tuple[dict[str, LayerCu
 
 class Scorer:
     """Scores options on a WAS-attached copy of the trained model: fit, re-estimate BatchNorm, KL divergence
-    of the predictions from the trained network's on ``held_out``."""
+    of the predictions from the trained network's on ``held_out``, less that of the uncut network with its
+    BatchNorm re-estimated the same way (what re-estimation alone changes is no option's cost)."""
 
     def __init__(self, model: nn.Module, fit_images: Tensor, held_out: Tensor, settings: PlanSettings) -> None:
         self.model = model
@@ -124,6 +126,8 @@ class Scorer:
         use_pw_(model)
         self.fingerprint = fingerprint(model)
         self.reference = self._log_probs()
+        self.baseline = 0.0
+        self.baseline = self.score({}, [])  # BatchNorm re-estimated on the fit images, nothing cut
 
     def _log_probs(self) -> Tensor:
         with torch.no_grad():
@@ -145,7 +149,8 @@ class Scorer:
             for layer in was_layers(self.model).values():
                 if PROBE in layer.fitted:
                     del layer.fitted[PROBE]
-        return float(F.kl_div(log_probs, self.reference, log_target=True, reduction="batchmean"))
+        divergence = float(F.kl_div(log_probs, self.reference, log_target=True, reduction="batchmean"))
+        return divergence - self.baseline
 
 
 def score_options(scorer: Scorer, structure: Structure, options: list[Option]) -> list[Option]:
@@ -159,24 +164,41 @@ def score_options(scorer: Scorer, structure: Structure, options: list[Option]) -
     return scored
 
 
-def plan_macs(structure: Structure, chosen: dict[str, Option]) -> int:
+def _cut_sizes(chosen: dict[str, Option]) -> tuple[dict[str, tuple[int, int]], dict[int, int]]:
     windows = {o.unit.split(":", 1)[1]: o.window[2:] for o in chosen.values() if o.window is not None}
     kept = {int(o.unit.split(":", 1)[1]): o.keep for o in chosen.values() if o.keep is not None}
-    return structure.macs(windows, kept)
+    return windows, kept
+
+
+def plan_macs(structure: Structure, chosen: dict[str, Option]) -> int:
+    return structure.macs(*_cut_sizes(chosen))
+
+
+def layer_table(structure: Structure, chosen: dict[str, Option]) -> list[dict[str, Any]]:
+    """Per conv and linear layer: its kernel and window, channels and kept channels, dense and planned MACs."""
+    dense, planned = structure.layer_macs({}, {}), structure.layer_macs(*_cut_sizes(chosen))
+    cuts = plan_cuts(structure, chosen)
+    rows = []
+    for name in dense:
+        conv = structure.convs.get(name)
+        cut = cuts.get(name)
+        window = cut.window[2:] if cut is not None and cut.window is not None else (conv.kernel if conv else None)
+        rows.append({"layer": name, "kernel": list(conv.kernel) if conv else None,
+                     "window": list(window) if window else None,
+                     "channels": conv.out_channels if conv else structure.linears[name][1],
+                     "kept": len(cut.kept) if cut is not None and cut.kept is not None else None,
+                     "dense_macs": dense[name], "macs": planned[name]})
+    return rows
 
 
 def allocate(structure: Structure, options: list[Option], target_macs: int) -> dict[str, Option]:
     """The units' options (at most one each) of least total score whose plan has at most ``target_macs``
     (greedy on score per MAC saved, then relaxed); a budget that cutting everything cannot reach is a
     one-line :class:`ConfigError`."""
+    check_reachable(structure, options, target_macs / structure.macs({}, {}))
     by_unit: dict[str, list[Option]] = {}
     for option in options:
         by_unit.setdefault(option.unit, []).append(option)
-    lowest = plan_macs(structure, {u: min(o, key=lambda x: plan_macs(structure, {u: x})) for u, o in by_unit.items()})
-    if lowest > target_macs:
-        dense = structure.macs({}, {})
-        raise ConfigError(f"no plan reaches {target_macs / dense:.3f} of the MACs: cutting every layer as far "
-                          f"as the options allow leaves {lowest / dense:.3f}")
     chosen: dict[str, Option] = {}
     while plan_macs(structure, chosen) > target_macs:
         chosen = _cheapest_step(structure, chosen, by_unit)
@@ -235,24 +257,41 @@ def plan_cuts(structure: Structure, chosen: dict[str, Option]) -> dict[str, Laye
             if name in windows or name in kept}
 
 
-def search_plan(model: nn.Module, structure: Structure, fit_images: Tensor, held_out: Tensor,
-                target: float, settings: PlanSettings = PlanSettings()) -> tuple[DomPlan, list[Option]]:
-    """The plan for ``target`` of the dense MACs on ``model`` (WAS attached with :data:`PLAN_WAS`), and
-    every option's score."""
+def cut_options(model: nn.Module, structure: Structure, settings: PlanSettings = PlanSettings()) -> list[Option]:
+    """Every option of ``model`` (WAS attached with :data:`~wascompress.was.planned.PLAN_WAS`), not scored."""
     layers = list(was_layers(model))
-    options = (window_options(structure, model, layers) if settings.windows else []) + (
+    return (window_options(structure, model, layers) if settings.windows else []) + (
         channel_options(structure, settings) if settings.channels else [])
-    scorer = Scorer(copy.deepcopy(model), fit_images, held_out, settings)
-    scored = score_options(scorer, structure, options)
-    return plan_for_budget(model, structure, scored, target), scored
 
 
-def plan_for_budget(model: nn.Module, structure: Structure, scored: list[Option], target: float) -> DomPlan:
+def scored_options(model: nn.Module, structure: Structure, fit_images: Tensor, held_out: Tensor,
+                   settings: PlanSettings = PlanSettings()) -> list[Option]:
+    """Every option of ``model``, scored (:class:`Scorer`)."""
+    options = cut_options(model, structure, settings)
+    return score_options(Scorer(copy.deepcopy(model), fit_images, held_out, settings), structure, options)
+
+
+def check_reachable(structure: Structure, options: list[Option], target: float) -> None:
+    """A one-line :class:`ConfigError` when cutting every unit as far as ``options`` allow stays over
+    ``target`` of the dense MACs."""
+    by_unit: dict[str, list[Option]] = {}
+    for option in options:
+        by_unit.setdefault(option.unit, []).append(option)
+    lowest = plan_macs(structure, {u: min(o, key=lambda x: plan_macs(structure, {u: x})) for u, o in by_unit.items()})
+    dense = structure.macs({}, {})
+    if lowest > target * dense:
+        raise ConfigError(f"no plan reaches {target:.3f} of the MACs: cutting every layer as far as the options "
+                          f"allow leaves {lowest / dense:.3f}")
+
+
+def plan_for_budget(model: nn.Module, structure: Structure, scored: list[Option], target: float,
+                    settings: PlanSettings = PlanSettings()) -> DomPlan:
     """The plan of least total score within ``target`` of the dense MACs, from scored options."""
     dense = structure.macs({}, {})
     chosen = allocate(structure, scored, int(target * dense))
     macs = plan_macs(structure, chosen)
     facts = {"predicted_macs": macs, "predicted_mac_ratio": macs / dense, "dense_macs": dense,
              "score": sum(o.score for o in chosen.values()),
-             "options": {u: {"window": o.window, "keep": o.keep, "score": o.score} for u, o in chosen.items()}}
-    return DomPlan(fingerprint(model), plan_cuts(structure, chosen), target, facts)
+             "options": {u: {"window": o.window, "keep": o.keep, "score": o.score} for u, o in chosen.items()},
+             "layers": layer_table(structure, chosen)}
+    return DomPlan(fingerprint(model), plan_cuts(structure, chosen), target, facts, settings.channel_step)

@@ -52,18 +52,22 @@ class Structure:
     def macs(self, windows: dict[str, tuple[int, int]], kept: dict[int, int]) -> int:
         """Conv and linear MACs with the window (height, width) given per conv and the channels kept per
         group index (the rest dense)."""
+        return sum(self.layer_macs(windows, kept).values())
+
+    def layer_macs(self, windows: dict[str, tuple[int, int]], kept: dict[int, int]) -> dict[str, int]:
+        """:meth:`macs` layer by layer."""
         out_of = {p: kept.get(i, g.channels) for i, g in enumerate(self.groups) for p in g.producers}
         in_of = {c: kept.get(i, g.channels) for i, g in enumerate(self.groups) for c in g.consumers}
-        total = 0
+        found = {}
         for name, conv in self.convs.items():
             out = out_of.get(name, conv.out_channels)
             inputs = in_of.get(name, conv.in_channels)
             per_group = 1 if conv.groups > 1 else inputs  # depthwise: one input channel per filter
             height, width = windows.get(name, conv.kernel)
-            total += out * per_group * height * width * conv.positions
+            found[name] = out * per_group * height * width * conv.positions
         for name, (inputs, out) in self.linears.items():
-            total += in_of.get(name, inputs) * out
-        return total
+            found[name] = in_of.get(name, inputs) * out
+        return found
 
 
 def model_structure(model: nn.Module, input_shape: tuple[int, int, int]) -> Structure:

@@ -52,15 +52,18 @@ class LayerCut:
 @dataclass(frozen=True)
 class DomPlan:
     """Every cut layer's :class:`LayerCut` (layers left out run PW's whole kernel and filters), the model's
-    :func:`fingerprint`, the budget it was made for and what the planner predicted and measured."""
+    :func:`fingerprint`, the budget it was made for, what the planner predicted and measured, and the
+    channel step its kept channels come in."""
 
     fingerprint: str
     cuts: dict[str, LayerCut]
     target_macs: float | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    channel_step: int = 16  # kept channels are multiples of this: the export removes filters down to it
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": PLAN_FORMAT, "fingerprint": self.fingerprint, "target_macs": self.target_macs,
+                "channel_step": self.channel_step,
                 "cuts": {name: cut.to_dict() for name, cut in self.cuts.items()}, "facts": self.facts}
 
     @classmethod
@@ -71,7 +74,8 @@ class DomPlan:
             cuts = {name: LayerCut(tuple(c["window"]) if c["window"] else None,
                                    tuple(int(i) for i in c["kept"]) if c["kept"] is not None else None)
                     for name, c in data["cuts"].items()}
-            return cls(str(data["fingerprint"]), cuts, data.get("target_macs"), dict(data.get("facts") or {}))
+            return cls(str(data["fingerprint"]), cuts, data.get("target_macs"), dict(data.get("facts") or {}),
+                       int(data.get("channel_step", 16)))
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"{source} is not a valid DOM plan ({err})") from None
 
@@ -108,3 +112,26 @@ def check_plan_fits(plan: DomPlan, model: nn.Module) -> None:
 def plan_key(target: float) -> str:
     """The key of a budget's planned DOM and its fitted correction (``plan0_5`` for 0.5)."""
     return "plan" + f"{target:g}".replace(".", "_").replace("-", "m")
+
+
+PLANS_FORMAT = "wascompress-plans/1"
+
+
+def plans_to_json(plans: list[DomPlan]) -> str:
+    """A plans file: one plan per budget."""
+    return json.dumps({"format": PLANS_FORMAT, "plans": [p.to_dict() for p in plans]}, indent=1) + "\n"
+
+
+def read_plans(path: str) -> list[DomPlan]:
+    """The plans of a plans file (``wascompress plan --out``); a file that is not one is a one-line error."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot read plans file {path}: {err}") from None
+    if not isinstance(data, dict) or data.get("format") != PLANS_FORMAT or not isinstance(data.get("plans"), list):
+        raise ConfigError(f"{path} is not a wascompress plans file ({PLANS_FORMAT}; write one with wascompress plan --out)")
+    plans = [DomPlan.from_dict(p, path) for p in data["plans"]]
+    if not plans or any(p.target_macs is None for p in plans):
+        raise ConfigError(f"{path} holds no plan for a MAC budget")
+    return plans
