@@ -150,6 +150,10 @@ def pruning_unit(study: Study, model: str, seed: int, row: str = "torch-pruning-
 def run_row(study: Study, model: str, seed: int, row: str) -> dict[str, Any]:
     if ROW_SETTINGS[row]["kind"] == "torch-pruning-multi":
         return pruning_unit(study, model, seed, row)
+    if ROW_SETTINGS[row]["kind"] == "plan":
+        from rows_plan import plan_unit  # rows_plan imports this module
+
+        return plan_unit(study, model, seed, row)
     return recipe_unit(study, model, seed, row)
 
 

@@ -53,6 +53,8 @@ def graph_spec(study: Study, unit: dict[str, Any]) -> tuple:
         return ("plain", model, unit.get("thin_width", study.scale.width))
     if kind.startswith("torch-pruning"):
         return ("pruned", model, tuple(unit["structure"].items()))  # in module order, as recorded
+    if kind == "plan":  # a planned DOM (and its competitor): the unit's own exported file
+        return ("file", unit["onnx"])
     return ("dom", model, row_was(row, model), unit["dom_seed"])
 
 
@@ -83,6 +85,8 @@ def measure_latency(study: Study, runs: int, again: bool = False, rounds: int = 
 
         def graph_file(unit: dict[str, Any]) -> Path:
             spec = graph_spec(study, unit)
+            if spec[0] == "file":
+                return Path(spec[1])
             if spec not in graphs:
                 net = build_graph(study, spec)
                 path = Path(tmp) / f"{len(graphs)}.onnx"
@@ -113,6 +117,8 @@ def measure_latency(study: Study, runs: int, again: bool = False, rounds: int = 
             budgets = unit.get("budgets", [])
             for budget in budgets:  # a multi-budget unit: every budget's graph
                 time_against_baseline(base, graph_file({**unit, **budget}), budget)
+                if "onnx" in budget.get("torch_pruning", {}):  # a plan unit's competitor at the budget's MACs
+                    time_against_baseline(base, Path(budget["torch_pruning"]["onnx"]), budget["torch_pruning"])
             headline = next((b for b in budgets if b["target"] == BUDGET), None)
             if headline is None:
                 time_against_baseline(base, graph_file(unit), unit)

@@ -17,7 +17,8 @@ ROW_SETTINGS: dict[str, dict[str, Any]] = SETTINGS["rows"]
 ROWS = tuple(ROW_SETTINGS)  # in the table's order
 EXTRA_ROWS = tuple(row for row, s in ROW_SETTINGS.items() if s.get("extra"))  # run when named
 DEFAULT_ROWS = tuple(row for row in ROWS if row not in EXTRA_ROWS)
-PRETRAINED_ROWS = tuple(row for row, s in ROW_SETTINGS.items() if s["kind"] in ("pretrained", "torch-pruning-multi"))
+PRETRAINED_ROWS = tuple(row for row, s in ROW_SETTINGS.items() if s["kind"] in ("pretrained", "torch-pruning-multi",
+                                                                                         "plan"))
 RECIPE_ROW = "sandwich-pair"  # the trainer's default beside a fixed DOM: the wall time the competitor is given
 DOM_ROWS = tuple(row for row, s in ROW_SETTINGS.items() if s.get("dom"))
 CONTROLS = {row: s["control"] for row, s in ROW_SETTINGS.items() if "control" in s}  # default: scratch
