@@ -110,3 +110,26 @@ def test_draws_that_keep_no_window_cannot_be_fitted():
     model = trained_tiny(WASConfig(crop=(0.4, 0.6), crop_mode="resize"))
     with pytest.raises(ConfigError, match="cannot be fitted"):
         fit_dom_(model, dom_draws(model, SEED), seed_key(SEED), images(64, 1))
+
+
+@pytest.mark.parametrize("layer", ["conv1.conv", "conv2.conv"])
+def test_window_fits_from_one_pass_equal_fitting_each_window_alone(layer):
+    """Catches a wrong tap order when the shared Gram matrix is cut down to a window (the planner scores every
+    window of a layer from one pass), a wrong target, or a prior on the wrong taps."""
+    from wascompress.fit.layerwise import window_fits
+    from wascompress.was.planned import PLAN_WAS, DomPlan, LayerCut, fingerprint
+
+    model = trained_tiny(PLAN_WAS)
+    fit_images = images(96, 1)
+    recalibrate_bn_(model, [fit_images])  # the statistics the fit re-estimates before the layer: the same
+    settings = FitSettings(positions=None, bn_images=96, batch_size=96)
+    windows = [(0, 1, 2, 2), (1, 0, 2, 3), (0, 0, 3, 1)]
+    use_pw_(model)
+    with torch.no_grad():
+        shared = window_fits(model, layer, windows, fit_images, settings)
+    for window in windows:
+        plan = DomPlan(fingerprint(model), {layer: LayerCut(window=window)})
+        fit_dom_(model, plan.draws(model), "alone", fit_images, settings, only=[layer])
+        alone = was_layers(model)[layer].fitted["alone"].detach()
+        assert alone.abs().sum() > 0
+        assert torch.allclose(shared[window], alone, rtol=1e-3, atol=1e-5), (window, (shared[window] - alone).abs().max())

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from wascompress.errors import ConfigError
 from wascompress.export.absorb import absorb_crops_
 from wascompress.export.filters import CHANNEL_ALIGN, remove_zero_filters
+from wascompress.export.offsets import offsets_past_batchnorm_
 from wascompress.export.onnx_graph import (
     OPSET,
     ExportError,
@@ -218,7 +219,9 @@ def deployed_model(reference: nn.Module, config: ExportConfig) -> tuple[nn.Modul
     deployed = copy.deepcopy(reference)
     if config.format != "pruned":
         return deployed, {"kernel_changes": [], "filter_changes": [], "absorbed_crops": []}
-    return prune_model(deployed, config)
+    deployed, changes = prune_model(deployed, config)
+    changes["offsets_past_batchnorm"] = offsets_past_batchnorm_(deployed.eval())  # so BatchNorm folds again
+    return deployed, changes
 
 
 def onnx_properties(model: nn.Module, config: ExportConfig, cost: dict[str, Any], bn: str,

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wascompress.errors import ConfigError
-from wascompress.fit.solvers import SharedMatrixFit, TapsFit
+from wascompress.fit.solvers import SharedMatrixFit, TapsFit, ridge_solve
 from wascompress.was import dom_draws, recalibrate_bn_, set_draws_, use_pw_, was_layers
 from wascompress.was.batchnorm import batchnorm_layers
 from wascompress.was.fitted import add_corrections_, correction_size, seed_key
@@ -261,3 +261,34 @@ def load_bn_state(model: nn.Module, state: list[tuple[Tensor, ...]]) -> None:
         bn.running_var.copy_(var)
         bn.num_batches_tracked.copy_(tracked)
 
+
+
+def window_fits(model: nn.Module, name: str, windows: list[tuple[int, int, int, int]], images: Tensor,
+                settings: FitSettings = FitSettings()) -> dict[tuple[int, int, int, int], Tensor]:
+    """Each window's fitted correction of layer ``name`` when it is the only layer cut (``model`` runs its
+    trained weights, PW): every window's kept taps solved for the layer's own output from one pass over
+    ``images``. The layer's input is then the trained network's, so one Gram matrix of its full patches
+    serves every window (its sub-matrix on the window's taps), and the target is ``Gram · PW``."""
+    conv, shadow = model.get_submodule(name), was_layers(model)[name]
+    pw = conv.parametrizations.weight.original.detach()
+    groups, (kh, kw) = conv.groups, shadow.kernel
+    whole = FusedDraws((), (kh, kw))
+    taps = TapsFit(groups, pw.shape[1] * kh * kw, pw.shape[0] // groups)
+    generator = torch.Generator().manual_seed(2000)
+    with torch.no_grad():
+        for x in conv_inputs(model, conv, images, settings.batch_size):
+            cols = window_columns(conv, x, whole)
+            cols, _ = sample_positions(cols, cols[:, :, :1], settings.positions, generator)
+            taps.gram += cols.double() @ cols.double().transpose(1, 2)
+    full = pw.double().reshape(groups, pw.shape[0] // groups, -1).transpose(1, 2)  # [g, F, O]
+    cross = taps.gram @ full
+    fits = {}
+    for top, left, height, width in windows:
+        index = torch.tensor([c * kh * kw + (top + r) * kw + left + q for c in range(pw.shape[1])
+                              for r in range(height) for q in range(width)])
+        window = pw[:, :, top:top + height, left:left + width]
+        prior = full[:, index]
+        solved = ridge_solve(taps.gram[:, index][:, :, index], cross[:, index], prior, settings.ridge)
+        fitted = solved.transpose(1, 2).reshape(window.shape).to(window.dtype)
+        fits[(top, left, height, width)] = fitted - window
+    return fits

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wascompress.errors import ConfigError
-from wascompress.fit.layerwise import FitSettings, bn_state, load_bn_state, fit_dom_
+from wascompress.fit.layerwise import FitSettings, bn_state, fit_dom_, load_bn_state, window_fits
+from wascompress.was.fitted import add_corrections_
 from wascompress.plan.structure import Structure
 from wascompress.was import recalibrate_bn_, set_draws_, use_pw_, was_layers
 from wascompress.was.planned import DomPlan, LayerCut, fingerprint
@@ -133,13 +134,20 @@ class Scorer:
         with torch.no_grad():
             return torch.cat([F.log_softmax(self.model(x), dim=1) for x in self.held_out.split(self.settings.batch_size)])
 
-    def score(self, cuts: dict[str, LayerCut], fit_layers: list[str]) -> float:
+    def score(self, cuts: dict[str, LayerCut], fit_layers: list[str],
+              corrections: dict[str, Tensor] | None = None) -> float:
+        """The score of ``cuts`` with ``fit_layers`` fitted, or the ``corrections`` given (by layer) instead."""
         plan = DomPlan(self.fingerprint, cuts)
         draws = plan.draws(self.model)
         layers = [n for n in fit_layers if n in was_layers(self.model)]
         saved = bn_state(self.model)
         try:
-            fit_dom_(self.model, draws, PROBE, self.fit_images, self.settings.fit, only=layers)
+            if corrections is None:
+                fit_dom_(self.model, draws, PROBE, self.fit_images, self.settings.fit, only=layers)
+            else:
+                add_corrections_(self.model, PROBE, draws)
+                for name, delta in corrections.items():
+                    was_layers(self.model)[name].fitted[PROBE].data.copy_(delta)
             set_draws_(self.model, with_correction(draws, PROBE))
             recalibrate_bn_(self.model, self.bn_batches)
             log_probs = self._log_probs()
@@ -154,12 +162,27 @@ class Scorer:
 
 
 def score_options(scorer: Scorer, structure: Structure, options: list[Option]) -> list[Option]:
-    """Each option with its score (see :class:`Scorer`)."""
+    """Each option with its score (see :class:`Scorer`); a layer's window options share one fit
+    (:func:`~wascompress.fit.layerwise.window_fits`)."""
     scored = []
     began = time.perf_counter()
+    windows: dict[str, list[tuple[int, int, int, int]]] = {}
+    for option in options:
+        if option.window is not None:
+            windows.setdefault(option.unit.split(":", 1)[1], []).append(option.window)
+    solved = {}
+    for name, boxes in windows.items():
+        with torch.no_grad():
+            use_pw_(scorer.model)
+            fits = window_fits(scorer.model, name, boxes, scorer.fit_images, scorer.settings.fit)
+        solved.update({(name, box): delta for box, delta in fits.items()})
     for option in options:
         cuts, fit_layers = option_cuts(option, structure)
-        scored.append(Option(option.unit, option.window, option.keep, scorer.score(cuts, fit_layers)))
+        corrections = None
+        if option.window is not None:
+            name = option.unit.split(":", 1)[1]
+            corrections = {name: solved[(name, option.window)]}
+        scored.append(Option(option.unit, option.window, option.keep, scorer.score(cuts, fit_layers, corrections)))
     log.info("scored %d cut options in %.1f s", len(options), time.perf_counter() - began)
     return scored
 
