@@ -325,6 +325,26 @@ def fit_time(r: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def plan_time(r: dict[str, Any]) -> list[str]:
+    fit, score, dom = r["images"]
+    lines = [
+        "## Planning and fitting a DOM layer by layer (`bench_plan.py`)",
+        "",
+        f"resnet18 (width 0.25) at 32 px, random weights and images: every cut option scored (`wascompress.plan`: "
+        f"five smaller windows per 3x3 conv, channel groups in steps of 16; fitted on {fit} images, judged on "
+        f"{score}), the 0.5-budget plan chosen, its DOM fitted on {dom:,} images. Goal (issue 35): planning and "
+        "fitting <= 2 minutes. Study training paused while it ran.",
+        "",
+        *header(r),
+        "| run | options | planning s | fit s | total s |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for i, run in enumerate(r["runs"], 1):
+        lines.append(f"| {i} | {run['options']} | {run['plan_s']:.1f} | {run['fit_s']:.1f} | {run['total_s']:.1f} |")
+    m = r["median"]
+    return lines + [f"| median | | {m['plan_s']:.1f} | {m['fit_s']:.1f} | **{m['total_s']:.1f}** |", ""]
+
+
 def compress_overhead(r: dict[str, Any]) -> list[str]:
     runs = ", ".join(f"{a:.1f} / {b:.1f}" for a, b in zip(r["times_s"]["compress"], r["times_s"]["by_hand"]))
     return [
@@ -351,6 +371,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "int8": int8,
     "int8_crop_stem": int8_crop_stem,
     "fit": fit_time,
+    "plan": plan_time,
     "compress_overhead": compress_overhead,
 }
 
