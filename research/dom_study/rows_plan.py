@@ -34,7 +34,6 @@ from wascompress.fileio import atomic_write_text
 from wascompress.fit import FitRequest, fit_checkpoint
 from wascompress.models.cost import count_macs
 from wascompress.plan import PlanRequest, plan_checkpoint
-from wascompress.train.finetune import FINETUNE_LR_FACTOR
 from wascompress.was.planned import DomPlan, plans_to_json, read_plans
 
 
