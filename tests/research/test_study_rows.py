@@ -10,7 +10,7 @@ sys.path.insert(0, str(REPO / "research" / "dom_study"))
 import study_rows  # noqa: E402  (a broken import fails, not skips)
 
 KINDS = {"baseline", "paper", "sandwich", "sandwich-ft", "scratch", "thin", "torch-pruning", "torch-pruning-walltime",
-         "pretrained", "torch-pruning-multi"}
+         "pretrained", "torch-pruning-multi", "plan"}
 
 
 def test_every_row_names_a_known_kind_and_existing_rows():
@@ -25,7 +25,7 @@ def test_every_row_names_a_known_kind_and_existing_rows():
 def test_every_row_with_was_builds_it_for_each_network_it_runs_on():
     for row, settings in study_rows.ROW_SETTINGS.items():
         if "was" not in settings:
-            assert settings["kind"] in ("baseline", "thin") or settings["kind"].startswith("torch-pruning"), row
+            assert settings["kind"] in ("baseline", "thin", "plan") or settings["kind"].startswith("torch-pruning"), row
             continue
         models = ("resnet18", "tiny") if settings["was"] == "mixed" else ("resnet18", "vgg16", "tiny")
         for model in models:
