@@ -8,13 +8,14 @@ import json
 from dataclasses import replace
 
 import pytest
+import torch
 
 from tests.conftest import assert_one_line_error
 from wascompress.checkpoint import load_checkpoint
 from wascompress.profile.onnx_cost import onnx_cost
 from wascompress.train.config import TrainConfig
 from wascompress.train.trainer import train
-from wascompress.was import was_layers
+from wascompress.was import use_pw_, was_layers
 
 TINY = dict(model="tiny", width=2.0, dataset="synthetic", lr=0.05, batch_size=64, bn_batches=2, channels_last=False)
 PLAN = ["--channel-step", "8", "--fit-images", "64", "--score-images", "64"]
@@ -46,11 +47,15 @@ def test_plan_prints_each_budgets_layers_and_fit_and_export_deploy_them(tmp_path
     fitted = tmp_path / "fitted.pt"
     result = run_main("fit", str(trained), "--plan", str(plans), "--fit-images", "128", "--out", str(fitted))
     assert result.returncode == 0, result.stderr
-    assert [line.split(":")[0] for line in result.stdout.splitlines()[:2]] == ["planned DOM plan0_6",
-                                                                                 "planned DOM plan0_4"]
+    assert [line.split(" (")[0] for line in result.stdout.splitlines()[:2]] == ["planned DOM plan0_6",
+                                                                                  "planned DOM plan0_4"]
+    assert "validation top-1" in result.stdout
     loaded = load_checkpoint(fitted)
     assert [d["key"] for d in loaded.planned_doms()] == ["plan0_6", "plan0_4"]
-    model = loaded.build_model()
+    model, original = loaded.build_model(), load_checkpoint(trained).build_model()
+    use_pw_(model)
+    x = torch.randn(4, 3, 32, 32)
+    assert torch.equal(model(x), original(x))  # the AOM and its statistics as trained (the DOMs' checks left none)
     assert any(layer.fitted["plan0_4"].abs().sum() > 0 for layer in was_layers(model).values())
     for budget in ("0.6", "0.4"):
         out = tmp_path / f"dom-{budget}.onnx"

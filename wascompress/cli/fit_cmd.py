@@ -44,6 +44,8 @@ def run_fit(args: argparse.Namespace) -> int:
         fit = report["fits"][dom["key"] if "key" in dom else str(dom["seed"])]
         budget = f"budget {dom['target']:g} ({dom['ratio']:.3f} of the AOM's MACs), " if "target" in dom else ""
         name = f"planned DOM {dom['key']}" if "key" in dom else f"DOM seed {dom['seed']}"
+        if fit.get("val_top1") is not None:
+            name += f" (validation top-1 {fit['val_top1'] * 100:.2f}% before training)"
         print(f"{name}: {budget}mean relative layer error {fit['mean_error_plain']:.3f} -> "
               f"{fit['mean_error_fitted']:.3f} on "
               f"{fit['images']} training images, {fit['stored_numbers']:,} numbers stored beside PW, "

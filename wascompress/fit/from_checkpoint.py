@@ -16,11 +16,14 @@ from typing import Any
 from torch import Tensor, nn
 
 from wascompress.checkpoint import Checkpoint, load_checkpoint
-from wascompress.data.run_data import checkpoint_calibration_images, checkpoint_splits
+from wascompress.data.run_data import Splits, checkpoint_calibration, checkpoint_calibration_images, checkpoint_splits
 from wascompress.errors import CheckpointError, ConfigError, DataError
 from wascompress.export.budget import check_budget, closest_under, seed_costs
-from wascompress.fit.layerwise import FitSettings, fit_dom_, fit_seeds_, fit_summary
-from wascompress.was import WASConfig, apply_was_, check_seed, has_was, plain_state_dict, was_config
+from wascompress.evaluate import count_correct
+from wascompress.fit.layerwise import FitSettings, bn_state, fit_dom_, fit_seeds_, fit_summary, load_bn_state
+from wascompress.was import (WASConfig, apply_was_, check_seed, has_was, plain_state_dict, recalibrate_bn_, set_draws_,
+                             use_pw_, was_config)
+from wascompress.was.shadow import Draws
 from wascompress.was.fitted import correction_size
 from wascompress.was.planned import PLAN_WAS, DomPlan, plan_key
 
@@ -106,11 +109,15 @@ def fit_checkpoint(source: str | Path, out: str | Path, request: FitRequest, *, 
     for plan in request.plans or ():
         plan.draws(model)  # a plan made for another model: one line, before any data is read
     try:
-        images = checkpoint_calibration_images(loaded, checkpoint_splits(loaded, data_dir), request.images)
+        splits = checkpoint_splits(loaded, data_dir)
+        images = checkpoint_calibration_images(loaded, splits, request.images)
     except DataError as err:
         raise DataError(f"{err} (the fit solves on the run's training images: pass --data-dir)") from None
     if request.plans is not None:
         fits, config = fit_plans_(model, loaded, request.plans, images, request.settings)
+        for plan in request.plans:  # how each fitted DOM starts, before any training
+            key = plan_key(plan.target_macs)
+            fits[key]["val_top1"] = planned_val_accuracy(model, loaded, splits, plan.draws(model, key))
         doms = config["dom_plans"]
     else:
         seeds = [d["seed"] for d in doms]
@@ -122,6 +129,21 @@ def fit_checkpoint(source: str | Path, out: str | Path, request: FitRequest, *, 
                      was=was_config(model).to_dict(), bn_stats="aom", optimizer=None, scheduler=None, rng=None)
     fitted.save(out)
     return {"source": str(source), "out": str(out), "doms": doms, "fits": fits}
+
+
+def planned_val_accuracy(model: nn.Module, loaded: Checkpoint, splits: Splits, draws: Draws) -> float | None:
+    """Validation top-1 of the DOM ``draws`` make, BatchNorm re-estimated on the run's calibration batches
+    (None without validation images); the model is left in AOM with its own statistics."""
+    if len(splits.val) == 0:
+        return None
+    saved = bn_state(model)
+    try:
+        set_draws_(model, draws)
+        recalibrate_bn_(model, checkpoint_calibration(loaded, splits))
+        return count_correct(model, splits.val).top1
+    finally:
+        use_pw_(model)
+        load_bn_state(model, saved)
 
 
 def fit_plans_(model: nn.Module, loaded: Checkpoint, plans: tuple[DomPlan, ...], images: Tensor,
