@@ -214,14 +214,20 @@ def layer_table(structure: Structure, chosen: dict[str, Option]) -> list[dict[st
     return rows
 
 
+def options_by_unit(options: list[Option]) -> dict[str, list[Option]]:
+    """The options grouped by the unit (a conv's window, a group's channels) they cut, in order."""
+    by_unit: dict[str, list[Option]] = {}
+    for option in options:
+        by_unit.setdefault(option.unit, []).append(option)
+    return by_unit
+
+
 def allocate(structure: Structure, options: list[Option], target_macs: int) -> dict[str, Option]:
     """The units' options (at most one each) of least total score whose plan has at most ``target_macs``
     (greedy on score per MAC saved, then relaxed); a budget that cutting everything cannot reach is a
     one-line :class:`ConfigError`."""
     check_reachable(structure, options, target_macs / structure.macs({}, {}))
-    by_unit: dict[str, list[Option]] = {}
-    for option in options:
-        by_unit.setdefault(option.unit, []).append(option)
+    by_unit = options_by_unit(options)
     chosen: dict[str, Option] = {}
     while plan_macs(structure, chosen) > target_macs:
         chosen = _cheapest_step(structure, chosen, by_unit)
@@ -297,10 +303,8 @@ def scored_options(model: nn.Module, structure: Structure, fit_images: Tensor, h
 def check_reachable(structure: Structure, options: list[Option], target: float) -> None:
     """A one-line :class:`ConfigError` when cutting every unit as far as ``options`` allow stays over
     ``target`` of the dense MACs."""
-    by_unit: dict[str, list[Option]] = {}
-    for option in options:
-        by_unit.setdefault(option.unit, []).append(option)
-    lowest = plan_macs(structure, {u: min(o, key=lambda x: plan_macs(structure, {u: x})) for u, o in by_unit.items()})
+    lowest = plan_macs(structure, {u: min(o, key=lambda x: plan_macs(structure, {u: x}))
+                                   for u, o in options_by_unit(options).items()})
     dense = structure.macs({}, {})
     if lowest > target * dense:
         raise ConfigError(f"no plan reaches {target:.3f} of the MACs: cutting every layer as far as the options "
